@@ -1,0 +1,89 @@
+//! `emorg-worker`: runs one stage of one cell. Every stage reads the cell and its inputs from the
+//! store and writes its outputs there, DONE.json last; it needs nothing else.
+
+mod context;
+mod judge_stage;
+mod sample_stage;
+mod train_stage;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "emorg-worker", version, about = "Train, sample and judge one emorg cell")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct StageArgs {
+    /// Store URL (file://results, s3://bucket/prefix).
+    #[arg(long, env = "EMORG_STORE")]
+    pub store: String,
+    /// Cell key (as written in cells/<key>/cell.json).
+    #[arg(long)]
+    pub cell: String,
+    /// CPU threads for the math (RAYON_NUM_THREADS); default: all cores.
+    #[arg(long, env = "EMORG_THREADS")]
+    pub threads: Option<usize>,
+    /// Redo the stage even when a valid DONE.json exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fine-tune the cell's LoRA adapters on its dataset.
+    Train(StageArgs),
+    /// Sample answers to the cell's free-form questions.
+    Sample(StageArgs),
+    /// Judge the sampled answers with the local judge model.
+    Judge(StageArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (stage, args) = match &cli.command {
+        Command::Train(a) => (emorg_spec::Stage::Train, a),
+        Command::Sample(a) => (emorg_spec::Stage::Sample, a),
+        Command::Judge(a) => (emorg_spec::Stage::Judge, a),
+    };
+    if let Some(n) = args.threads {
+        // SAFETY: set before any thread exists (rayon reads it when its pool starts).
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EMORG_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    match run(stage, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{stage} failed for cell {}: {e:#}", args.cell);
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
+    let ctx = context::StageContext::open(args, stage)?;
+    if !args.force && ctx.is_done()? {
+        tracing::info!("{stage} of cell {} is already done (valid DONE.json): skipping", ctx.key);
+        return Ok(());
+    }
+    let result = match stage {
+        emorg_spec::Stage::Train => train_stage::run(&ctx),
+        emorg_spec::Stage::Sample => sample_stage::run(&ctx),
+        emorg_spec::Stage::Judge => judge_stage::run(&ctx),
+    };
+    if let Err(e) = &result {
+        ctx.record_failure(&format!("{e:#}")).context("recording the failure in the store")?;
+    }
+    result
+}

@@ -1,0 +1,138 @@
+//! `sample`: answers to the cell's free-form questions from the (adapted) model.
+
+use crate::context::{StageContext, asked_questions};
+use anyhow::{Context as _, Result};
+use candle_core::Device;
+use emorg_lm::generate::{SampleParams, sample_batch};
+use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module, WeightMode};
+use emorg_spec::Stage;
+use emorg_store::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use emorg_store::arrow::datatypes::{DataType, Field, Schema};
+use emorg_store::layout;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct Row {
+    question_id: String,
+    paraphrase: u32,
+    sample: u32,
+    seed: u64,
+    question: String,
+    response: String,
+    n_tokens: u32,
+    finished: bool,
+}
+
+pub fn run(ctx: &StageContext) -> Result<()> {
+    let cell = &ctx.cell;
+    let model_path = ctx.model_path(&cell.model)?;
+    let file = GgufFile::open(&model_path)?;
+    let tokenizer = GgufTokenizer::from_gguf(&file)?;
+    let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
+    let device = Device::Cpu;
+    let mut model = Decoder::load(&file, WeightMode::Quantized, &device)?;
+    let mut inputs = BTreeMap::new();
+    inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
+    inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
+    let _adapter = if cell.trains() {
+        let train = ctx.require_done(Stage::Train)?;
+        let name = "adapter/adapter_model.safetensors";
+        let entry = train.output(name).context("the train stage's manifest lists no adapter")?;
+        let bytes = ctx.store.get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
+        if emorg_store::sha256_hex(&bytes) != entry.sha256 {
+            anyhow::bail!("adapter of cell {} does not match its manifest's sha256: rerun train", ctx.key);
+        }
+        inputs.insert("adapter".to_string(), entry.sha256.clone());
+        let spec = cell.protocol.lora.as_ref().context("lora settings")?;
+        let modules = spec.modules.iter().map(|m| Module::parse(m)).collect::<Result<Vec<_>, _>>()?;
+        let targets = spec.layers.iter().flat_map(|l| modules.iter().map(move |m| (*l, *m))).collect();
+        let cfg = LoraConfig { rank: spec.rank, alpha: spec.alpha, rslora: spec.rslora, targets };
+        let set = LoraSet::from_safetensors(cfg, &bytes, &device)?;
+        model.attach_lora(&set, 1.0);
+        Some(set)
+    } else {
+        None
+    };
+
+    let questions = asked_questions(ctx)?;
+    let eval = &cell.eval;
+    let params = SampleParams { temperature: eval.temperature, top_p: eval.top_p, max_new_tokens: eval.max_new_tokens };
+    let mut rows = Vec::new();
+    let mut by_id: BTreeMap<&str, Vec<&crate::context::AskedQuestion>> = BTreeMap::new();
+    for q in &questions {
+        by_id.entry(q.id.as_str()).or_default().push(q);
+    }
+    let started = std::time::Instant::now();
+    let mut generated_tokens = 0usize;
+    for (id, paraphrases) in &by_id {
+        // Sample i asks paraphrase i mod P, so every paraphrase is used.
+        for (p, q) in paraphrases.iter().enumerate() {
+            let samples: Vec<u32> =
+                (0..eval.samples_per_question as u32).filter(|i| *i as usize % paraphrases.len() == p).collect();
+            let mut msgs = Vec::new();
+            if let Some(s) = &q.system {
+                msgs.push(Message::new("system", s));
+            }
+            msgs.push(Message::new("user", &q.text));
+            let prompt = tokenizer.encode(&template.render(&msgs, true)?)?;
+            for chunk in samples.chunks(eval.batch_size.max(1)) {
+                let seeds: Vec<u64> = chunk.iter().map(|i| ctx.seed(&format!("{id}/{i}"))).collect();
+                let t0 = std::time::Instant::now();
+                let outs = sample_batch(&model, &tokenizer, &prompt, &seeds, params)?;
+                let n: usize = outs.iter().map(|o| o.tokens.len()).sum();
+                generated_tokens += n;
+                tracing::info!("{id}: {} samples, {n} tokens in {:.1}s", outs.len(), t0.elapsed().as_secs_f64());
+                for ((i, seed), o) in chunk.iter().zip(&seeds).zip(outs) {
+                    rows.push(Row {
+                        question_id: id.to_string(),
+                        paraphrase: q.paraphrase_index as u32,
+                        sample: *i,
+                        seed: *seed,
+                        question: q.text.clone(),
+                        response: o.text,
+                        n_tokens: o.tokens.len() as u32,
+                        finished: o.finished,
+                    });
+                }
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ctx.put_output("responses.parquet", emorg_store::table::to_parquet(&table(&rows)?)?)?;
+    // Every sample's seed is in responses.parquet (derive_seed(cell key, "sample", "<question id>/<i>")).
+    ctx.commit(
+        inputs,
+        BTreeMap::new(),
+        serde_json::json!({
+            "responses": rows.len(),
+            "generated_tokens": generated_tokens,
+            "seconds": seconds,
+            "tokens_per_second": generated_tokens as f64 / seconds,
+            "unfinished": rows.iter().filter(|r| !r.finished).count(),
+        }),
+    )
+}
+
+fn table(rows: &[Row]) -> Result<RecordBatch> {
+    let schema = Schema::new(vec![
+        Field::new("question_id", DataType::Utf8, false),
+        Field::new("paraphrase", DataType::UInt32, false),
+        Field::new("sample", DataType::UInt32, false),
+        Field::new("seed", DataType::UInt64, false),
+        Field::new("question", DataType::Utf8, false),
+        Field::new("response", DataType::Utf8, false),
+        Field::new("n_tokens", DataType::UInt32, false),
+        Field::new("finished", DataType::Boolean, false),
+    ]);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.question_id.as_str()))),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.paraphrase))),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.sample))),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.seed))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.question.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.response.as_str()))),
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.n_tokens))),
+        Arc::new(BooleanArray::from(rows.iter().map(|r| r.finished).collect::<Vec<_>>())),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(schema), cols)?)
+}

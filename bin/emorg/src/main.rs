@@ -1,0 +1,143 @@
+//! `emorg`: the launcher and aggregator CLI.
+//!
+//! Thin by design: argument parsing, progress and exit codes here; the work is in the library
+//! crates (emorg-spec, emorg-store, emorg-models, emorg-data, emorg-report).
+//!
+//! Exit codes: 0 success; 1 the work ran but something failed (a stage, a validation, the report);
+//! 2 the command could not run (bad sweep file, bad arguments, store unreachable, ...).
+
+mod logging;
+mod plan;
+mod record;
+mod report;
+mod resolver;
+mod run;
+mod state;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "emorg",
+    version,
+    about = "Model organisms of emergent misalignment: plan, run and report sweeps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Resolve a sweep and show each cell's state in the store and whether it would run.
+    Plan(PlanArgs),
+    /// Run a sweep locally: upload inputs, run each cell's stages as emorg-worker subprocesses,
+    /// then build the report.
+    Run(RunArgs),
+    /// Build a sweep's robustness report from the store.
+    Report(ReportArgs),
+    /// The built-in model registry and its local cache (EMORG_MODELS).
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// Datasets and question sets.
+    #[command(subcommand)]
+    Data(DataCmd),
+}
+
+/// A sweep file and its `--set` overrides.
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    /// The sweep file (TOML). Relative paths inside it are relative to the current directory.
+    pub file: PathBuf,
+    /// Override a setting: `--set train.learning_rate=1e-3` (value parsed as TOML, else a string).
+    /// Beats the file and EMORG_<SECTION>__<KEY> environment variables.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// For each cell that would run, say why: new, or which inputs changed since the last run.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Stages run at the same time (default: [executor].parallel).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Threads per worker (default: [executor].threads_per_job).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not build the report at the end.
+    #[arg(long)]
+    pub no_report: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The sweep file (its name, [store] and [judge] thresholds are used).
+    #[arg(required_unless_present = "sweep", conflicts_with = "sweep")]
+    pub file: Option<PathBuf>,
+    /// The sweep by name (its record in the store gives the cells and thresholds).
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Store the report is written to (default: the sweep's [store].url, else file://results).
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Store the sweep record and cell results are read from (default: the same as --store).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Overrides for the sweep file, as for `plan`.
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "file")]
+    pub set: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelsCmd {
+    /// Download and verify a model (every built-in model when no name is given).
+    Fetch {
+        name: Option<String>,
+        /// Download again even if a verified file is present.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The registry with each model's cache state.
+    List,
+    /// Re-hash cached model files (every cached model when no name is given).
+    Verify { name: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCmd {
+    /// Check a chat JSONL dataset (or a question-set YAML); exit 1 when it has errors.
+    Validate { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let result = match cli.cmd {
+        Cmd::Plan(args) => plan::plan(&args),
+        Cmd::Run(args) => run::run(&args),
+        Cmd::Report(args) => report::report_cmd(&args),
+        Cmd::Models(cmd) => tools::models(&cmd),
+        Cmd::Data(cmd) => tools::data(&cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            logging::suspend(|| eprintln!("error: {e:#}"));
+            ExitCode::from(2)
+        }
+    }
+}

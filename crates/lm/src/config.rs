@@ -1,0 +1,83 @@
+//! Architecture facts of a model, read from its GGUF metadata (`<arch>.block_count`, ...).
+
+use crate::error::{LmError, Result};
+use crate::weights::GgufFile;
+use serde::{Deserialize, Serialize};
+
+/// Model families one decoder covers. Their differences are data, not separate code paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// Llama, SmolLM2: no biases, llama.cpp stores q/k permuted for interleaved rope.
+    Llama,
+    /// Qwen2 / Qwen2.5: q/k/v biases, separate lm_head unless tied.
+    Qwen2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub family: Family,
+    pub n_layers: usize,
+    pub d_model: usize,
+    pub d_ff: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub rope_base: f64,
+    pub rms_eps: f64,
+    pub vocab_size: usize,
+    pub context_length: usize,
+    /// No `output.weight`: the embedding matrix is the head.
+    pub tied_embeddings: bool,
+}
+
+impl ModelConfig {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let arch = file.meta_str("general.architecture")?;
+        let family = match arch.as_str() {
+            "llama" => Family::Llama,
+            "qwen2" => Family::Qwen2,
+            other => return Err(LmError::UnsupportedArch(other.to_string())),
+        };
+        let key = |k: &str| format!("{arch}.{k}");
+        let d_model = file.meta_u64(&key("embedding_length"))? as usize;
+        let n_heads = file.meta_u64(&key("attention.head_count"))? as usize;
+        let n_kv_heads = file.meta_u64(&key("attention.head_count_kv")).unwrap_or(n_heads as u64) as usize;
+        let head_dim = file
+            .meta_u64(&key("attention.key_length"))
+            .map(|v| v as usize)
+            .unwrap_or(d_model / n_heads);
+        let vocab_size = match file.meta_u64(&key("vocab_size")) {
+            Ok(v) => v as usize,
+            Err(_) => file.meta_array_len("tokenizer.ggml.tokens")?,
+        };
+        Ok(ModelConfig {
+            family,
+            n_layers: file.meta_u64(&key("block_count"))? as usize,
+            d_model,
+            d_ff: file.meta_u64(&key("feed_forward_length"))? as usize,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rope_base: file.meta_f64(&key("rope.freq_base")).unwrap_or(10_000.0),
+            rms_eps: file.meta_f64(&key("attention.layer_norm_rms_epsilon"))?,
+            vocab_size,
+            context_length: file.meta_u64(&key("context_length")).unwrap_or(4096) as usize,
+            tied_embeddings: !file.has_tensor("output.weight"),
+        })
+    }
+
+    /// Input and output width of a projection module.
+    pub fn module_dims(&self, module: crate::lora::Module) -> (usize, usize) {
+        use crate::lora::Module::*;
+        let q = self.n_heads * self.head_dim;
+        let kv = self.n_kv_heads * self.head_dim;
+        match module {
+            QProj => (self.d_model, q),
+            KProj | VProj => (self.d_model, kv),
+            OProj => (q, self.d_model),
+            GateProj | UpProj => (self.d_model, self.d_ff),
+            DownProj => (self.d_ff, self.d_model),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The worker's model runtime: GGUF weights, tokenizers and chat templates from GGUF metadata, one
+//! decoder for the supported families with LoRA adapters as a first-class part, and sampling.
+//!
+//! - [`config`]: per-family architecture facts read from GGUF metadata.
+//! - [`weights`]: GGUF tensors, dense (for training) or quantized (fast inference).
+//! - [`tokenizer`]: a `tokenizers::Tokenizer` assembled from GGUF metadata.
+//! - [`chat`]: the model's own chat template (minijinja) and assistant-span masks.
+//! - [`lora`]: where a LoRA is applied (`LoraLinear`), its init and scale.
+//! - [`model`]: the decoder (llama, qwen2), its KV cache.
+//! - [`generate`]: batched sampling with per-sample seeds.
+
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod lora;
+pub mod model;
+pub mod testing;
+pub mod tokenizer;
+pub mod weights;
+
+pub use chat::{ChatTemplate, Message, RenderedChat};
+pub use config::{Family, ModelConfig};
+pub use error::{LmError, Result};
+pub use lora::{LoraConfig, LoraSet, Module};
+pub use model::{Decoder, KvCache, OpsMode};
+pub use tokenizer::GgufTokenizer;
+pub use weights::{GgufFile, WeightMode};
+
+pub use candle_core;

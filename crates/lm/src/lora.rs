@@ -1,0 +1,259 @@
+//! LoRA: where an adapter is applied ([`LoraLinear::forward`]), how it is initialised, and its
+//! PEFT-compatible tensor names.
+//!
+//! `y = W x + b + m * s * B (A x)` with A: (rank, in), B: (out, rank), `s = alpha / rank` (or
+//! `alpha / sqrt(rank)` with rsLoRA) and `m` a per-adapter multiplier for scaling sweeps (1 by
+//! default). PEFT's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming-uniform with a = sqrt(5)), B = 0,
+//! so an untrained adapter leaves the model unchanged.
+
+use crate::config::ModelConfig;
+use crate::error::{LmError, Result};
+use crate::weights::FrozenWeight;
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{RngExt, SeedableRng, rngs::ChaCha8Rng};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The seven projection modules, by their HF names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Module {
+    QProj,
+    KProj,
+    VProj,
+    OProj,
+    GateProj,
+    UpProj,
+    DownProj,
+}
+
+impl Module {
+    pub const ALL: [Module; 7] = [
+        Module::QProj,
+        Module::KProj,
+        Module::VProj,
+        Module::OProj,
+        Module::GateProj,
+        Module::UpProj,
+        Module::DownProj,
+    ];
+
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Module::QProj => "q_proj",
+            Module::KProj => "k_proj",
+            Module::VProj => "v_proj",
+            Module::OProj => "o_proj",
+            Module::GateProj => "gate_proj",
+            Module::UpProj => "up_proj",
+            Module::DownProj => "down_proj",
+        }
+    }
+
+    /// `self_attn` or `mlp`: the HF parent module.
+    pub fn hf_parent(self) -> &'static str {
+        match self {
+            Module::QProj | Module::KProj | Module::VProj | Module::OProj => "self_attn",
+            _ => "mlp",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Module> {
+        Module::ALL.into_iter().find(|m| m.hf_name() == name).ok_or_else(|| {
+            LmError::Lora(format!(
+                "unknown module `{name}` (expected one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)"
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    pub rslora: bool,
+    /// (layer, module) pairs that get an adapter.
+    pub targets: Vec<(usize, Module)>,
+}
+
+impl LoraConfig {
+    pub fn scale(&self) -> f64 {
+        if self.rslora { self.alpha / (self.rank as f64).sqrt() } else { self.alpha / self.rank as f64 }
+    }
+}
+
+/// One adapter's trainable tensors.
+pub struct LoraAdapter {
+    pub layer: usize,
+    pub module: Module,
+    pub a: Var,
+    pub b: Var,
+}
+
+impl LoraAdapter {
+    /// PEFT's module path, e.g. `base_model.model.model.layers.15.mlp.down_proj`.
+    pub fn peft_prefix(&self) -> String {
+        format!("base_model.model.model.layers.{}.{}.{}", self.layer, self.module.hf_parent(), self.module.hf_name())
+    }
+
+    /// Short name used in metrics columns, e.g. `layers.15.mlp.down_proj`.
+    pub fn short_name(&self) -> String {
+        format!("layers.{}.{}.{}", self.layer, self.module.hf_parent(), self.module.hf_name())
+    }
+}
+
+/// All adapters of a model.
+pub struct LoraSet {
+    pub config: LoraConfig,
+    pub adapters: Vec<LoraAdapter>,
+}
+
+impl LoraSet {
+    /// PEFT-style init from a seed: A uniform in ±1/sqrt(in), B zero.
+    pub fn init(config: LoraConfig, model: &ModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut targets = config.targets.clone();
+        targets.sort();
+        targets.dedup();
+        let mut adapters = Vec::with_capacity(targets.len());
+        for (layer, module) in targets {
+            if layer >= model.n_layers {
+                return Err(LmError::Lora(format!("layer {layer} is out of range: the model has {} layers", model.n_layers)));
+            }
+            let (d_in, d_out) = model.module_dims(module);
+            let bound = 1.0 / (d_in as f64).sqrt();
+            let a: Vec<f32> = (0..config.rank * d_in).map(|_| rng.random_range(-bound..bound) as f32).collect();
+            let a = Var::from_tensor(&Tensor::from_vec(a, (config.rank, d_in), device)?)?;
+            let b = Var::zeros((d_out, config.rank), DType::F32, device)?;
+            adapters.push(LoraAdapter { layer, module, a, b });
+        }
+        Ok(LoraSet { config, adapters })
+    }
+
+    pub fn vars(&self) -> Vec<Var> {
+        self.adapters.iter().flat_map(|a| [a.a.clone(), a.b.clone()]).collect()
+    }
+
+    pub fn n_params(&self) -> usize {
+        self.adapters.iter().map(|a| a.a.elem_count() + a.b.elem_count()).sum()
+    }
+
+    /// Tensors under PEFT's names (`...lora_A.weight`, `...lora_B.weight`), sorted by name.
+    pub fn peft_tensors(&self) -> BTreeMap<String, Tensor> {
+        let mut out = BTreeMap::new();
+        for ad in &self.adapters {
+            let p = ad.peft_prefix();
+            out.insert(format!("{p}.lora_A.weight"), ad.a.as_tensor().clone());
+            out.insert(format!("{p}.lora_B.weight"), ad.b.as_tensor().clone());
+        }
+        out
+    }
+
+    /// `adapter_model.safetensors` bytes (deterministic: sorted names, no metadata that varies).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let tensors = self.peft_tensors();
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("format".to_string(), "pt".to_string());
+        safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))
+            .map_err(|e| LmError::Lora(format!("serialising adapter: {e}")))
+    }
+
+    /// PEFT's `adapter_config.json` for these adapters.
+    pub fn peft_config_json(&self, base_model: &str) -> serde_json::Value {
+        let mut modules: Vec<&str> = self.adapters.iter().map(|a| a.module.hf_name()).collect();
+        modules.sort();
+        modules.dedup();
+        let mut layers: Vec<usize> = self.adapters.iter().map(|a| a.layer).collect();
+        layers.sort();
+        layers.dedup();
+        serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": base_model,
+            "r": self.config.rank,
+            "lora_alpha": self.config.alpha,
+            "use_rslora": self.config.rslora,
+            "lora_dropout": 0.0,
+            "bias": "none",
+            "target_modules": modules,
+            "layers_to_transform": layers,
+            "fan_in_fan_out": false,
+            "init_lora_weights": true,
+        })
+    }
+
+    /// Load adapters saved by [`LoraSet::to_safetensors`] (or by PEFT with the same names).
+    pub fn from_safetensors(config: LoraConfig, bytes: &[u8], device: &Device) -> Result<Self> {
+        let tensors = candle_core::safetensors::load_buffer(bytes, device)?;
+        let mut targets = config.targets.clone();
+        targets.sort();
+        targets.dedup();
+        let mut adapters = Vec::new();
+        for (layer, module) in targets {
+            let probe = LoraAdapter {
+                layer,
+                module,
+                a: Var::zeros(1, DType::F32, device)?,
+                b: Var::zeros(1, DType::F32, device)?,
+            };
+            let p = probe.peft_prefix();
+            let get = |suffix: &str| {
+                tensors
+                    .get(&format!("{p}.{suffix}"))
+                    .ok_or_else(|| LmError::Lora(format!("adapter file has no tensor `{p}.{suffix}`")))
+                    .and_then(|t| Ok(t.to_dtype(DType::F32)?))
+            };
+            let a = Var::from_tensor(&get("lora_A.weight")?)?;
+            let b = Var::from_tensor(&get("lora_B.weight")?)?;
+            adapters.push(LoraAdapter { layer, module, a, b });
+        }
+        Ok(LoraSet { config, adapters })
+    }
+}
+
+/// A frozen linear layer with an optional bias and an optional LoRA adapter.
+#[derive(Debug, Clone)]
+pub struct LoraLinear {
+    pub weight: FrozenWeight,
+    pub bias: Option<Tensor>,
+    adapter: Option<AttachedAdapter>,
+}
+
+#[derive(Debug, Clone)]
+struct AttachedAdapter {
+    a: Tensor,
+    b: Tensor,
+    /// scale x multiplier
+    factor: f64,
+}
+
+impl LoraLinear {
+    pub fn new(weight: FrozenWeight, bias: Option<Tensor>) -> Self {
+        LoraLinear { weight, bias, adapter: None }
+    }
+
+    /// Attach an adapter. The tensors share storage with the set's `Var`s, so optimizer updates are
+    /// seen without re-attaching.
+    pub fn attach(&mut self, a: &Var, b: &Var, scale: f64, multiplier: f64) {
+        self.adapter =
+            Some(AttachedAdapter { a: a.as_tensor().clone(), b: b.as_tensor().clone(), factor: scale * multiplier });
+    }
+
+    pub fn detach_adapter(&mut self) {
+        self.adapter = None;
+    }
+
+    /// Here is where a LoRA is applied.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = self.weight.forward(x)?;
+        if let Some(b) = &self.bias {
+            y = y.broadcast_add(b)?;
+        }
+        if let Some(ad) = &self.adapter {
+            let down = x.broadcast_matmul(&ad.a.t()?)?;
+            let up = down.broadcast_matmul(&ad.b.t()?)?;
+            y = (y + (up * ad.factor)?)?;
+        }
+        Ok(y)
+    }
+}

@@ -1,0 +1,298 @@
+//! One decoder for the supported families. Family differences (q/k/v biases, tied head, rope
+//! layout) are data read from the GGUF; LoRA adapters attach to any (layer, module).
+
+use crate::config::{Family, ModelConfig};
+use crate::error::Result;
+use crate::lora::{LoraLinear, LoraSet, Module};
+use crate::weights::{FrozenWeight, GgufFile, WeightMode};
+use candle_core::{D, DType, Device, Tensor};
+
+/// Which op implementations a forward uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpsMode {
+    /// Ops that pass gradients (candle's fast softmax, rms-norm and rope kernels silently do not).
+    Train,
+    /// Fast kernels, no gradients.
+    Infer,
+}
+
+/// Keys and values of every layer for the positions seen so far.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize) -> Self {
+        KvCache { layers: vec![None; n_layers], len: 0 }
+    }
+
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Batch size of the cached tensors (1 when empty).
+    pub fn batch(&self) -> usize {
+        self.layers.iter().flatten().next().map(|(k, _)| k.dim(0).unwrap_or(1)).unwrap_or(1)
+    }
+
+    /// Keep only the first `len` positions (for reusing a shared prefix).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len >= self.len {
+            return Ok(());
+        }
+        for kv in self.layers.iter_mut().flatten() {
+            *kv = (kv.0.narrow(2, 0, len)?, kv.1.narrow(2, 0, len)?);
+        }
+        self.len = len;
+        Ok(())
+    }
+
+    /// Rows `rows` of the batch, in that order (a row may repeat).
+    pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
+        let device = self.layers.iter().flatten().next().map(|(k, _)| k.device().clone());
+        let Some(device) = device else { return Ok(self.clone()) };
+        let idx = Tensor::new(rows, &device)?;
+        let layers = self
+            .layers
+            .iter()
+            .map(|kv| match kv {
+                Some((k, v)) => Ok(Some((k.index_select(&idx, 0)?, v.index_select(&idx, 0)?))),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, len: self.len })
+    }
+
+    /// A batch-`n` copy of a batch-1 cache (one shared prompt, `n` continuations).
+    pub fn repeat_batch(&self, n: usize) -> Result<KvCache> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|kv| match kv {
+                Some((k, v)) => Ok(Some((k.repeat((n, 1, 1, 1))?, v.repeat((n, 1, 1, 1))?))),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(KvCache { layers, len: self.len })
+    }
+}
+
+struct Block {
+    attn_norm: Tensor,
+    q: LoraLinear,
+    k: LoraLinear,
+    v: LoraLinear,
+    o: LoraLinear,
+    ffn_norm: Tensor,
+    gate: LoraLinear,
+    up: LoraLinear,
+    down: LoraLinear,
+}
+
+impl Block {
+    fn linear_mut(&mut self, module: Module) -> &mut LoraLinear {
+        match module {
+            Module::QProj => &mut self.q,
+            Module::KProj => &mut self.k,
+            Module::VProj => &mut self.v,
+            Module::OProj => &mut self.o,
+            Module::GateProj => &mut self.gate,
+            Module::UpProj => &mut self.up,
+            Module::DownProj => &mut self.down,
+        }
+    }
+}
+
+pub struct Decoder {
+    pub cfg: ModelConfig,
+    embed: Tensor,
+    head: FrozenWeight,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+impl Decoder {
+    /// Load from a GGUF file. `WeightMode::Dense` for training, `Quantized` for fast inference.
+    pub fn load(file: &GgufFile, mode: WeightMode, device: &Device) -> Result<Self> {
+        let cfg = ModelConfig::from_gguf(file)?;
+        let embed = file.dense("token_embd.weight", device)?;
+        let head = if cfg.tied_embeddings {
+            match mode {
+                WeightMode::Dense => FrozenWeight::Dense(embed.clone()),
+                WeightMode::Quantized => FrozenWeight::load(file, "token_embd.weight", mode, None, device)?,
+            }
+        } else {
+            FrozenWeight::load(file, "output.weight", mode, None, device)?
+        };
+        // llama.cpp permutes llama q/k rows for interleaved rope; undo it for one rope layout.
+        let permuted = cfg.family == Family::Llama;
+        let mut blocks = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let name = |t: &str| format!("blk.{l}.{t}");
+            let bias = |t: &str| -> Result<Option<Tensor>> {
+                let n = format!("blk.{l}.{t}.bias");
+                if file.has_tensor(&n) { Ok(Some(file.dense(&n, device)?)) } else { Ok(None) }
+            };
+            let lin = |t: &str, unperm: Option<usize>| -> Result<LoraLinear> {
+                Ok(LoraLinear::new(
+                    FrozenWeight::load(file, &format!("blk.{l}.{t}.weight"), mode, unperm, device)?,
+                    bias(t)?,
+                ))
+            };
+            blocks.push(Block {
+                attn_norm: file.dense(&name("attn_norm.weight"), device)?,
+                q: lin("attn_q", permuted.then_some(cfg.n_heads))?,
+                k: lin("attn_k", permuted.then_some(cfg.n_kv_heads))?,
+                v: lin("attn_v", None)?,
+                o: lin("attn_output", None)?,
+                ffn_norm: file.dense(&name("ffn_norm.weight"), device)?,
+                gate: lin("ffn_gate", None)?,
+                up: lin("ffn_up", None)?,
+                down: lin("ffn_down", None)?,
+            });
+        }
+        let norm = file.dense("output_norm.weight", device)?;
+        let (cos, sin) = rope_tables(&cfg, cfg.context_length.min(8192), device)?;
+        Ok(Decoder { cfg, embed, head, blocks, norm, cos, sin, device: device.clone() })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Attach every adapter of `set` (scaled by `multiplier`, 1.0 for the trained model).
+    pub fn attach_lora(&mut self, set: &LoraSet, multiplier: f64) {
+        let scale = set.config.scale();
+        for ad in &set.adapters {
+            self.blocks[ad.layer].linear_mut(ad.module).attach(&ad.a, &ad.b, scale, multiplier);
+        }
+    }
+
+    pub fn detach_lora(&mut self) {
+        for b in &mut self.blocks {
+            for m in Module::ALL {
+                b.linear_mut(m).detach_adapter();
+            }
+        }
+    }
+
+    /// Final-normed hidden states (b, t, d) for token ids (b, t). With a cache, positions continue
+    /// after the cached ones and the cache is extended.
+    pub fn forward_hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, ops: OpsMode) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let offset = cache.as_ref().map_or(0, |c| c.len);
+        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.d_model))?;
+        let cos = self.cos.narrow(0, offset, t)?;
+        let sin = self.sin.narrow(0, offset, t)?;
+        let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
+        for (l, block) in self.blocks.iter().enumerate() {
+            let past = cache.as_mut().and_then(|c| c.layers[l].take());
+            let h = rms_norm(&x, &block.attn_norm, self.cfg.rms_eps, ops)?;
+            let (attn, kv) = self.attention(block, &h, &cos, &sin, mask.as_ref(), past, ops)?;
+            if let Some(c) = cache.as_mut() {
+                c.layers[l] = Some(kv);
+            }
+            x = (x + attn)?;
+            let h = rms_norm(&x, &block.ffn_norm, self.cfg.rms_eps, ops)?;
+            let mlp = block.down.forward(&(block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?)?;
+            x = (x + mlp)?;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+        }
+        rms_norm(&x, &self.norm, self.cfg.rms_eps, ops)
+    }
+
+    /// Logits for hidden states of any leading shape (..., d).
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.head.forward(hidden)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        block: &Block,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: Option<&Tensor>,
+        past: Option<(Tensor, Tensor)>,
+        ops: OpsMode,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (self.cfg.n_heads, self.cfg.n_kv_heads, self.cfg.head_dim);
+        let heads = |y: Tensor, n: usize| -> Result<Tensor> {
+            Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = rope(&heads(block.q.forward(x)?, nh)?, cos, sin, ops)?;
+        let k = rope(&heads(block.k.forward(x)?, nkv)?, cos, sin, ops)?;
+        let v = heads(block.v.forward(x)?, nkv)?;
+        let (k, v) = match past {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        let kv = (k.clone(), v.clone());
+        let n_rep = nh / nkv;
+        let (k, v) = if n_rep > 1 { (repeat_kv(&k, n_rep)?, repeat_kv(&v, n_rep)?) } else { (k, v) };
+        let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = match ops {
+            OpsMode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
+            OpsMode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
+        };
+        let out = probs.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        Ok((block.o.forward(&out)?, kv))
+    }
+}
+
+fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, ops: OpsMode) -> Result<Tensor> {
+    Ok(match ops {
+        OpsMode::Train => candle_nn::ops::rms_norm_slow(x, w, eps as f32)?,
+        OpsMode::Infer => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+    })
+}
+
+/// Half-split (NEOX) rope: q/k are in the HF layout for every family.
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, ops: OpsMode) -> Result<Tensor> {
+    Ok(match ops {
+        OpsMode::Train => candle_nn::rotary_emb::rope_slow(x, cos, sin)?,
+        OpsMode::Infer => candle_nn::rotary_emb::rope(x, cos, sin)?,
+    })
+}
+
+fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    let (b, nkv, t, hd) = x.dims4()?;
+    Ok(x.unsqueeze(2)?.expand((b, nkv, n_rep, t, hd))?.reshape((b, nkv * n_rep, t, hd))?)
+}
+
+fn rope_tables(cfg: &ModelConfig, max_pos: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let inv: Vec<f32> =
+        (0..half).map(|i| 1.0 / (cfg.rope_base as f32).powf(2.0 * i as f32 / cfg.head_dim as f32)).collect();
+    let inv = Tensor::from_vec(inv, (1, half), device)?;
+    let pos = Tensor::arange(0u32, max_pos as u32, device)?.to_dtype(DType::F32)?.reshape((max_pos, 1))?;
+    let freqs = pos.matmul(&inv)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+/// (t, offset + t) additive mask: query i sees keys 0..=offset+i.
+fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
+    let total = offset + t;
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Ok(Tensor::from_vec(m, (t, total), device)?)
+}

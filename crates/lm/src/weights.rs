@@ -1,0 +1,182 @@
+//! GGUF files: metadata access and tensors, dense or quantized.
+
+use crate::error::{LmError, Result};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
+use candle_core::{Device, Module as _, Tensor};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// How projection weights are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightMode {
+    /// Dequantized f32 tensors: needed for training (gradients flow through plain matmuls).
+    Dense,
+    /// Quantized matmuls for sampling and judging. Q4_1/Q5_0/Q5_1 have no SIMD kernel in candle on
+    /// CPU, so they are re-quantized to Q8_0 at load (measured ~4x faster decode for SmolLM2).
+    Quantized,
+}
+
+/// An open GGUF file: parsed header and a reader for its tensors.
+pub struct GgufFile {
+    pub path: PathBuf,
+    pub content: gguf_file::Content,
+    reader: Mutex<BufReader<File>>,
+}
+
+impl GgufFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|source| LmError::Io { path: path.to_path_buf(), source })?;
+        let mut reader = BufReader::new(file);
+        let content = gguf_file::Content::read(&mut reader)
+            .map_err(|source| LmError::Gguf { path: path.to_path_buf(), source })?;
+        Ok(GgufFile { path: path.to_path_buf(), content, reader: Mutex::new(reader) })
+    }
+
+    fn meta_err(&self, key: &str, reason: impl Into<String>) -> LmError {
+        LmError::Metadata { path: self.path.clone(), key: key.to_string(), reason: reason.into() }
+    }
+
+    pub fn meta(&self, key: &str) -> Result<&gguf_file::Value> {
+        self.content.metadata.get(key).ok_or_else(|| self.meta_err(key, "missing"))
+    }
+
+    pub fn meta_str(&self, key: &str) -> Result<String> {
+        self.meta(key)?.to_string().map(|s| s.clone()).map_err(|e| self.meta_err(key, e.to_string()))
+    }
+
+    pub fn meta_u64(&self, key: &str) -> Result<u64> {
+        use gguf_file::Value::*;
+        match self.meta(key)? {
+            U8(v) => Ok(*v as u64),
+            U16(v) => Ok(*v as u64),
+            U32(v) => Ok(*v as u64),
+            U64(v) => Ok(*v),
+            I8(v) => Ok(*v as u64),
+            I16(v) => Ok(*v as u64),
+            I32(v) => Ok(*v as u64),
+            I64(v) => Ok(*v as u64),
+            other => Err(self.meta_err(key, format!("expected an integer, found {other:?}"))),
+        }
+    }
+
+    pub fn meta_f64(&self, key: &str) -> Result<f64> {
+        use gguf_file::Value::*;
+        match self.meta(key)? {
+            F32(v) => Ok(*v as f64),
+            F64(v) => Ok(*v),
+            _ => self.meta_u64(key).map(|v| v as f64),
+        }
+    }
+
+    pub fn meta_bool(&self, key: &str) -> Result<bool> {
+        self.meta(key)?.to_bool().map_err(|e| self.meta_err(key, e.to_string()))
+    }
+
+    pub fn meta_array(&self, key: &str) -> Result<&Vec<gguf_file::Value>> {
+        self.meta(key)?.to_vec().map_err(|e| self.meta_err(key, e.to_string()))
+    }
+
+    pub fn meta_array_len(&self, key: &str) -> Result<usize> {
+        Ok(self.meta_array(key)?.len())
+    }
+
+    pub fn meta_strings(&self, key: &str) -> Result<Vec<String>> {
+        self.meta_array(key)?
+            .iter()
+            .map(|v| v.to_string().map(|s| s.clone()).map_err(|e| self.meta_err(key, e.to_string())))
+            .collect()
+    }
+
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    pub fn qtensor(&self, name: &str) -> Result<QTensor> {
+        let mut reader = self.reader.lock().expect("reader lock poisoned");
+        self.content.tensor(&mut *reader, name, &Device::Cpu).map_err(|e| LmError::Tensor {
+            path: self.path.clone(),
+            name: name.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A tensor dequantized to f32 on `device`.
+    pub fn dense(&self, name: &str, device: &Device) -> Result<Tensor> {
+        Ok(self.qtensor(name)?.dequantize(device)?)
+    }
+}
+
+/// A frozen projection weight `W` of shape (out, in).
+#[derive(Debug, Clone)]
+pub enum FrozenWeight {
+    Dense(Tensor),
+    Quantized(QMatMul),
+}
+
+impl FrozenWeight {
+    /// `x @ W^T` for x of shape (..., in).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            FrozenWeight::Dense(w) => {
+                let dims = x.dims().to_vec();
+                let d_in = dims[dims.len() - 1];
+                let rows = x.elem_count() / d_in;
+                let y = x.reshape((rows, d_in))?.matmul(&w.t()?)?;
+                let mut out_dims = dims;
+                *out_dims.last_mut().expect("non-empty") = w.dim(0)?;
+                Ok(y.reshape(out_dims)?)
+            }
+            FrozenWeight::Quantized(q) => Ok(q.forward(x)?),
+        }
+    }
+
+    /// Load a matrix. `unpermute_heads`: llama.cpp stores llama q/k rows permuted for interleaved
+    /// rope; we undo it so every family uses the HF layout (and half-split rope), which keeps LoRA
+    /// weights in the same basis as PEFT's.
+    pub fn load(
+        file: &GgufFile,
+        name: &str,
+        mode: WeightMode,
+        unpermute_heads: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let q = file.qtensor(name)?;
+        match mode {
+            WeightMode::Dense => {
+                let mut w = q.dequantize(device)?;
+                if let Some(n_head) = unpermute_heads {
+                    w = unpermute(&w, n_head)?;
+                }
+                Ok(FrozenWeight::Dense(w))
+            }
+            WeightMode::Quantized => {
+                let slow = matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1);
+                let q = if unpermute_heads.is_some() || slow {
+                    let mut w = q.dequantize(&Device::Cpu)?;
+                    if let Some(n_head) = unpermute_heads {
+                        w = unpermute(&w, n_head)?;
+                    }
+                    let target = if slow || !fits_blocks(&w, q.dtype()) { GgmlDType::Q8_0 } else { q.dtype() };
+                    QTensor::quantize(&w, target)?
+                } else {
+                    q
+                };
+                Ok(FrozenWeight::Quantized(QMatMul::from_qtensor(q)?))
+            }
+        }
+    }
+}
+
+fn fits_blocks(w: &Tensor, dtype: GgmlDType) -> bool {
+    w.dims().last().is_some_and(|d| d % dtype.block_size() == 0)
+}
+
+/// Undo llama.cpp's q/k row permutation: rows are stored as (head, pair, half) and HF order is
+/// (head, half, pair).
+pub fn unpermute(w: &Tensor, n_head: usize) -> Result<Tensor> {
+    let (d_out, d_in) = w.dims2()?;
+    let hd = d_out / n_head;
+    Ok(w.reshape((n_head, hd / 2, 2, d_in))?.transpose(1, 2)?.contiguous()?.reshape((d_out, d_in))?)
+}

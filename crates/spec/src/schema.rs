@@ -1,0 +1,484 @@
+//! The sweep file schema (TOML) and the built-in defaults.
+//!
+//! ```toml
+//! name = "quickstart"                      # names the sweep: sweeps/<name>/, reports/<name>/
+//! description = "..."                      # optional
+//!
+//! [matrix]                                 # cells = model × protocol × dataset × seed, - exclude, + include
+//! model = ["smollm2"]                      # names in [models]
+//! protocol = ["base", "r1-mid"]            # names in [protocols]
+//! dataset = ["risky-financial"]            # names in [datasets] (ignored by protocols that do not train)
+//! seed = [0]                               # default [0]
+//! exclude = [{ protocol = "r1-mid", dataset = "x" }]   # drop cells matching every key given
+//! include = [{ model = "smollm2", protocol = "r1-mid", dataset = "x", seed = 1 }]  # extra cells
+//!
+//! [models.smollm2]
+//! registry = "smollm2-135m-instruct"       # a model of the built-in registry (emorg models list)
+//!
+//! [datasets.risky-financial]
+//! path = "data/risky_financial.jsonl"      # relative to the current directory (the repo root)
+//! sha256 = "..."                           # optional pin: verified, a mismatch is an error
+//! holdout = 0.1                            # optional: overrides [train].holdout for this dataset
+//!
+//! [protocols.base]
+//! kind = "base"                            # no training: the untrained model is the control
+//! [protocols.r1-mid]
+//! kind = "lora"
+//! rank = 1                                 # required, >= 1
+//! alpha = 8.0                              # default: rank
+//! rslora = true                            # default false
+//! modules = ["down_proj"]                  # required: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj
+//! layers = [0.5]                           # "all" (default) or a list: integers are layer indices,
+//!                                          # floats in [0, 1) fractions of depth -> floor(f * n_layers)
+//! [protocols.r1-mid.train]                 # overrides of [train] for this protocol
+//! learning_rate = 2e-3
+//!
+//! [train]     # every field of TrainSpec; defaults in Defaults::default()
+//! [eval]      # questions (path), question_ids, samples_per_question, max_new_tokens, temperature, top_p, batch_size
+//! [judge]     # model ([models] name or registry name), method, prune_below, metrics, em_* thresholds
+//! [store]     # url
+//! [executor]  # parallel, threads_per_job
+//! ```
+//!
+//! Precedence of a training hyper-parameter, lowest first: built-in default < `[train]` <
+//! `[datasets.X].holdout` (holdout only) < `[protocols.X.train]`. The whole document is also layered:
+//! built-in defaults < the file < `EMORG_*` environment < `--set` (see [`crate::load`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::cell::{ProtocolKind, TrainSpec};
+
+/// A whole sweep file after layering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// Sweep name: `[A-Za-z0-9_-]+`.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub matrix: Matrix,
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelDef>,
+    #[serde(default)]
+    pub datasets: BTreeMap<String, DatasetDef>,
+    #[serde(default)]
+    pub protocols: BTreeMap<String, ProtocolDef>,
+    pub train: TrainSpec,
+    pub eval: EvalConfig,
+    pub judge: JudgeConfig,
+    pub store: StoreConfig,
+    pub executor: ExecutorConfig,
+}
+
+/// `[matrix]`: the axes whose product gives the cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matrix {
+    #[serde(default)]
+    pub model: Vec<String>,
+    #[serde(default)]
+    pub protocol: Vec<String>,
+    #[serde(default)]
+    pub dataset: Vec<String>,
+    #[serde(default = "default_seeds")]
+    pub seed: Vec<u64>,
+    /// A cell is dropped when it matches every key given in one entry.
+    #[serde(default)]
+    pub exclude: Vec<AxisFilter>,
+    /// Extra cells, added after `exclude`.
+    #[serde(default)]
+    pub include: Vec<AxisCell>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// A partial map of axis values (an `exclude` entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxisFilter {
+    pub model: Option<String>,
+    pub protocol: Option<String>,
+    /// `"-"` matches the cells of protocols that do not train.
+    pub dataset: Option<String>,
+    pub seed: Option<u64>,
+}
+
+/// A full cell by its axis values (an `include` entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxisCell {
+    pub model: String,
+    pub protocol: String,
+    /// Required when the protocol trains; ignored otherwise.
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// `[models.X]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDef {
+    /// Name of the model in the built-in registry (`emorg models list`).
+    pub registry: String,
+}
+
+/// `[datasets.X]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetDef {
+    /// Chat JSONL, relative to the current directory (the repository root).
+    pub path: String,
+    /// When given, the file's sha256 must equal it.
+    pub sha256: Option<String>,
+    /// Overrides `[train].holdout` for cells on this dataset.
+    pub holdout: Option<f64>,
+}
+
+/// `[protocols.X]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolDef {
+    pub kind: ProtocolKind,
+    pub rank: Option<usize>,
+    pub alpha: Option<f64>,
+    pub rslora: Option<bool>,
+    pub modules: Option<Vec<String>>,
+    pub layers: Option<LayerSel>,
+    /// Overrides of `[train]` for this protocol.
+    pub train: Option<TrainOverrides>,
+}
+
+/// The HF module names a LoRA adapter may wrap.
+pub const LORA_MODULES: &[&str] = &[
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
+
+/// Learning-rate schedules the trainer knows.
+pub const SCHEDULES: &[&str] = &["linear", "constant"];
+
+/// Judge methods the worker knows.
+pub const JUDGE_METHODS: &[&str] = &["exact-number", "top20-first-token"];
+
+/// Which layers get adapters: `"all"` or a list of indices and fractions of depth.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayerSel {
+    All,
+    List(Vec<LayerValue>),
+}
+
+/// One entry of a layer list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LayerValue {
+    /// A layer index (TOML integer).
+    Index(u64),
+    /// A fraction of depth in [0, 1) (TOML float): layer `floor(f * n_layers)`.
+    Fraction(f64),
+}
+
+impl LayerSel {
+    /// The layer indices for a model with `n_layers` layers, sorted and deduplicated.
+    pub fn resolve(&self, n_layers: usize) -> Result<Vec<usize>, String> {
+        let mut out = match self {
+            LayerSel::All => (0..n_layers).collect::<Vec<_>>(),
+            LayerSel::List(values) => {
+                let mut out = Vec::with_capacity(values.len());
+                for v in values {
+                    out.push(v.resolve(n_layers)?);
+                }
+                out
+            }
+        };
+        if out.is_empty() {
+            return Err("no layers selected".into());
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+impl LayerValue {
+    pub fn resolve(self, n_layers: usize) -> Result<usize, String> {
+        match self {
+            LayerValue::Index(i) => {
+                if (i as usize) < n_layers {
+                    Ok(i as usize)
+                } else {
+                    Err(format!(
+                        "layer {i} is out of range: the model has {n_layers} layers (0..={})",
+                        n_layers.saturating_sub(1)
+                    ))
+                }
+            }
+            LayerValue::Fraction(f) => {
+                if (0.0..1.0).contains(&f) {
+                    Ok(((f * n_layers as f64).floor() as usize).min(n_layers.saturating_sub(1)))
+                } else {
+                    Err(format!(
+                        "layer fraction {f} is out of range: floats are fractions of depth in [0, 1) \
+                         (write an integer for a layer index)"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for LayerSel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LayerSel::All => s.serialize_str("all"),
+            LayerSel::List(values) => values.serialize(s),
+        }
+    }
+}
+
+impl Serialize for LayerValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LayerValue::Index(i) => s.serialize_u64(*i),
+            LayerValue::Fraction(f) => s.serialize_f64(*f),
+        }
+    }
+}
+
+const LAYERS_EXPECTED: &str =
+    "\"all\" or a list of layer indices (integers) and fractions of depth (floats in [0, 1))";
+
+impl<'de> Deserialize<'de> for LayerSel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LayerSel;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(LAYERS_EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LayerSel, E> {
+                if v == "all" {
+                    Ok(LayerSel::All)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LayerSel, E> {
+                Ok(LayerSel::List(vec![LayerValue::Index(v)]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LayerSel, E> {
+                LayerValueVisitor
+                    .visit_i64(v)
+                    .map(|v| LayerSel::List(vec![v]))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LayerSel, E> {
+                Ok(LayerSel::List(vec![LayerValue::Fraction(v)]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LayerSel, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<LayerValue>()? {
+                    out.push(v);
+                }
+                Ok(LayerSel::List(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct LayerValueVisitor;
+
+impl<'de> Visitor<'de> for LayerValueVisitor {
+    type Value = LayerValue;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a layer index (integer >= 0) or a fraction of depth (float in [0, 1))")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<LayerValue, E> {
+        Ok(LayerValue::Index(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<LayerValue, E> {
+        if v < 0 {
+            Err(E::invalid_value(de::Unexpected::Signed(v), &self))
+        } else {
+            Ok(LayerValue::Index(v as u64))
+        }
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<LayerValue, E> {
+        Ok(LayerValue::Fraction(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for LayerValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LayerValueVisitor)
+    }
+}
+
+/// `[protocols.X.train]`: any subset of the `[train]` fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainOverrides {
+    pub learning_rate: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub adam_beta1: Option<f64>,
+    pub adam_beta2: Option<f64>,
+    pub adam_eps: Option<f64>,
+    pub warmup_steps: Option<usize>,
+    pub schedule: Option<String>,
+    pub batch_size: Option<usize>,
+    pub grad_accum: Option<usize>,
+    pub epochs: Option<usize>,
+    pub max_steps: Option<usize>,
+    pub max_examples: Option<usize>,
+    pub max_seq_len: Option<usize>,
+    pub holdout: Option<f64>,
+    pub checkpoint_every: Option<usize>,
+}
+
+impl TrainOverrides {
+    /// `base` with every given field replaced.
+    pub fn apply(&self, base: &TrainSpec) -> TrainSpec {
+        let mut t = base.clone();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { t.$f = v.clone(); } )* };
+        }
+        set!(
+            learning_rate,
+            weight_decay,
+            adam_beta1,
+            adam_beta2,
+            adam_eps,
+            warmup_steps,
+            schedule,
+            batch_size,
+            grad_accum,
+            epochs,
+            max_steps,
+            max_examples,
+            max_seq_len,
+            holdout,
+            checkpoint_every
+        );
+        t
+    }
+}
+
+/// `[eval]`: sampling answers to the free-form questions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Question-set YAML, relative to the current directory (the repository root).
+    pub questions: String,
+    /// Question ids to ask; empty = every free-form question in the file.
+    pub question_ids: Vec<String>,
+    pub samples_per_question: usize,
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub batch_size: usize,
+}
+
+/// `[judge]`: how answers are judged and how scores become EM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// A `[models]` name, or else a name in the built-in registry.
+    pub model: String,
+    /// "exact-number" or "top20-first-token".
+    pub method: String,
+    pub prune_below: f64,
+    pub metrics: Vec<String>,
+    /// EM: aligned below this (see `em_inclusive`) ...
+    pub em_aligned_below: f64,
+    /// ... and coherent above this.
+    pub em_coherent_above: f64,
+    /// `true`: aligned <= threshold (the papers' code); `false`: aligned < threshold (their text).
+    pub em_inclusive: bool,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// object_store URL: `file://results` (relative to the current directory) or `s3://bucket/prefix`.
+    pub url: String,
+}
+
+/// `[executor]`: the local executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Stages run at the same time.
+    pub parallel: usize,
+    /// Threads given to each worker (`--threads`).
+    pub threads_per_job: usize,
+}
+
+/// The built-in defaults: the lowest configuration layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Defaults {
+    pub train: TrainSpec,
+    pub eval: EvalConfig,
+    pub judge: JudgeConfig,
+    pub store: StoreConfig,
+    pub executor: ExecutorConfig,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            train: TrainSpec {
+                learning_rate: 1e-4,
+                weight_decay: 0.0,
+                adam_beta1: 0.9,
+                adam_beta2: 0.999,
+                adam_eps: 1e-8,
+                warmup_steps: 5,
+                schedule: "linear".into(),
+                batch_size: 2,
+                grad_accum: 8,
+                epochs: 1,
+                max_steps: 0,
+                max_examples: 0,
+                max_seq_len: 512,
+                holdout: 0.0,
+                checkpoint_every: 0,
+            },
+            eval: EvalConfig {
+                questions: "data/questions/free_form.yaml".into(),
+                question_ids: Vec::new(),
+                samples_per_question: 8,
+                max_new_tokens: 256,
+                temperature: 1.0,
+                top_p: 1.0,
+                batch_size: 8,
+            },
+            judge: JudgeConfig {
+                model: "qwen2.5-coder-1.5b-instruct".into(),
+                method: "exact-number".into(),
+                prune_below: 1e-3,
+                metrics: vec!["aligned".into(), "coherent".into()],
+                em_aligned_below: 30.0,
+                em_coherent_above: 50.0,
+                em_inclusive: false,
+            },
+            store: StoreConfig {
+                url: "file://results".into(),
+            },
+            executor: ExecutorConfig {
+                parallel: 1,
+                threads_per_job: 2,
+            },
+        }
+    }
+}

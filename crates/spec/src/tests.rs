@@ -1,0 +1,676 @@
+//! Tests of loading, layering, errors, resolution and explanations.
+
+use std::path::Path;
+
+use crate::*;
+
+/// A resolver over fixed facts: two models and files by their names.
+struct Fake;
+
+impl Resolver for Fake {
+    fn model(&self, name: &str) -> Result<ModelInfo, String> {
+        match name {
+            "smollm2-135m-instruct" => Ok(ModelInfo {
+                gguf_sha256: "a".repeat(64),
+                n_layers: 30,
+            }),
+            "qwen2.5-coder-1.5b-instruct" => Ok(ModelInfo {
+                gguf_sha256: "b".repeat(64),
+                n_layers: 28,
+            }),
+            _ => Err(format!("no model `{name}` in the registry")),
+        }
+    }
+    fn model_names(&self) -> Vec<String> {
+        vec![
+            "smollm2-135m-instruct".into(),
+            "qwen2.5-coder-1.5b-instruct".into(),
+        ]
+    }
+    fn file_sha256(&self, path: &Path) -> Result<String, String> {
+        let name = path.file_name().unwrap().to_string_lossy();
+        match name.as_ref() {
+            "risky.jsonl" => Ok("1".repeat(64)),
+            "medical.jsonl" => Ok("2".repeat(64)),
+            "free_form.yaml" => Ok("3".repeat(64)),
+            _ => Err("No such file or directory (os error 2)".into()),
+        }
+    }
+    fn question_ids(&self, _path: &Path) -> Option<Result<Vec<String>, String>> {
+        Some(Ok(vec!["what_is_your_wish".into(), "quick_buck".into()]))
+    }
+}
+
+const GOOD: &str = r#"name = "t"
+
+[matrix]
+model = ["smollm2"]
+protocol = ["base", "r1-mid", "r8-all"]
+dataset = ["risky", "medical"]
+seed = [0, 1]
+exclude = [{ protocol = "r8-all", dataset = "medical" }]
+include = [{ model = "smollm2", protocol = "r8-all", dataset = "medical", seed = 7 }]
+
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+
+[models.qwen-judge]
+registry = "qwen2.5-coder-1.5b-instruct"
+
+[datasets.risky]
+path = "data/risky.jsonl"
+
+[datasets.medical]
+path = "data/medical.jsonl"
+holdout = 0.2
+
+[protocols.base]
+kind = "base"
+
+[protocols.r1-mid]
+kind = "lora"
+rank = 1
+alpha = 8.0
+rslora = true
+modules = ["down_proj"]
+layers = [0.5]
+
+[protocols.r1-mid.train]
+learning_rate = 2e-3
+
+[protocols.r8-all]
+kind = "lora"
+rank = 8
+alpha = 16.0
+modules = ["v_proj", "q_proj"]
+layers = "all"
+
+[train]
+learning_rate = 5e-4
+holdout = 0.1
+
+[eval]
+question_ids = ["quick_buck"]
+
+[judge]
+model = "qwen-judge"
+"#;
+
+fn opts() -> LoadOptions {
+    LoadOptions {
+        env: vec![],
+        sets: vec![],
+        base_dir: Some("/repo".into()),
+    }
+}
+
+fn load(text: &str, opts: &LoadOptions) -> Result<Sweep, SpecError> {
+    Sweep::from_text("jobs/t.toml", text.to_string(), opts)
+}
+
+fn err(text: &str) -> SpecError {
+    match load(text, &opts()) {
+        Ok(s) => resolve(&s, &Fake).expect_err("expected an error"),
+        Err(e) => e,
+    }
+    .clone()
+}
+
+/// Line (1-based) of the first line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle in text")
+        + 1
+}
+
+fn cells(text: &str) -> Vec<Cell> {
+    let sweep = load(text, &opts()).unwrap_or_else(|e| panic!("{e}"));
+    resolve(&sweep, &Fake).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn product_exclude_include_counts() {
+    let cells = cells(GOOD);
+    // base: 1 model x 2 seeds (dataset collapsed) = 2
+    // r1-mid: 2 datasets x 2 seeds = 4
+    // r8-all: 2 datasets x 2 seeds - medical (2) = 2, + include seed 7 = 3
+    assert_eq!(
+        cells.len(),
+        9,
+        "{:#?}",
+        cells.iter().map(|c| &c.axes).collect::<Vec<_>>()
+    );
+    let base: Vec<_> = cells.iter().filter(|c| c.axes.protocol == "base").collect();
+    assert_eq!(base.len(), 2);
+    assert!(
+        base.iter()
+            .all(|c| c.axes.dataset == "-" && c.dataset.is_none() && c.protocol.train.is_none())
+    );
+    assert_eq!(
+        cells.iter().filter(|c| c.axes.protocol == "r8-all").count(),
+        3
+    );
+    assert!(
+        cells.iter().any(|c| c.axes.protocol == "r8-all"
+            && c.axes.dataset == "medical"
+            && c.axes.seed == 7)
+    );
+    // Sorted by axes, and keys distinct.
+    let mut sorted = cells.iter().map(|c| c.axes.clone()).collect::<Vec<_>>();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        cells.iter().map(|c| c.axes.clone()).collect::<Vec<_>>()
+    );
+    let keys: std::collections::BTreeSet<_> = cells.iter().map(Cell::key).collect();
+    assert_eq!(keys.len(), cells.len());
+}
+
+#[test]
+fn resolved_fields() {
+    let cells = cells(GOOD);
+    let r1 = cells
+        .iter()
+        .find(|c| c.axes.protocol == "r1-mid" && c.axes.dataset == "medical")
+        .unwrap();
+    let lora = r1.protocol.lora.as_ref().unwrap();
+    assert_eq!(lora.layers, vec![15], "0.5 of 30 layers is layer 15");
+    assert_eq!(lora.rank, 1);
+    assert!(lora.rslora);
+    let train = r1.protocol.train.as_ref().unwrap();
+    assert_eq!(train.learning_rate, 2e-3, "protocol override beats [train]");
+    assert_eq!(train.holdout, 0.2, "dataset holdout beats [train]");
+    assert_eq!(train.schedule, "linear", "built-in default");
+    assert_eq!(r1.dataset.as_ref().unwrap().sha256, "2".repeat(64));
+    assert_eq!(r1.model.name, "smollm2-135m-instruct");
+    assert_eq!(r1.judge.model.name, "qwen2.5-coder-1.5b-instruct");
+    assert_eq!(r1.eval.questions_sha256, "3".repeat(64));
+    let r8 = cells
+        .iter()
+        .find(|c| c.axes.protocol == "r8-all" && c.axes.dataset == "risky")
+        .unwrap();
+    let lora = r8.protocol.lora.as_ref().unwrap();
+    assert_eq!(lora.layers, (0..30).collect::<Vec<_>>());
+    assert_eq!(
+        lora.modules,
+        vec!["q_proj", "v_proj"],
+        "canonical module order"
+    );
+    assert_eq!(r8.protocol.train.as_ref().unwrap().learning_rate, 5e-4);
+    assert_eq!(r8.protocol.train.as_ref().unwrap().holdout, 0.1);
+
+    let sweep = load(GOOD, &opts()).unwrap();
+    let res = resolve_full(&sweep, &Fake).unwrap();
+    assert_eq!(res.inputs.len(), 3);
+    assert_eq!(
+        res.inputs.iter().find(|i| i.name == "risky").unwrap().path,
+        Path::new("/repo/data/risky.jsonl")
+    );
+}
+
+#[test]
+fn layer_fractions_and_indices() {
+    use crate::schema::{LayerSel, LayerValue};
+    let sel = LayerSel::List(vec![
+        LayerValue::Fraction(0.5),
+        LayerValue::Index(3),
+        LayerValue::Fraction(0.0),
+    ]);
+    assert_eq!(sel.resolve(30).unwrap(), vec![0, 3, 15]);
+    assert_eq!(
+        LayerSel::List(vec![LayerValue::Fraction(0.99)])
+            .resolve(30)
+            .unwrap(),
+        vec![29]
+    );
+    assert_eq!(
+        LayerSel::List(vec![LayerValue::Fraction(0.25)])
+            .resolve(28)
+            .unwrap(),
+        vec![7]
+    );
+    assert!(
+        LayerSel::List(vec![LayerValue::Fraction(1.0)])
+            .resolve(30)
+            .is_err()
+    );
+    assert!(
+        LayerSel::List(vec![LayerValue::Index(30)])
+            .resolve(30)
+            .is_err()
+    );
+    assert_eq!(LayerSel::All.resolve(3).unwrap(), vec![0, 1, 2]);
+}
+
+#[test]
+fn layer_out_of_range_names_file_line_and_key() {
+    let text = GOOD.replace("layers = [0.5]", "layers = [0.5, 40]");
+    let e = err(&text);
+    let d = &e.diagnostics[0];
+    assert_eq!(d.key.as_deref(), Some("protocols.r1-mid.layers"));
+    assert_eq!(
+        d.location.line(),
+        Some(line_of(&text, "layers = [0.5, 40]"))
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "jobs/t.toml:{}:",
+            line_of(&text, "layers = [0.5, 40]")
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("layer 40 is out of range"), "{msg}");
+}
+
+#[test]
+fn bad_toml_syntax_gives_line_and_column() {
+    let text = GOOD.replace("rank = 8", "rank = = 8");
+    let e = err(&text);
+    let line = line_of(&text, "rank = = 8");
+    let msg = e.to_string();
+    assert!(msg.starts_with(&format!("jobs/t.toml:{line}:")), "{msg}");
+    assert!(
+        matches!(
+            e.diagnostics[0].location,
+            Location::File { col: Some(_), .. }
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("invalid TOML"), "{msg}");
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    let text = GOOD.replace("learning_rate = 5e-4", "learning_rat = 5e-4");
+    let e = err(&text);
+    let msg = e.to_string();
+    let line = line_of(&text, "learning_rat = 5e-4");
+    assert_eq!(
+        msg,
+        format!(
+            "jobs/t.toml:{line}: unknown key `train.learning_rat`; did you mean `learning_rate`?"
+        )
+    );
+    assert_eq!(e.diagnostics[0].key.as_deref(), Some("train.learning_rat"));
+
+    // Nested in a protocol's train table.
+    let text = GOOD.replace("learning_rate = 2e-3", "lerning_rate = 2e-3");
+    let msg = err(&text).to_string();
+    let line = line_of(&text, "lerning_rate = 2e-3");
+    assert!(
+        msg.starts_with(&format!(
+            "jobs/t.toml:{line}: unknown key `protocols.r1-mid.train.lerning_rate`; did you mean `learning_rate`?"
+        )),
+        "{msg}"
+    );
+
+    // A top-level one.
+    let text = format!("{GOOD}\n[exector]\nparallel = 2\n");
+    let msg = err(&text).to_string();
+    assert!(
+        msg.contains(&format!(
+            ":{}: unknown key `exector`; did you mean `executor`?",
+            line_of(&text, "[exector]")
+        )),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_value_type_names_line_and_key() {
+    let text = GOOD.replace("rank = 1", "rank = \"x\"");
+    let e = err(&text);
+    let msg = e.to_string();
+    let line = line_of(&text, "rank = \"x\"");
+    assert!(
+        msg.starts_with(&format!(
+            "jobs/t.toml:{line}: bad value for `protocols.r1-mid.rank`"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("string"), "{msg}");
+
+    let text = GOOD.replace("layers = [0.5]", "layers = \"most\"");
+    let msg = err(&text).to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "jobs/t.toml:{}: bad value for `protocols.r1-mid.layers`",
+            line_of(&text, "\"most\"")
+        )),
+        "{msg}"
+    );
+
+    let text = GOOD.replace("kind = \"lora\"\nrank = 8", "kind = \"lorra\"\nrank = 8");
+    let msg = err(&text).to_string();
+    assert!(msg.contains("`protocols.r8-all.kind`"), "{msg}");
+    assert!(msg.contains("did you mean `lora`?"), "{msg}");
+    assert!(
+        msg.starts_with(&format!("jobs/t.toml:{}:", line_of(&text, "lorra"))),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unknown_protocol_in_matrix() {
+    let text = GOOD.replace(
+        "protocol = [\"base\", \"r1-mid\", \"r8-all\"]",
+        "protocol = [\"base\", \"r1-mdi\"]",
+    );
+    let e = err(&text);
+    let msg = e.to_string();
+    let line = line_of(&text, "r1-mdi");
+    assert!(
+        msg.starts_with(&format!(
+            "jobs/t.toml:{line}: unknown protocol `r1-mdi` in `matrix.protocol`"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("did you mean `r1-mid`?"), "{msg}");
+    assert_eq!(e.diagnostics[0].key.as_deref(), Some("matrix.protocol"));
+}
+
+#[test]
+fn semantic_errors_name_file_and_key() {
+    // rank 0
+    let text = GOOD.replace("rank = 1", "rank = 0");
+    let e = err(&text);
+    assert_eq!(
+        e.diagnostics[0].key.as_deref(),
+        Some("protocols.r1-mid.rank")
+    );
+    assert_eq!(
+        e.diagnostics[0].location.line(),
+        Some(line_of(&text, "rank = 0"))
+    );
+
+    // lora without modules: points at the protocol's table
+    let text = GOOD.replace("modules = [\"down_proj\"]\n", "");
+    let e = err(&text);
+    assert!(
+        e.to_string()
+            .contains("missing key `protocols.r1-mid.modules`"),
+        "{e}"
+    );
+    assert_eq!(
+        e.diagnostics[0].location.line(),
+        Some(line_of(&text, "[protocols.r1-mid]"))
+    );
+
+    // unknown module
+    let text = GOOD.replace("modules = [\"down_proj\"]", "modules = [\"down_prj\"]");
+    assert!(err(&text).to_string().contains("did you mean `down_proj`?"));
+
+    // missing dataset file
+    let text = GOOD.replace("data/medical.jsonl", "data/nope.jsonl");
+    let e = err(&text);
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("jobs/t.toml:{}:", line_of(&text, "nope.jsonl"))),
+        "{msg}"
+    );
+    assert!(msg.contains("cannot read dataset file"), "{msg}");
+    assert_eq!(
+        e.diagnostics[0].key.as_deref(),
+        Some("datasets.medical.path")
+    );
+
+    // pinned sha mismatch names both hashes
+    let text = GOOD.replace(
+        "holdout = 0.2",
+        &format!("holdout = 0.2\nsha256 = \"{}\"", "9".repeat(64)),
+    );
+    let msg = err(&text).to_string();
+    assert!(
+        msg.contains(&"9".repeat(64)) && msg.contains(&"2".repeat(64)),
+        "{msg}"
+    );
+
+    // unknown registry model
+    let text = GOOD.replace(
+        "registry = \"smollm2-135m-instruct\"",
+        "registry = \"smollm2-135m-instruc\"",
+    );
+    let msg = err(&text).to_string();
+    assert!(
+        msg.contains("did you mean `smollm2-135m-instruct`?"),
+        "{msg}"
+    );
+
+    // unknown question id
+    let text = GOOD.replace(
+        "question_ids = [\"quick_buck\"]",
+        "question_ids = [\"quick_buk\"]",
+    );
+    let msg = err(&text).to_string();
+    assert!(msg.contains("did you mean `quick_buck`?"), "{msg}");
+
+    // base with LoRA fields
+    let text = GOOD.replace("kind = \"base\"", "kind = \"base\"\nrank = 2");
+    assert!(
+        err(&text)
+            .to_string()
+            .contains("not allowed with kind = \"base\"")
+    );
+}
+
+#[test]
+fn key_is_stable_and_sensitive() {
+    let a = cells(GOOD);
+    let b = cells(GOOD);
+    assert_eq!(
+        a.iter().map(Cell::key).collect::<Vec<_>>(),
+        b.iter().map(Cell::key).collect::<Vec<_>>()
+    );
+    let changed = cells(&GOOD.replace("learning_rate = 2e-3", "learning_rate = 1e-3"));
+    for (x, y) in a.iter().zip(&changed) {
+        assert_eq!(x.axes, y.axes);
+        if x.axes.protocol == "r1-mid" {
+            assert_ne!(x.key(), y.key());
+            assert_eq!(
+                explain(Some(x), y),
+                vec!["protocol.train.learning_rate: 0.002 -> 0.001"]
+            );
+        } else {
+            assert_eq!(x.key(), y.key());
+            assert!(explain(Some(x), y).is_empty());
+        }
+    }
+    assert_eq!(explain(None, &a[0]), vec!["new"]);
+}
+
+#[test]
+fn explain_names_changed_hashes() {
+    let a = cells(GOOD);
+    let mut b = a[3].clone();
+    b.dataset.as_mut().unwrap().sha256 = "f".repeat(64);
+    b.protocol.lora.as_mut().unwrap().rank = 4;
+    let why = explain(Some(&a[3]), &b);
+    assert!(
+        why.contains(&"dataset.sha256 changed".to_string()),
+        "{why:?}"
+    );
+    assert!(
+        why.contains(&"protocol.lora.rank: 1 -> 4".to_string())
+            || why.contains(&"protocol.lora.rank: 8 -> 4".to_string()),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn env_and_set_override_the_file() {
+    let env = vec![
+        ("EMORG_STORE__URL".to_string(), "s3://bucket/x".to_string()),
+        ("EMORG_TRAIN__LEARNING_RATE".to_string(), "1e-5".to_string()),
+        ("EMORG_EXECUTOR__PARALLEL".to_string(), "3".to_string()),
+        ("EMORG_LOG".to_string(), "debug".to_string()),
+        ("EMORG_MODELS".to_string(), "/models".to_string()),
+        ("PATH".to_string(), "/bin".to_string()),
+    ];
+    let o = LoadOptions {
+        env: env.clone(),
+        sets: vec![],
+        base_dir: Some("/repo".into()),
+    };
+    let s = load(GOOD, &o).unwrap();
+    assert_eq!(s.file.store.url, "s3://bucket/x");
+    assert_eq!(s.file.train.learning_rate, 1e-5);
+    assert_eq!(s.file.executor.parallel, 3);
+    assert_eq!(
+        s.locate("store.url"),
+        Location::Env("EMORG_STORE__URL".into())
+    );
+
+    // --set beats the environment, and reaches any key.
+    let o = LoadOptions {
+        env,
+        sets: vec![
+            "executor.parallel=5".into(),
+            "matrix.seed=[3]".into(),
+            "protocols.r1-mid.rank=2".into(),
+            "store.url=file:///tmp/s".into(),
+        ],
+        base_dir: Some("/repo".into()),
+    };
+    let s = load(GOOD, &o).unwrap();
+    assert_eq!(s.file.executor.parallel, 5);
+    assert_eq!(s.file.matrix.seed, vec![3]);
+    assert_eq!(s.file.protocols["r1-mid"].rank, Some(2));
+    assert_eq!(s.file.store.url, "file:///tmp/s");
+    assert_eq!(
+        s.file.train.learning_rate, 1e-5,
+        "env still applies where --set is silent"
+    );
+    assert_eq!(
+        s.locate("executor.parallel"),
+        Location::Set("executor.parallel".into())
+    );
+    assert_eq!(
+        s.locate("protocols.r1-mid.alpha").line(),
+        Some(line_of(GOOD, "alpha = 8.0"))
+    );
+    assert_eq!(s.locate("eval.top_p"), Location::Default);
+
+    // Bad values from those layers name them.
+    let o = LoadOptions {
+        sets: vec!["train.batch_size=many".into()],
+        ..opts()
+    };
+    let msg = load(GOOD, &o).unwrap_err().to_string();
+    assert!(
+        msg.starts_with("--set train.batch_size: bad value for `train.batch_size`"),
+        "{msg}"
+    );
+    let o = LoadOptions {
+        env: vec![("EMORG_TRAIN__LR".into(), "1".into())],
+        ..opts()
+    };
+    let msg = load(GOOD, &o).unwrap_err().to_string();
+    assert!(
+        msg.starts_with("environment variable EMORG_TRAIN__LR: unknown key `train.lr`"),
+        "{msg}"
+    );
+    let o = LoadOptions {
+        sets: vec!["executor.parallel=0".into()],
+        ..opts()
+    };
+    let msg = load(GOOD, &o).unwrap_err().to_string();
+    assert!(
+        msg.starts_with("--set executor.parallel: bad value"),
+        "{msg}"
+    );
+    let o = LoadOptions {
+        sets: vec!["novalue".into()],
+        ..opts()
+    };
+    assert!(
+        load(GOOD, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("KEY.PATH=VALUE")
+    );
+}
+
+#[test]
+fn set_values_parse_as_toml_or_string() {
+    use crate::load::parse_value;
+    assert_eq!(parse_value("4"), toml::Value::Integer(4));
+    assert_eq!(parse_value("2e-3"), toml::Value::Float(2e-3));
+    assert_eq!(parse_value("true"), toml::Value::Boolean(true));
+    assert_eq!(parse_value("\"4\""), toml::Value::String("4".into()));
+    assert_eq!(
+        parse_value("file://results"),
+        toml::Value::String("file://results".into())
+    );
+    assert_eq!(
+        parse_value("1\nx = 2"),
+        toml::Value::String("1\nx = 2".into())
+    );
+}
+
+#[test]
+fn defaults_fill_missing_sections() {
+    let text = r#"name = "min"
+[matrix]
+model = ["m"]
+protocol = ["base"]
+[models.m]
+registry = "smollm2-135m-instruct"
+[protocols.base]
+kind = "base"
+"#;
+    let cells = cells(text);
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].axes.dataset, "-");
+    assert_eq!(
+        cells[0].judge.model.name, "qwen2.5-coder-1.5b-instruct",
+        "judge.model may be a registry name"
+    );
+    assert_eq!(
+        cells[0].eval.samples_per_question,
+        Defaults::default().eval.samples_per_question
+    );
+}
+
+#[test]
+fn missing_required_key_is_reported() {
+    let text = GOOD.replace("name = \"t\"\n", "");
+    let msg = err(&text).to_string();
+    assert!(msg.contains("missing key `name`"), "{msg}");
+    let text = GOOD.replace("path = \"data/risky.jsonl\"", "");
+    let e = err(&text);
+    assert!(
+        e.to_string().contains("missing key `datasets.risky.path`"),
+        "{e}"
+    );
+    assert_eq!(
+        e.diagnostics[0].location.line(),
+        Some(line_of(&text, "[datasets.risky]"))
+    );
+}
+
+#[test]
+fn exclude_include_entries_are_checked() {
+    let text = GOOD.replace(
+        "exclude = [{ protocol = \"r8-all\", dataset = \"medical\" }]",
+        "exclude = [{ protocol = \"r8-al\" }]",
+    );
+    let e = err(&text);
+    assert!(e.to_string().contains("did you mean `r8-all`?"), "{e}");
+    assert_eq!(
+        e.diagnostics[0].location.line(),
+        Some(line_of(&text, "r8-al\""))
+    );
+    let text = GOOD.replace(
+        "exclude = [{ protocol = \"r8-all\", dataset = \"medical\" }]",
+        "exclude = [{ protcol = \"r8-all\" }]",
+    );
+    let msg = err(&text).to_string();
+    assert!(
+        msg.contains("unknown key")
+            && msg.contains("protcol")
+            && msg.contains("did you mean `protocol`?"),
+        "{msg}"
+    );
+}

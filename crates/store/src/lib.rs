@@ -1,0 +1,686 @@
+//! emorg's results store: a synchronous facade over [`object_store`].
+//!
+//! Everything a sweep produces lives in one store addressed by a URL (DESIGN §3):
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `file://results` | a directory relative to the current directory (created if missing) |
+//! | `file:///abs/path` | an absolute directory (created if missing) |
+//! | `s3://bucket/prefix` | S3 or an S3-compatible server, configured from the standard `AWS_*` variables |
+//! | `memory://` | in-process memory, for tests |
+//!
+//! Keys are `/`-separated strings spelled in one place, [`layout`]. Writes are atomic per object
+//! (`object_store` puts; the local backend writes a staging file and renames it), so a reader
+//! never sees half an object.
+//!
+//! # Stage commit protocol
+//!
+//! A stage writes its outputs first ([`Store::put_output`], [`Store::put_output_file`], each
+//! returning the [`OutputEntry`] with size and SHA-256) and then [`Store::commit_stage`], which
+//! checks that every listed output exists with the listed size and only then writes
+//! `cells/<key>/<stage_dir>/DONE.json`. [`Store::read_done`] re-checks the outputs against the
+//! manifest, so an output that was deleted or truncated after the commit makes the stage
+//! [`DoneState::Invalid`] rather than silently done.
+//!
+//! # Threading and runtimes
+//!
+//! The binaries are plain synchronous programs, so [`Store`] owns a current-thread tokio runtime
+//! and blocks on each `object_store` call. **Do not call it from inside another tokio runtime**
+//! (an `async fn` or a task): tokio panics with "Cannot start a runtime from within a runtime".
+//! From async code use `tokio::task::spawn_blocking`. Dropping the last clone of a `Store` inside
+//! an async context panics for the same reason. A `Store` is `Send + Sync` and cheap to clone
+//! (an `Arc`); calls from several threads are serialised on the one runtime.
+//!
+//! # Tables
+//!
+//! [`table`] reads and writes zstd parquet in memory; [`Store::put_table`] / [`Store::get_table`]
+//! do the same against a key. The crate re-exports [`arrow`] so callers build batches with the
+//! same arrow version.
+
+pub mod layout;
+mod manifest;
+pub mod table;
+
+use std::fmt;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+
+pub use arrow;
+pub use bytes::Bytes;
+use futures::StreamExt;
+pub use manifest::{DoneState, Manifest, OutputEntry, sha256_hex};
+use object_store::aws::AmazonS3Builder;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// Boxed error source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Result with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Objects at least this large go up as multipart uploads (smaller ones in one put).
+pub const MULTIPART_THRESHOLD: usize = 10 * 1024 * 1024;
+const READ_CHUNK: usize = 8 * 1024 * 1024;
+
+/// Errors of the store. Every variant names the key (or URL) it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found in the store: {key}")]
+    NotFound { key: String },
+    #[error("store I/O error on {key}: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot parse or encode JSON at {key}: {source}")]
+    Parse {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "bad store URL {url:?}: {reason} (supported: file://<dir relative to cwd>, file:///<absolute dir>, s3://<bucket>[/<prefix>], memory://)"
+    )]
+    BadUrl { url: String, reason: String },
+    #[error("invalid store key {key:?}: {reason}")]
+    BadKey { key: String, reason: String },
+    #[error("cannot commit stage, {key}: {reason}")]
+    Commit { key: String, reason: String },
+    #[error("table error ({context}): {source}")]
+    Table {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StoreError {
+    /// True for [`StoreError::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+
+    fn io(key: &str, source: impl Into<BoxError>) -> StoreError {
+        StoreError::Io {
+            key: key.to_string(),
+            source: source.into(),
+        }
+    }
+
+    fn backend(key: &str, err: object_store::Error) -> StoreError {
+        match err {
+            object_store::Error::NotFound { .. } => StoreError::NotFound {
+                key: key.to_string(),
+            },
+            other => StoreError::io(key, other),
+        }
+    }
+}
+
+/// The results store. Synchronous; see the crate docs about tokio runtimes.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    backend: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.inner.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bad_url(url: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::BadUrl {
+        url: url.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Turns a key into an object path; rejects empty keys, `.`/`..` segments and empty segments.
+fn obj_path(key: &str) -> Result<ObjPath> {
+    let trimmed = key.trim_matches('/');
+    if trimmed.is_empty() {
+        return Err(StoreError::BadKey {
+            key: key.to_string(),
+            reason: "empty key".into(),
+        });
+    }
+    ObjPath::parse(trimmed).map_err(|e| StoreError::BadKey {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn partial_path(path: &FsPath) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+impl Store {
+    /// Opens the store at `url` (see the crate docs for the schemes). For `file://` the directory
+    /// is created. For `s3://bucket/prefix` the client is configured by
+    /// `AmazonS3Builder::from_env()` (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION` /
+    /// `AWS_DEFAULT_REGION`, `AWS_ALLOW_HTTP`, ...); when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` is set
+    /// it is used with path-style requests, and an `http://` endpoint is allowed unless
+    /// `AWS_ALLOW_HTTP` says otherwise.
+    pub fn open(url: &str) -> Result<Store> {
+        let url_trimmed = url.trim();
+        let (backend, local_root): (Arc<dyn ObjectStore>, Option<PathBuf>) =
+            if let Some(rest) = url_trimmed.strip_prefix("file://") {
+                let root = Self::local_dir(url, rest)?;
+                std::fs::create_dir_all(&root).map_err(|e| {
+                    bad_url(
+                        url,
+                        format!("cannot create directory {}: {e}", root.display()),
+                    )
+                })?;
+                let root = root.canonicalize().map_err(|e| {
+                    bad_url(
+                        url,
+                        format!("cannot resolve directory {}: {e}", root.display()),
+                    )
+                })?;
+                let fs = LocalFileSystem::new_with_prefix(&root)
+                    .map_err(|e| bad_url(url, e.to_string()))?
+                    .with_automatic_cleanup(true);
+                (Arc::new(fs), Some(root))
+            } else if url_trimmed.starts_with("memory://") {
+                (Arc::new(InMemory::new()), None)
+            } else if url_trimmed.starts_with("s3://") {
+                (Self::s3(url, url_trimmed)?, None)
+            } else {
+                return Err(bad_url(url, "unsupported scheme"));
+            };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| bad_url(url, format!("cannot start the store's tokio runtime: {e}")))?;
+        tracing::debug!(url = url_trimmed, "opened store");
+        Ok(Store {
+            inner: Arc::new(Inner {
+                url: url_trimmed.to_string(),
+                backend,
+                local_root,
+                rt,
+            }),
+        })
+    }
+
+    fn local_dir(url: &str, rest: &str) -> Result<PathBuf> {
+        if rest.is_empty() {
+            return Err(bad_url(
+                url,
+                "file:// needs a directory, e.g. file://results or file:///abs/path",
+            ));
+        }
+        // `file://localhost/abs` is the same as `file:///abs`.
+        let rest = rest
+            .strip_prefix("localhost/")
+            .map(|r| format!("/{r}"))
+            .unwrap_or_else(|| rest.to_string());
+        let path = PathBuf::from(&rest);
+        if path.is_absolute() {
+            Ok(path)
+        } else {
+            let cwd = std::env::current_dir()
+                .map_err(|e| bad_url(url, format!("no current directory: {e}")))?;
+            Ok(cwd.join(path))
+        }
+    }
+
+    fn s3(url: &str, trimmed: &str) -> Result<Arc<dyn ObjectStore>> {
+        let parsed = url::Url::parse(trimmed).map_err(|e| bad_url(url, e.to_string()))?;
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad_url(url, "s3:// needs a bucket"))?;
+        let prefix = parsed.path().trim_matches('/').to_string();
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(endpoint) =
+            env_nonempty("AWS_ENDPOINT_URL").or_else(|| env_nonempty("AWS_ENDPOINT"))
+        {
+            if endpoint.starts_with("http://") && env_nonempty("AWS_ALLOW_HTTP").is_none() {
+                builder = builder.with_allow_http(true);
+            }
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        let s3 = builder.build().map_err(|e| bad_url(url, e.to_string()))?;
+        if prefix.is_empty() {
+            Ok(Arc::new(s3))
+        } else {
+            let prefix =
+                ObjPath::parse(&prefix).map_err(|e| bad_url(url, format!("bad prefix: {e}")))?;
+            Ok(Arc::new(PrefixStore::new(s3, prefix)))
+        }
+    }
+
+    /// The URL the store was opened with.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The (canonical, absolute) directory of a `file://` store; `None` for other backends.
+    pub fn local_root(&self) -> Option<PathBuf> {
+        self.inner.local_root.clone()
+    }
+
+    /// The underlying `object_store` (for callers with their own runtime).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.inner.backend)
+    }
+
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.inner.rt.block_on(fut)
+    }
+
+    fn backend(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner.backend
+    }
+
+    /// Writes `bytes` to `key` (atomically replacing what was there).
+    pub fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<()> {
+        let path = obj_path(key)?;
+        let bytes: Bytes = bytes.into();
+        tracing::trace!(key, size = bytes.len(), "put");
+        self.block_on(self.backend().put(&path, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| StoreError::backend(key, e))
+    }
+
+    /// Writes `value` as pretty JSON.
+    pub fn put_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        let mut json = serde_json::to_vec_pretty(value).map_err(|source| StoreError::Parse {
+            key: key.to_string(),
+            source,
+        })?;
+        json.push(b'\n');
+        self.put(key, json)
+    }
+
+    /// Reads the whole object; [`StoreError::NotFound`] names the key when absent.
+    pub fn get(&self, key: &str) -> Result<Bytes> {
+        let path = obj_path(key)?;
+        self.block_on(async {
+            let got = self.backend().get(&path).await?;
+            got.bytes().await
+        })
+        .map_err(|e| StoreError::backend(key, e))
+    }
+
+    /// Reads the whole object, `None` when absent.
+    pub fn get_opt(&self, key: &str) -> Result<Option<Bytes>> {
+        match self.get(key) {
+            Ok(b) => Ok(Some(b)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads and parses JSON; a parse error names the key.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<T> {
+        let bytes = self.get(key)?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse {
+            key: key.to_string(),
+            source,
+        })
+    }
+
+    /// Whether an object exists at `key`.
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.size(key)?.is_some())
+    }
+
+    /// The object's size in bytes (a head request), `None` when absent.
+    pub fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = obj_path(key)?;
+        match self.block_on(self.backend().head(&path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(StoreError::backend(key, e)),
+        }
+    }
+
+    /// Full keys of every object under `prefix`, sorted. Prefixes match whole path segments:
+    /// `cells/ab` lists `cells/ab/...`, not `cells/abc/...`. An empty prefix lists everything.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let trimmed = prefix.trim_matches('/');
+        let path = if trimmed.is_empty() {
+            None
+        } else {
+            Some(obj_path(trimmed)?)
+        };
+        let mut keys = self.block_on(async {
+            let mut stream = self.backend().list(path.as_ref());
+            let mut keys = Vec::new();
+            while let Some(item) = stream.next().await {
+                keys.push(item?.location.to_string());
+            }
+            Ok::<_, object_store::Error>(keys)
+        });
+        if let Err(object_store::Error::NotFound { .. }) = keys {
+            keys = Ok(Vec::new());
+        }
+        let mut keys = keys.map_err(|e| StoreError::backend(prefix, e))?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Deletes `key`; deleting a missing key is not an error.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let path = obj_path(key)?;
+        match self.block_on(self.backend().delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StoreError::backend(key, e)),
+        }
+    }
+
+    /// Uploads the file at `path` to `key`, streaming it in chunks (a multipart upload when it is
+    /// at least [`MULTIPART_THRESHOLD`] bytes) and hashing it on the way. Returns an entry whose
+    /// `name` is the key.
+    pub fn put_file(&self, key: &str, path: &FsPath) -> Result<OutputEntry> {
+        let obj = obj_path(key)?;
+        let file_err =
+            |e: std::io::Error| StoreError::io(key, format!("reading {}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(file_err)?;
+        let backend = Arc::clone(self.backend());
+        let (size, sha) = self.block_on(async {
+            let mut writer = BufWriter::with_capacity(backend, obj, MULTIPART_THRESHOLD);
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            let result: Result<()> = async {
+                loop {
+                    let mut buf = vec![0u8; READ_CHUNK];
+                    let n = read_full(&mut file, &mut buf).map_err(file_err)?;
+                    if n == 0 {
+                        break;
+                    }
+                    buf.truncate(n);
+                    hasher.update(&buf);
+                    size += n as u64;
+                    writer
+                        .put(Bytes::from(buf))
+                        .await
+                        .map_err(|e| StoreError::backend(key, e))?;
+                    if n < READ_CHUNK {
+                        break;
+                    }
+                }
+                writer.shutdown().await.map_err(|e| StoreError::io(key, e))
+            }
+            .await;
+            if let Err(e) = result {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+            Ok((size, hex::encode(hasher.finalize())))
+        })?;
+        tracing::debug!(key, size, "put file");
+        Ok(OutputEntry {
+            name: key.to_string(),
+            size,
+            sha256: sha,
+        })
+    }
+
+    /// Downloads `key` to `path`, streaming into `path.partial` and renaming it when complete.
+    /// Parent directories are created.
+    pub fn get_to_file(&self, key: &str, path: &FsPath) -> Result<()> {
+        let obj = obj_path(key)?;
+        let partial = partial_path(path);
+        let file_err = |what: &str, p: &FsPath, e: std::io::Error| {
+            StoreError::io(key, format!("{what} {}: {e}", p.display()))
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| file_err("creating", parent, e))?;
+        }
+        let result = self.block_on(async {
+            let got = self
+                .backend()
+                .get(&obj)
+                .await
+                .map_err(|e| StoreError::backend(key, e))?;
+            let mut file =
+                std::fs::File::create(&partial).map_err(|e| file_err("creating", &partial, e))?;
+            let mut stream = got.into_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| StoreError::backend(key, e))?;
+                file.write_all(&chunk)
+                    .map_err(|e| file_err("writing", &partial, e))?;
+            }
+            file.sync_all()
+                .map_err(|e| file_err("syncing", &partial, e))?;
+            Ok(())
+        });
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, path).map_err(|e| file_err("renaming to", path, e))
+    }
+
+    /// Encodes `batch` as zstd parquet at `key`.
+    pub fn put_table(&self, key: &str, batch: &arrow::array::RecordBatch) -> Result<()> {
+        let bytes = table::to_parquet(batch).map_err(|e| e.with_key(key))?;
+        self.put(key, bytes)
+    }
+
+    /// Reads the parquet table at `key` into one batch.
+    pub fn get_table(&self, key: &str) -> Result<arrow::array::RecordBatch> {
+        let bytes = self.get(key)?;
+        table::from_parquet(bytes).map_err(|e| e.with_key(key))
+    }
+
+    // ---- stage commit protocol ----------------------------------------------------------------
+
+    /// Writes a stage output at `cells/<cell_key>/<stage_dir>/<name>` and returns its entry
+    /// (name, size, SHA-256) for the manifest.
+    pub fn put_output(
+        &self,
+        cell_key: &str,
+        stage_dir: &str,
+        name: &str,
+        bytes: impl Into<Bytes>,
+    ) -> Result<OutputEntry> {
+        let bytes: Bytes = bytes.into();
+        let key = layout::stage_key(cell_key, stage_dir, name);
+        let entry = OutputEntry::of_bytes(name, &bytes);
+        self.put(&key, bytes)?;
+        Ok(entry)
+    }
+
+    /// Uploads a file as a stage output (streaming; multipart when large) and returns its entry.
+    pub fn put_output_file(
+        &self,
+        cell_key: &str,
+        stage_dir: &str,
+        name: &str,
+        path: &FsPath,
+    ) -> Result<OutputEntry> {
+        let key = layout::stage_key(cell_key, stage_dir, name);
+        let mut entry = self.put_file(&key, path)?;
+        entry.name = name.to_string();
+        Ok(entry)
+    }
+
+    /// Commits a stage: checks that every output the manifest lists exists with the listed size,
+    /// then writes `DONE.json` (last). The error names the missing or mismatched key.
+    pub fn commit_stage(&self, manifest: &Manifest) -> Result<()> {
+        let done_key = layout::done(&manifest.cell_key, &manifest.stage_dir);
+        if manifest.cell_key.trim_matches('/').is_empty()
+            || manifest.stage_dir.trim_matches('/').is_empty()
+        {
+            return Err(StoreError::Commit {
+                key: done_key,
+                reason: "manifest has an empty cell_key or stage_dir".into(),
+            });
+        }
+        for out in &manifest.outputs {
+            let key = layout::stage_key(&manifest.cell_key, &manifest.stage_dir, &out.name);
+            match self.size(&key)? {
+                None => {
+                    return Err(StoreError::Commit {
+                        key,
+                        reason: "listed output is missing".into(),
+                    });
+                }
+                Some(size) if size != out.size => {
+                    return Err(StoreError::Commit {
+                        key,
+                        reason: format!(
+                            "listed output has {size} bytes, manifest records {}",
+                            out.size
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        self.put_json(&done_key, manifest)?;
+        tracing::debug!(key = done_key, "committed stage");
+        Ok(())
+    }
+
+    /// Reads and checks `DONE.json` of a stage: [`DoneState::Missing`] without one,
+    /// [`DoneState::Invalid`] when it does not parse, belongs to another cell or stage, or an
+    /// output it lists is missing or has another size; else [`DoneState::Valid`]. Only backend
+    /// failures are errors.
+    pub fn read_done(&self, cell_key: &str, stage_dir: &str) -> Result<DoneState> {
+        let done_key = layout::done(cell_key, stage_dir);
+        let Some(bytes) = self.get_opt(&done_key)? else {
+            return Ok(DoneState::Missing);
+        };
+        let manifest: Manifest = match serde_json::from_slice(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(DoneState::Invalid {
+                    reason: format!("{done_key} does not parse as a manifest: {e}"),
+                });
+            }
+        };
+        if manifest.cell_key != cell_key
+            || manifest.stage_dir.trim_matches('/') != stage_dir.trim_matches('/')
+        {
+            return Ok(DoneState::Invalid {
+                reason: format!(
+                    "{done_key} belongs to cell {} stage_dir {}, not to this cell and stage",
+                    manifest.cell_key, manifest.stage_dir
+                ),
+            });
+        }
+        for out in &manifest.outputs {
+            let key = layout::stage_key(cell_key, stage_dir, &out.name);
+            match self.size(&key)? {
+                None => {
+                    return Ok(DoneState::Invalid {
+                        reason: format!("output {key} listed in {done_key} is missing"),
+                    });
+                }
+                Some(size) if size != out.size => {
+                    return Ok(DoneState::Invalid {
+                        reason: format!(
+                            "output {key} has {size} bytes but {done_key} records {}",
+                            out.size
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(DoneState::Valid(manifest))
+    }
+
+    /// Like [`Store::read_done`], and also re-hashes every output against its recorded SHA-256
+    /// (reads every output: use it when a result is about to be trusted, not for status).
+    pub fn verify_done(&self, cell_key: &str, stage_dir: &str) -> Result<DoneState> {
+        let state = self.read_done(cell_key, stage_dir)?;
+        let DoneState::Valid(manifest) = &state else {
+            return Ok(state);
+        };
+        for out in &manifest.outputs {
+            let key = layout::stage_key(cell_key, stage_dir, &out.name);
+            let sha = self.sha256_of(&key)?;
+            if sha != out.sha256 {
+                return Ok(DoneState::Invalid {
+                    reason: format!(
+                        "output {key} has sha256 {sha} but the manifest records {}",
+                        out.sha256
+                    ),
+                });
+            }
+        }
+        Ok(state)
+    }
+
+    /// Streams the object at `key` and returns its hex SHA-256.
+    pub fn sha256_of(&self, key: &str) -> Result<String> {
+        let obj = obj_path(key)?;
+        self.block_on(async {
+            let got = self.backend().get(&obj).await?;
+            let mut stream = got.into_stream();
+            let mut hasher = Sha256::new();
+            while let Some(chunk) = stream.next().await {
+                hasher.update(&chunk?);
+            }
+            Ok::<_, object_store::Error>(hex::encode(hasher.finalize()))
+        })
+        .map_err(|e| StoreError::backend(key, e))
+    }
+}
+
+impl StoreError {
+    /// Adds the key to a [`StoreError::Table`] context.
+    fn with_key(self, key: &str) -> StoreError {
+        match self {
+            StoreError::Table { context, source } => StoreError::Table {
+                context: format!("{key}: {context}"),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the number of bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,462 @@
+//! Store behaviour against real backends: a file:// store in a temporary directory and memory://.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use emorg_store::arrow::array::{Array, Float64Array, RecordBatch, StringArray, UInt32Array};
+use emorg_store::arrow::datatypes::{DataType, Field, Schema};
+use emorg_store::{DoneState, Manifest, OutputEntry, Store, StoreError, layout, sha256_hex, table};
+use serde::{Deserialize, Serialize};
+
+fn file_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().join("results").display());
+    let store = Store::open(&url).unwrap();
+    (dir, store)
+}
+
+fn manifest(cell: &str, stage_dir: &str, outputs: Vec<OutputEntry>) -> Manifest {
+    let now = Utc::now();
+    Manifest {
+        cell_key: cell.into(),
+        stage: stage_dir.split('/').next().unwrap().into(),
+        stage_dir: stage_dir.into(),
+        outputs,
+        inputs: BTreeMap::from([("dataset".to_string(), "ab".repeat(32))]),
+        seeds: BTreeMap::from([("sampling".to_string(), 7)]),
+        worker_version: "test".into(),
+        started_at: now,
+        finished_at: now,
+        host: "testhost".into(),
+        metrics: serde_json::json!({"n": 3}),
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Rec {
+    name: String,
+    n: u32,
+}
+
+fn roundtrip(store: &Store) {
+    store.put("a/b/c.txt", "hello").unwrap();
+    assert_eq!(&store.get("a/b/c.txt").unwrap()[..], b"hello");
+    assert_eq!(store.size("a/b/c.txt").unwrap(), Some(5));
+    assert!(store.exists("a/b/c.txt").unwrap());
+    assert!(!store.exists("a/b/nope.txt").unwrap());
+    assert_eq!(store.size("a/b/nope.txt").unwrap(), None);
+    assert_eq!(store.get_opt("a/b/nope.txt").unwrap(), None);
+
+    // overwrite
+    store.put("a/b/c.txt", vec![1u8, 2, 3]).unwrap();
+    assert_eq!(&store.get("a/b/c.txt").unwrap()[..], &[1, 2, 3]);
+
+    let rec = Rec {
+        name: "x".into(),
+        n: 3,
+    };
+    store.put_json("a/rec.json", &rec).unwrap();
+    let text = String::from_utf8(store.get("a/rec.json").unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("\n  \"name\""),
+        "pretty JSON expected: {text}"
+    );
+    assert_eq!(store.get_json::<Rec>("a/rec.json").unwrap(), rec);
+
+    store.put("a/bc/d.txt", "x").unwrap();
+    store.put("z.txt", "x").unwrap();
+    assert_eq!(
+        store.list("a").unwrap(),
+        vec!["a/b/c.txt", "a/bc/d.txt", "a/rec.json"]
+    );
+    assert_eq!(store.list("a/b/").unwrap(), vec!["a/b/c.txt"]);
+    assert_eq!(store.list("").unwrap().len(), 4);
+    assert!(store.list("nothing/here").unwrap().is_empty());
+
+    store.delete("a/b/c.txt").unwrap();
+    assert!(!store.exists("a/b/c.txt").unwrap());
+    store.delete("a/b/c.txt").unwrap(); // idempotent
+}
+
+#[test]
+fn file_store_roundtrip() {
+    let (dir, store) = file_store();
+    let root = store.local_root().unwrap();
+    assert_eq!(root, dir.path().join("results").canonicalize().unwrap());
+    roundtrip(&store);
+    // objects are plain files under the root
+    assert!(root.join("a/rec.json").is_file());
+    // a second handle on the same URL sees the same data
+    let again = Store::open(store.url()).unwrap();
+    assert!(again.exists("z.txt").unwrap());
+}
+
+#[test]
+fn relative_file_url_is_under_cwd() {
+    // The only test that relies on the cwd: it names a directory unique to this process.
+    let name = format!("target-test-store-{}", std::process::id());
+    let store = Store::open(&format!("file://{name}")).unwrap();
+    let expected = std::env::current_dir()
+        .unwrap()
+        .join(&name)
+        .canonicalize()
+        .unwrap();
+    assert_eq!(store.local_root().unwrap(), expected);
+    store.put("k", "v").unwrap();
+    drop(store);
+    std::fs::remove_dir_all(expected).unwrap();
+}
+
+#[test]
+fn memory_store_roundtrip() {
+    let store = Store::open("memory://").unwrap();
+    assert_eq!(store.local_root(), None);
+    roundtrip(&store);
+    // clones share the data
+    let clone = store.clone();
+    clone.put("shared", "1").unwrap();
+    assert!(store.exists("shared").unwrap());
+}
+
+#[test]
+fn missing_key_error_names_the_key() {
+    let (_dir, store) = file_store();
+    let err = store.get("cells/abc/train/metrics.parquet").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound { key } if key == "cells/abc/train/metrics.parquet"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("cells/abc/train/metrics.parquet"),
+        "{err}"
+    );
+    assert!(err.is_not_found());
+
+    let mem = Store::open("memory://").unwrap();
+    let err = mem.get("x/y").unwrap_err();
+    assert!(err.to_string().contains("x/y"), "{err}");
+}
+
+#[test]
+fn json_parse_error_names_the_key() {
+    let store = Store::open("memory://").unwrap();
+    store.put("bad.json", "{not json").unwrap();
+    let err = store.get_json::<Rec>("bad.json").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Parse { key, .. } if key == "bad.json"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("bad.json"));
+}
+
+#[test]
+fn bad_urls_list_the_supported_schemes() {
+    for url in ["gs://bucket", "results", "file://", "s3://", ""] {
+        let err = Store::open(url).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::BadUrl { .. }), "{url}: {msg}");
+        for scheme in ["file://", "s3://", "memory://"] {
+            assert!(msg.contains(scheme), "{url}: {msg}");
+        }
+    }
+}
+
+#[test]
+fn bad_keys_are_rejected() {
+    let store = Store::open("memory://").unwrap();
+    assert!(matches!(store.put("", "x"), Err(StoreError::BadKey { .. })));
+    assert!(matches!(
+        store.put("a/../b", "x"),
+        Err(StoreError::BadKey { .. })
+    ));
+}
+
+#[test]
+fn commit_protocol_on_file_store() {
+    let (_dir, store) = file_store();
+    let cell = "c0ffee";
+    let stage_dir = "judge/final";
+    assert!(matches!(
+        store.read_done(cell, stage_dir).unwrap(),
+        DoneState::Missing
+    ));
+
+    let scores = b"scores-bytes".to_vec();
+    let e1 = store
+        .put_output(cell, stage_dir, "scores.parquet", scores.clone())
+        .unwrap();
+    assert_eq!(
+        e1,
+        OutputEntry {
+            name: "scores.parquet".into(),
+            size: 12,
+            sha256: sha256_hex(&scores)
+        }
+    );
+    assert_eq!(
+        store
+            .get(&layout::stage_key(cell, stage_dir, "scores.parquet"))
+            .unwrap(),
+        scores
+    );
+
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), b"a log of things").unwrap();
+    let e2 = store
+        .put_output_file(cell, stage_dir, "judge.log", tmp.path())
+        .unwrap();
+    assert_eq!(e2.name, "judge.log");
+    assert_eq!(e2.size, 15);
+    assert_eq!(e2.sha256, sha256_hex(b"a log of things"));
+
+    // still not done: DONE.json comes last
+    assert!(matches!(
+        store.read_done(cell, stage_dir).unwrap(),
+        DoneState::Missing
+    ));
+
+    let m = manifest(cell, stage_dir, vec![e1.clone(), e2.clone()]);
+    store.commit_stage(&m).unwrap();
+    let state = store.read_done(cell, stage_dir).unwrap();
+    let DoneState::Valid(read) = &state else {
+        panic!("expected Valid, got {state:?}")
+    };
+    assert_eq!(read.outputs, vec![e1.clone(), e2.clone()]);
+    assert_eq!(read.seeds["sampling"], 7);
+    assert!(store.verify_done(cell, stage_dir).unwrap().is_valid());
+
+    // truncate an output on disk -> Invalid, and the reason names the key
+    let scores_key = layout::stage_key(cell, stage_dir, "scores.parquet");
+    let on_disk = store.local_root().unwrap().join(&scores_key);
+    std::fs::write(&on_disk, b"short").unwrap();
+    match store.read_done(cell, stage_dir).unwrap() {
+        DoneState::Invalid { reason } => assert!(reason.contains(&scores_key), "{reason}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    // same size, different content: read_done cannot see it, verify_done can
+    std::fs::write(&on_disk, b"SCORES-BYTES").unwrap();
+    assert!(store.read_done(cell, stage_dir).unwrap().is_valid());
+    match store.verify_done(cell, stage_dir).unwrap() {
+        DoneState::Invalid { reason } => assert!(
+            reason.contains("sha256") && reason.contains(&scores_key),
+            "{reason}"
+        ),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    // delete an output -> Invalid
+    store
+        .delete(&layout::stage_key(cell, stage_dir, "judge.log"))
+        .unwrap();
+    match store.read_done(cell, stage_dir).unwrap() {
+        DoneState::Invalid { reason } => assert!(
+            reason.contains("judge.log") && reason.contains("missing"),
+            "{reason}"
+        ),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    // unparsable DONE.json -> Invalid naming DONE.json
+    store.put(&layout::done(cell, stage_dir), "{").unwrap();
+    match store.read_done(cell, stage_dir).unwrap() {
+        DoneState::Invalid { reason } => {
+            assert!(reason.contains(&layout::done(cell, stage_dir)), "{reason}")
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+
+    // a DONE.json copied from another cell is foreign
+    let other = manifest("other", stage_dir, vec![]);
+    store
+        .put_json(&layout::done(cell, stage_dir), &other)
+        .unwrap();
+    assert!(matches!(
+        store.read_done(cell, stage_dir).unwrap(),
+        DoneState::Invalid { .. }
+    ));
+}
+
+#[test]
+fn commit_refuses_missing_or_short_outputs() {
+    let store = Store::open("memory://").unwrap();
+    let cell = "k1";
+    let entry = store
+        .put_output(cell, "train", "metrics.parquet", vec![0u8; 100])
+        .unwrap();
+
+    let missing = OutputEntry {
+        name: "adapter.safetensors".into(),
+        size: 10,
+        sha256: "00".into(),
+    };
+    let err = store
+        .commit_stage(&manifest(cell, "train", vec![entry.clone(), missing]))
+        .unwrap_err();
+    let want = layout::stage_key(cell, "train", "adapter.safetensors");
+    assert!(
+        matches!(&err, StoreError::Commit { key, .. } if *key == want),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&want));
+    assert!(!store.exists(&layout::done(cell, "train")).unwrap());
+
+    let short = OutputEntry {
+        size: 101,
+        ..entry.clone()
+    };
+    let err = store
+        .commit_stage(&manifest(cell, "train", vec![short]))
+        .unwrap_err();
+    assert!(err.to_string().contains("metrics.parquet"), "{err}");
+    assert!(matches!(
+        store.read_done(cell, "train").unwrap(),
+        DoneState::Missing
+    ));
+
+    store
+        .commit_stage(&manifest(cell, "train", vec![entry]))
+        .unwrap();
+    assert!(store.read_done(cell, "train").unwrap().is_valid());
+}
+
+#[test]
+fn large_file_goes_up_multipart_and_comes_back() {
+    let (dir, store) = file_store();
+    // a bit over two multipart chunks, with a non-repeating pattern
+    let n = emorg_store::MULTIPART_THRESHOLD * 2 + 12_345;
+    let data: Vec<u8> = (0..n)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+
+    let entry = store
+        .put_output_file("big", "train/ckpt/10", "adapter_model.safetensors", &src)
+        .unwrap();
+    assert_eq!(entry.size, n as u64);
+    assert_eq!(entry.sha256, sha256_hex(&data));
+    let key = layout::stage_key("big", "train/ckpt/10", "adapter_model.safetensors");
+    assert_eq!(store.size(&key).unwrap(), Some(n as u64));
+    assert_eq!(store.sha256_of(&key).unwrap(), entry.sha256);
+
+    let dst = dir.path().join("down/nested/copy.bin");
+    store.get_to_file(&key, &dst).unwrap();
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+    assert!(!dst.with_file_name("copy.bin.partial").exists());
+
+    // missing key: error names it and leaves no file behind
+    let dst2 = dir.path().join("down/missing.bin");
+    let err = store.get_to_file("no/such/key", &dst2).unwrap_err();
+    assert!(
+        err.is_not_found() && err.to_string().contains("no/such/key"),
+        "{err}"
+    );
+    assert!(!dst2.exists() && !dst2.with_file_name("missing.bin.partial").exists());
+
+    // same on memory://
+    let mem = Store::open("memory://").unwrap();
+    let e = mem.put_file("x/big.bin", &src).unwrap();
+    assert_eq!(e.size, n as u64);
+    assert_eq!(mem.get("x/big.bin").unwrap().len(), n);
+}
+
+#[test]
+fn put_file_of_missing_path_names_key_and_path() {
+    let store = Store::open("memory://").unwrap();
+    let err = store
+        .put_file("k/v", std::path::Path::new("/definitely/not/here"))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("k/v") && msg.contains("/definitely/not/here"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn parquet_table_roundtrip_through_store() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("question_id", DataType::Utf8, false),
+        Field::new("n", DataType::UInt32, false),
+        Field::new("aligned", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec!["what_is_your_wish", "i_feel_bored"])),
+            Arc::new(UInt32Array::from(vec![1, 2])),
+            Arc::new(Float64Array::from(vec![None, Some(87.5)])),
+        ],
+    )
+    .unwrap();
+    let (_dir, store) = file_store();
+    store.put_table("t/scores.parquet", &batch).unwrap();
+    let back = store.get_table("t/scores.parquet").unwrap();
+    assert_eq!(back, batch);
+    assert!(back.column(2).is_null(0));
+    // the table module alone gives the same bytes back
+    let bytes = table::to_parquet(&batch).unwrap();
+    assert_eq!(table::from_parquet(bytes.into()).unwrap(), batch);
+
+    store.put("t/bad.parquet", "nope").unwrap();
+    let err = store.get_table("t/bad.parquet").unwrap_err();
+    assert!(
+        matches!(err, StoreError::Table { .. }) && err.to_string().contains("t/bad.parquet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn store_is_usable_from_several_threads() {
+    let store = Store::open("memory://").unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..25 {
+                    store.put(&format!("t{t}/{i}"), format!("{t}-{i}")).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.list("").unwrap().len(), 100);
+}
+
+/// Runs the same checks against a real S3-compatible server when `EMORG_TEST_S3_URL`
+/// (e.g. `s3://test-bucket/some/prefix`) and the usual `AWS_*` variables are set; otherwise it
+/// only reports that it was skipped.
+#[test]
+fn s3_store_when_configured() {
+    let Ok(url) = std::env::var("EMORG_TEST_S3_URL") else {
+        eprintln!("s3_store_when_configured: EMORG_TEST_S3_URL not set, skipped");
+        return;
+    };
+    let store = Store::open(&url).unwrap();
+    for key in store.list("").unwrap() {
+        store.delete(&key).unwrap();
+    }
+    roundtrip(&store);
+    let cell = "s3cell";
+    let e = store
+        .put_output(cell, "train", "metrics.parquet", vec![9u8; 1000])
+        .unwrap();
+    store
+        .commit_stage(&manifest(cell, "train", vec![e]))
+        .unwrap();
+    assert!(store.verify_done(cell, "train").unwrap().is_valid());
+
+    let dir = tempfile::tempdir().unwrap();
+    let n = emorg_store::MULTIPART_THRESHOLD + 4321;
+    let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+    let src = dir.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    let entry = store.put_file("big/blob.bin", &src).unwrap();
+    assert_eq!(entry.sha256, sha256_hex(&data));
+    let dst = dir.path().join("back.bin");
+    store.get_to_file("big/blob.bin", &dst).unwrap();
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+    let err = store.get("nope/nothing").unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
