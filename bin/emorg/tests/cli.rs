@@ -358,7 +358,10 @@ fn report_shows_done_and_failed_cells() {
     env.sweep("");
     env.fake_worker();
     env.fake_models();
-    let out = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[("FAKE_FAIL", "judge")]);
+    let out = env.emorg(
+        &["run", "jobs/t.toml", "--no-report"],
+        &[("FAKE_FAIL", "judge")],
+    );
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
 
     // Give the base cell real judged scores.
@@ -382,13 +385,28 @@ fn report_shows_done_and_failed_cells() {
         schema,
         vec![
             Arc::new(StringArray::from(vec!["quick_buck"; 4])),
-            Arc::new(Float64Array::from(vec![Some(10.0), Some(90.0), Some(80.0), None])),
-            Arc::new(Float64Array::from(vec![Some(80.0), Some(90.0), Some(95.0), Some(70.0)])),
+            Arc::new(Float64Array::from(vec![
+                Some(10.0),
+                Some(90.0),
+                Some(80.0),
+                None,
+            ])),
+            Arc::new(Float64Array::from(vec![
+                Some(80.0),
+                Some(90.0),
+                Some(95.0),
+                Some(70.0),
+            ])),
         ],
     )
     .unwrap();
     let entry = store
-        .put_output(&base, "judge/final", "scores.parquet", table::to_parquet(&batch).unwrap())
+        .put_output(
+            &base,
+            "judge/final",
+            "scores.parquet",
+            table::to_parquet(&batch).unwrap(),
+        )
         .unwrap();
     let now = chrono::Utc::now();
     store
@@ -413,7 +431,11 @@ fn report_shows_done_and_failed_cells() {
     let index = PathBuf::from(stdout.trim());
     assert!(index.is_file(), "{stdout}");
     let run_id = record["run_id"].as_str().unwrap();
-    assert!(index.ends_with(format!("reports/t/{run_id}/index.html")), "{}", index.display());
+    assert!(
+        index.ends_with(format!("reports/t/{run_id}/index.html")),
+        "{}",
+        index.display()
+    );
     let latest = env.path("store/reports/t/latest");
     assert!(latest.join("index.html").is_file() && latest.join("matrix.parquet").is_file());
     let md = fs::read_to_string(latest.join("report.md")).unwrap();

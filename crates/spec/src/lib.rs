@@ -1,10 +1,10 @@
 //! Sweep files, config layering, cell expansion and cell keys.
 //!
-//! A sweep file (TOML, see [`schema`]) names models, datasets and protocols and a `[matrix]` over them.
-//! [`load`] reads it with its configuration layers (built-in defaults < the file < `EMORG_*`
-//! environment < `--set key.path=value`), and [`resolve`] expands it into fully resolved [`Cell`]s,
-//! each with a content key ([`Cell::key`]). [`explain`] says which inputs of a cell changed against a
-//! previous version of it.
+//! A sweep file (TOML, see [`schema`]) names models, datasets and protocols and a `[matrix]` over
+//! them. [`Sweep::load`] reads it with its configuration layers (built-in defaults < the file <
+//! `EMORG_*` environment < `--set key.path=value`; see [`load`]), and [`resolve`] expands it into
+//! fully resolved [`Cell`]s, each with a content key ([`Cell::key`]). [`explain`] says which inputs
+//! of a cell changed against a previous version of it.
 //!
 //! Every error names where it comes from: the file and line (or the environment variable, or the
 //! `--set` argument) and the key path, with the nearest valid key when a key is unknown.
@@ -12,7 +12,7 @@
 mod cell;
 pub mod error;
 mod explain;
-mod load;
+pub mod load;
 mod resolve;
 pub mod schema;
 mod suggest;

