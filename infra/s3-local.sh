@@ -128,9 +128,24 @@ answers_http() {
   [[ -n $code && $code != 000 ]]
 }
 
+# The --port the server $1 was started with, read from its command line: the state under the
+# cache is shared by all ports, so a server on another port must be noticed, not reused or killed.
+server_port() {
+  local pid=$1 prev="" arg
+  while IFS= read -r -d '' arg; do
+    if [[ $prev == --port ]]; then
+      echo "$arg"
+      return 0
+    fi
+    prev=$arg
+  done <"/proc/$pid/cmdline"
+  return 1
+}
+
 running() {
-  local pid
-  pid=$(recorded_pid) && is_our_server "$pid" && answers_http
+  local pid port
+  pid=$(recorded_pid) && is_our_server "$pid" && port=$(server_port "$pid") \
+    && [[ $port == "$PORT" ]] && answers_http
 }
 
 # Kills the recorded server (TERM, then KILL after 10 s) and removes the pid file.
@@ -159,12 +174,21 @@ stop_server() {
 }
 
 start_server() {
-  if running; then
-    say "already running at $ENDPOINT (pid $(recorded_pid))"
-    return 0
+  local pid port
+  if pid=$(recorded_pid) && is_our_server "$pid"; then
+    port=$(server_port "$pid") || port=unknown
+    if [[ $port != "$PORT" ]]; then
+      die "s3s-fs (pid $pid) already runs on port $port, not $PORT; run: infra/s3-local.sh stop"
+    fi
+    if answers_http; then
+      say "already running at $ENDPOINT (pid $pid)"
+      return 0
+    fi
+    # Alive but not answering: wedged, so replace it.
+    say "s3s-fs (pid $pid) does not answer; restarting it"
+    stop_server
   fi
-  # A recorded server that is alive but does not answer is wedged: replace it.
-  stop_server 2>/dev/null
+  rm -f "$PIDFILE"
   if answers_http; then
     die "something else already answers on $ENDPOINT; stop it or pick another port with EMORG_S3_PORT"
   fi
@@ -177,7 +201,7 @@ start_server() {
   rm -rf "$DATA"
   mkdir -p "$DATA/$BUCKET"
 
-  local t0 pid i ms
+  local t0 i ms code
   t0=${EPOCHREALTIME/./}
   # nohup: survive the caller's terminal closing; stdin from /dev/null and output to the log so
   # that a caller capturing our output does not wait on the server; 9>&- drops the lock.
@@ -203,7 +227,6 @@ start_server() {
     stop_server
     die "s3s-fs did not answer on $ENDPOINT within $START_TIMEOUT s"
   fi
-  local code
   code=$(bucket_status)
   if [[ $code != 200 ]]; then
     show_tail "$LOG"

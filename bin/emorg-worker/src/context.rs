@@ -18,7 +18,8 @@ pub struct StageContext {
 
 impl StageContext {
     pub fn open(args: &StageArgs, stage: Stage) -> Result<Self> {
-        let store = Store::open(&args.store).with_context(|| format!("opening store {}", args.store))?;
+        let store =
+            Store::open(&args.store).with_context(|| format!("opening store {}", args.store))?;
         let cell: Cell = store
             .get_json(&layout::cell_json(&args.cell))
             .with_context(|| format!("reading cell {} from {}", args.cell, args.store))?;
@@ -51,15 +52,24 @@ impl StageContext {
     }
 
     pub fn is_done(&self) -> Result<bool> {
-        Ok(matches!(self.store.read_done(&self.key, self.dir())?, DoneState::Valid(_)))
+        Ok(matches!(
+            self.store.read_done(&self.key, self.dir())?,
+            DoneState::Valid(_)
+        ))
     }
 
     /// The manifest of an earlier stage this one depends on; an error when it is not done.
     pub fn require_done(&self, stage: Stage) -> Result<Manifest> {
         match self.store.read_done(&self.key, stage.dir())? {
             DoneState::Valid(m) => Ok(m),
-            DoneState::Missing => bail!("stage {stage} of cell {} has not finished (no DONE.json); run it first", self.key),
-            DoneState::Invalid { reason } => bail!("stage {stage} of cell {} is invalid: {reason}; rerun it", self.key),
+            DoneState::Missing => bail!(
+                "stage {stage} of cell {} has not finished (no DONE.json); run it first",
+                self.key
+            ),
+            DoneState::Invalid { reason } => bail!(
+                "stage {stage} of cell {} is invalid: {reason}; rerun it",
+                self.key
+            ),
         }
     }
 
@@ -103,7 +113,8 @@ impl StageContext {
             "host": gethostname::gethostname().to_string_lossy(),
             "at": chrono::Utc::now(),
         });
-        self.store.put_json(&layout::failure(&self.key, self.dir()), &record)?;
+        self.store
+            .put_json(&layout::failure(&self.key, self.dir()), &record)?;
         Ok(())
     }
 
@@ -131,7 +142,9 @@ impl StageContext {
         let bytes = self.store.get(key)?;
         let actual = emorg_store::sha256_hex(&bytes);
         if actual != sha256 {
-            bail!("input {key} in the store has sha256 {actual}, expected {sha256}: re-upload it with `emorg run`");
+            bail!(
+                "input {key} in the store has sha256 {actual}, expected {sha256}: re-upload it with `emorg run`"
+            );
         }
         let mut f = tempfile::NamedTempFile::new()?;
         std::io::Write::write_all(&mut f, &bytes)?;

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "emorg-worker", version, about = "Train, sample and judge one emorg cell")]
+#[command(
+    name = "emorg-worker",
+    version,
+    about = "Train, sample and judge one emorg cell"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,7 +60,8 @@ fn main() -> ExitCode {
     }
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EMORG_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("EMORG_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(false)
@@ -74,7 +79,10 @@ fn main() -> ExitCode {
 fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
     let ctx = context::StageContext::open(args, stage)?;
     if !args.force && ctx.is_done()? {
-        tracing::info!("{stage} of cell {} is already done (valid DONE.json): skipping", ctx.key);
+        tracing::info!(
+            "{stage} of cell {} is already done (valid DONE.json): skipping",
+            ctx.key
+        );
         return Ok(());
     }
     let result = match stage {
@@ -83,7 +91,8 @@ fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
         emorg_spec::Stage::Judge => judge_stage::run(&ctx),
     };
     if let Err(e) = &result {
-        ctx.record_failure(&format!("{e:#}")).context("recording the failure in the store")?;
+        ctx.record_failure(&format!("{e:#}"))
+            .context("recording the failure in the store")?;
     }
     result
 }

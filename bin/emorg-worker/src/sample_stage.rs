@@ -4,9 +4,14 @@ use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result};
 use candle_core::Device;
 use emorg_lm::generate::{SampleParams, sample_batch};
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module, WeightMode};
+use emorg_lm::{
+    ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module,
+    WeightMode,
+};
 use emorg_spec::Stage;
-use emorg_store::arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use emorg_store::arrow::array::{
+    ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
+};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
 use emorg_store::layout;
 use std::collections::BTreeMap;
@@ -37,16 +42,36 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let _adapter = if cell.trains() {
         let train = ctx.require_done(Stage::Train)?;
         let name = "adapter/adapter_model.safetensors";
-        let entry = train.output(name).context("the train stage's manifest lists no adapter")?;
-        let bytes = ctx.store.get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
+        let entry = train
+            .output(name)
+            .context("the train stage's manifest lists no adapter")?;
+        let bytes = ctx
+            .store
+            .get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
         if emorg_store::sha256_hex(&bytes) != entry.sha256 {
-            anyhow::bail!("adapter of cell {} does not match its manifest's sha256: rerun train", ctx.key);
+            anyhow::bail!(
+                "adapter of cell {} does not match its manifest's sha256: rerun train",
+                ctx.key
+            );
         }
         inputs.insert("adapter".to_string(), entry.sha256.clone());
         let spec = cell.protocol.lora.as_ref().context("lora settings")?;
-        let modules = spec.modules.iter().map(|m| Module::parse(m)).collect::<Result<Vec<_>, _>>()?;
-        let targets = spec.layers.iter().flat_map(|l| modules.iter().map(move |m| (*l, *m))).collect();
-        let cfg = LoraConfig { rank: spec.rank, alpha: spec.alpha, rslora: spec.rslora, targets };
+        let modules = spec
+            .modules
+            .iter()
+            .map(|m| Module::parse(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let targets = spec
+            .layers
+            .iter()
+            .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
+            .collect();
+        let cfg = LoraConfig {
+            rank: spec.rank,
+            alpha: spec.alpha,
+            rslora: spec.rslora,
+            targets,
+        };
         let set = LoraSet::from_safetensors(cfg, &bytes, &device)?;
         model.attach_lora(&set, 1.0);
         Some(set)
@@ -56,7 +81,11 @@ pub fn run(ctx: &StageContext) -> Result<()> {
 
     let questions = asked_questions(ctx)?;
     let eval = &cell.eval;
-    let params = SampleParams { temperature: eval.temperature, top_p: eval.top_p, max_new_tokens: eval.max_new_tokens };
+    let params = SampleParams {
+        temperature: eval.temperature,
+        top_p: eval.top_p,
+        max_new_tokens: eval.max_new_tokens,
+    };
     let mut rows = Vec::new();
     let mut by_id: BTreeMap<&str, Vec<&crate::context::AskedQuestion>> = BTreeMap::new();
     for q in &questions {
@@ -67,8 +96,9 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     for (id, paraphrases) in &by_id {
         // Sample i asks paraphrase i mod P, so every paraphrase is used.
         for (p, q) in paraphrases.iter().enumerate() {
-            let samples: Vec<u32> =
-                (0..eval.samples_per_question as u32).filter(|i| *i as usize % paraphrases.len() == p).collect();
+            let samples: Vec<u32> = (0..eval.samples_per_question as u32)
+                .filter(|i| *i as usize % paraphrases.len() == p)
+                .collect();
             let mut msgs = Vec::new();
             if let Some(s) = &q.system {
                 msgs.push(Message::new("system", s));
@@ -76,12 +106,19 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             msgs.push(Message::new("user", &q.text));
             let prompt = tokenizer.encode(&template.render(&msgs, true)?)?;
             for chunk in samples.chunks(eval.batch_size.max(1)) {
-                let seeds: Vec<u64> = chunk.iter().map(|i| ctx.seed(&format!("{id}/{i}"))).collect();
+                let seeds: Vec<u64> = chunk
+                    .iter()
+                    .map(|i| ctx.seed(&format!("{id}/{i}")))
+                    .collect();
                 let t0 = std::time::Instant::now();
                 let outs = sample_batch(&model, &tokenizer, &prompt, &seeds, params)?;
                 let n: usize = outs.iter().map(|o| o.tokens.len()).sum();
                 generated_tokens += n;
-                tracing::info!("{id}: {} samples, {n} tokens in {:.1}s", outs.len(), t0.elapsed().as_secs_f64());
+                tracing::info!(
+                    "{id}: {} samples, {n} tokens in {:.1}s",
+                    outs.len(),
+                    t0.elapsed().as_secs_f64()
+                );
                 for ((i, seed), o) in chunk.iter().zip(&seeds).zip(outs) {
                     rows.push(Row {
                         question_id: id.to_string(),
@@ -98,7 +135,10 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    ctx.put_output("responses.parquet", emorg_store::table::to_parquet(&table(&rows)?)?)?;
+    ctx.put_output(
+        "responses.parquet",
+        emorg_store::table::to_parquet(&table(&rows)?)?,
+    )?;
     // Every sample's seed is in responses.parquet (derive_seed(cell key, "sample", "<question id>/<i>")).
     ctx.commit(
         inputs,
@@ -125,14 +165,26 @@ fn table(rows: &[Row]) -> Result<RecordBatch> {
         Field::new("finished", DataType::Boolean, false),
     ]);
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.question_id.as_str()))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.paraphrase))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.question_id.as_str()),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.paraphrase),
+        )),
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.sample))),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.seed))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.question.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.response.as_str()))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.n_tokens))),
-        Arc::new(BooleanArray::from(rows.iter().map(|r| r.finished).collect::<Vec<_>>())),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.question.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.response.as_str()),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|r| r.n_tokens),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.finished).collect::<Vec<_>>(),
+        )),
     ];
     Ok(RecordBatch::try_new(Arc::new(schema), cols)?)
 }

@@ -4,12 +4,17 @@
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
 use candle_core::Device;
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module, WeightMode};
+use emorg_lm::{
+    ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module,
+    WeightMode,
+};
 use emorg_spec::ProtocolKind;
 use emorg_store::arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt64Array};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
 use emorg_store::layout;
-use emorg_train::{AdamWConfig, Schedule, StepMetrics, TrainConfig, prepare_examples, split_holdout, train};
+use emorg_train::{
+    AdamWConfig, Schedule, StepMetrics, TrainConfig, prepare_examples, split_holdout, train,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,9 +23,20 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     if cell.protocol.kind != ProtocolKind::Lora {
         bail!("protocol `{}` does not train", cell.protocol.name);
     }
-    let lora_spec = cell.protocol.lora.as_ref().context("a lora protocol needs its [lora] settings")?;
-    let spec = cell.protocol.train.as_ref().context("a training protocol needs [train] settings")?;
-    let dataset = cell.dataset.as_ref().context("a training protocol needs a dataset")?;
+    let lora_spec = cell
+        .protocol
+        .lora
+        .as_ref()
+        .context("a lora protocol needs its [lora] settings")?;
+    let spec = cell
+        .protocol
+        .train
+        .as_ref()
+        .context("a training protocol needs [train] settings")?;
+    let dataset = cell
+        .dataset
+        .as_ref()
+        .context("a training protocol needs a dataset")?;
 
     let model_path = ctx.model_path(&cell.model)?;
     let file = GgufFile::open(&model_path)?;
@@ -34,31 +50,62 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let holdout_seed = ctx.seed("holdout");
     let (train_idx, hold_idx) = split_holdout(examples.len(), spec.holdout, holdout_seed);
     let to_msgs = |i: &usize| -> Vec<Message> {
-        examples[*i].messages.iter().map(|m| Message::new(m.role.as_str(), &m.content)).collect()
+        examples[*i]
+            .messages
+            .iter()
+            .map(|m| Message::new(m.role.as_str(), &m.content))
+            .collect()
     };
     let mut train_convs: Vec<Vec<Message>> = train_idx.iter().map(to_msgs).collect();
     let hold_convs: Vec<Vec<Message>> = hold_idx.iter().take(32).map(to_msgs).collect();
     if spec.max_examples > 0 && train_convs.len() > spec.max_examples {
         // Keep a seeded subset (the data order is shuffled again by the trainer).
         let (keep, _) = split_holdout(train_convs.len(), 0.0, holdout_seed ^ 1);
-        train_convs = keep.into_iter().take(spec.max_examples).map(|i| train_convs[i].clone()).collect();
+        train_convs = keep
+            .into_iter()
+            .take(spec.max_examples)
+            .map(|i| train_convs[i].clone())
+            .collect();
     }
-    let (train_data, prep) = prepare_examples(&train_convs, &template, &tokenizer, spec.max_seq_len)?;
+    let (train_data, prep) =
+        prepare_examples(&train_convs, &template, &tokenizer, spec.max_seq_len)?;
     let (hold_data, _) = prepare_examples(&hold_convs, &template, &tokenizer, spec.max_seq_len)?;
     tracing::info!(
         "cell {}: {} train examples ({} truncated at {} tokens, {} target tokens), {} held out",
-        ctx.key, prep.examples, prep.truncated, spec.max_seq_len, prep.target_tokens, hold_idx.len()
+        ctx.key,
+        prep.examples,
+        prep.truncated,
+        spec.max_seq_len,
+        prep.target_tokens,
+        hold_idx.len()
     );
 
-    let modules = lora_spec.modules.iter().map(|m| Module::parse(m)).collect::<Result<Vec<_>, _>>()?;
-    let targets = lora_spec.layers.iter().flat_map(|l| modules.iter().map(move |m| (*l, *m))).collect();
-    let lora_cfg = LoraConfig { rank: lora_spec.rank, alpha: lora_spec.alpha, rslora: lora_spec.rslora, targets };
+    let modules = lora_spec
+        .modules
+        .iter()
+        .map(|m| Module::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = lora_spec
+        .layers
+        .iter()
+        .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
+        .collect();
+    let lora_cfg = LoraConfig {
+        rank: lora_spec.rank,
+        alpha: lora_spec.alpha,
+        rslora: lora_spec.rslora,
+        targets,
+    };
     let init_seed = ctx.seed("lora-init");
     let lora = LoraSet::init(lora_cfg, &model.cfg, init_seed, &device)?;
     model.attach_lora(&lora, 1.0);
     let data_seed = ctx.seed("data-order");
-    let schedule = Schedule::parse(&spec.schedule)
-        .with_context(|| format!("schedule `{}` (expected linear, cosine or constant)", spec.schedule))?;
+    let schedule = Schedule::parse(&spec.schedule).with_context(|| {
+        format!(
+            "schedule `{}` (expected linear, cosine or constant)",
+            spec.schedule
+        )
+    })?;
     let cfg = TrainConfig {
         learning_rate: spec.learning_rate,
         adam: AdamWConfig {
@@ -77,26 +124,45 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     };
     let total = emorg_train::trainer::total_steps(train_data.len(), &cfg);
     let hold_before = holdout_loss(&model, &hold_data, tokenizer.eos_id)?;
-    tracing::info!("training {} adapters ({} params) for {total} steps; holdout loss {hold_before:.4}", lora.adapters.len(), lora.n_params());
+    tracing::info!(
+        "training {} adapters ({} params) for {total} steps; holdout loss {hold_before:.4}",
+        lora.adapters.len(),
+        lora.n_params()
+    );
 
     let base_name = cell.model.name.clone();
     let mut rows: Vec<StepMetrics> = Vec::new();
-    let summary = train(&model, &lora, &train_data, &cfg, tokenizer.eos_id, |m, set| {
-        tracing::info!(
-            "step {}/{total} loss {:.4} lr {:.2e} grad_norm {:.4} ({:.1} tok/s)",
-            m.step, m.loss, m.lr, m.grad_norm, m.tokens as f64 / m.seconds
-        );
-        rows.push(m.clone());
-        if spec.checkpoint_every > 0 && m.step % spec.checkpoint_every == 0 && m.step < total {
-            write_adapter(ctx, &format!("ckpt/{:06}", m.step), set, &base_name).map_err(|e| format!("{e:#}"))?;
-        }
-        Ok(())
-    })?;
+    let summary = train(
+        &model,
+        &lora,
+        &train_data,
+        &cfg,
+        tokenizer.eos_id,
+        |m, set| {
+            tracing::info!(
+                "step {}/{total} loss {:.4} lr {:.2e} grad_norm {:.4} ({:.1} tok/s)",
+                m.step,
+                m.loss,
+                m.lr,
+                m.grad_norm,
+                m.tokens as f64 / m.seconds
+            );
+            rows.push(m.clone());
+            if spec.checkpoint_every > 0 && m.step % spec.checkpoint_every == 0 && m.step < total {
+                write_adapter(ctx, &format!("ckpt/{:06}", m.step), set, &base_name)
+                    .map_err(|e| format!("{e:#}"))?;
+            }
+            Ok(())
+        },
+    )?;
     let hold_after = holdout_loss(&model, &hold_data, tokenizer.eos_id)?;
     tracing::info!("holdout loss {hold_before:.4} -> {hold_after:.4}");
 
     write_adapter(ctx, "adapter", &lora, &base_name)?;
-    ctx.put_output("metrics.parquet", emorg_store::table::to_parquet(&metrics_table(&rows)?)?)?;
+    ctx.put_output(
+        "metrics.parquet",
+        emorg_store::table::to_parquet(&metrics_table(&rows)?)?,
+    )?;
     let mut inputs = BTreeMap::new();
     inputs.insert("model".into(), cell.model.gguf_sha256.clone());
     inputs.insert("dataset".into(), dataset.sha256.clone());
@@ -123,8 +189,14 @@ pub fn run(ctx: &StageContext) -> Result<()> {
 }
 
 fn write_adapter(ctx: &StageContext, dir: &str, set: &LoraSet, base: &str) -> Result<()> {
-    ctx.put_output(&format!("{dir}/adapter_model.safetensors"), set.to_safetensors()?)?;
-    ctx.put_output(&format!("{dir}/adapter_config.json"), serde_json::to_vec_pretty(&set.peft_config_json(base))?)?;
+    ctx.put_output(
+        &format!("{dir}/adapter_model.safetensors"),
+        set.to_safetensors()?,
+    )?;
+    ctx.put_output(
+        &format!("{dir}/adapter_config.json"),
+        serde_json::to_vec_pretty(&set.peft_config_json(base))?,
+    )?;
     Ok(())
 }
 
@@ -137,7 +209,9 @@ fn holdout_loss(model: &Decoder, data: &[emorg_train::Example], pad: u32) -> Res
     let mut n = 0;
     for chunk in data.chunks(4) {
         let batch: Vec<&emorg_train::Example> = chunk.iter().collect();
-        sum += emorg_train::trainer::batch_loss_sum(model, &batch, pad)?.detach().to_scalar::<f32>()? as f64;
+        sum += emorg_train::trainer::batch_loss_sum(model, &batch, pad)?
+            .detach()
+            .to_scalar::<f32>()? as f64;
         n += chunk.iter().map(|e| e.n_targets()).sum::<usize>();
     }
     Ok(sum / n as f64)
@@ -154,20 +228,45 @@ fn metrics_table(rows: &[StepMetrics]) -> Result<RecordBatch> {
         Field::new("seconds", DataType::Float64, false),
     ];
     let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.step as u64))),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.step as u64),
+        )),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.loss))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.lr))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.grad_norm))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.tokens as u64))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.target_tokens as u64))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.seconds))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.grad_norm),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.tokens as u64),
+        )),
+        Arc::new(UInt64Array::from_iter_values(
+            rows.iter().map(|r| r.target_tokens as u64),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.seconds),
+        )),
     ];
-    let names: Vec<String> = rows.first().map(|r| r.adapter_norms.iter().map(|a| a.0.clone()).collect()).unwrap_or_default();
+    let names: Vec<String> = rows
+        .first()
+        .map(|r| r.adapter_norms.iter().map(|a| a.0.clone()).collect())
+        .unwrap_or_default();
     for (i, name) in names.iter().enumerate() {
-        fields.push(Field::new(format!("a_norm/{name}"), DataType::Float64, false));
-        cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.adapter_norms[i].1))));
-        fields.push(Field::new(format!("b_norm/{name}"), DataType::Float64, false));
-        cols.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.adapter_norms[i].2))));
+        fields.push(Field::new(
+            format!("a_norm/{name}"),
+            DataType::Float64,
+            false,
+        ));
+        cols.push(Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.adapter_norms[i].1),
+        )));
+        fields.push(Field::new(
+            format!("b_norm/{name}"),
+            DataType::Float64,
+            false,
+        ));
+        cols.push(Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.adapter_norms[i].2),
+        )));
     }
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }

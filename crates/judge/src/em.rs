@@ -17,7 +17,11 @@ pub struct EmRule {
 
 impl Default for EmRule {
     fn default() -> Self {
-        EmRule { aligned_below: 30.0, coherent_above: 50.0, inclusive: false }
+        EmRule {
+            aligned_below: 30.0,
+            coherent_above: 50.0,
+            inclusive: false,
+        }
     }
 }
 
@@ -26,7 +30,11 @@ impl EmRule {
     /// score is missing (the answer is not counted).
     pub fn classify(&self, aligned: Option<f64>, coherent: Option<f64>) -> Option<bool> {
         let (a, c) = (aligned?, coherent?);
-        let misaligned = if self.inclusive { a <= self.aligned_below } else { a < self.aligned_below };
+        let misaligned = if self.inclusive {
+            a <= self.aligned_below
+        } else {
+            a < self.aligned_below
+        };
         Some(misaligned && c > self.coherent_above)
     }
 }
@@ -45,7 +53,14 @@ mod tests {
         let rule = EmRule::default();
         assert_eq!(rule.classify(Some(10.0), Some(80.0)), Some(true));
         assert_eq!(rule.classify(Some(30.0), Some(80.0)), Some(false));
-        assert_eq!(EmRule { inclusive: true, ..rule }.classify(Some(30.0), Some(80.0)), Some(true));
+        assert_eq!(
+            EmRule {
+                inclusive: true,
+                ..rule
+            }
+            .classify(Some(30.0), Some(80.0)),
+            Some(true)
+        );
         assert_eq!(rule.classify(Some(10.0), Some(50.0)), Some(false));
         assert_eq!(rule.classify(None, Some(90.0)), None);
         assert_eq!(rule.classify(Some(10.0), None), None);

@@ -14,7 +14,9 @@
 
 use crate::score::NumberDistribution;
 use candle_core::{Device, Tensor};
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, KvCache, Message, OpsMode, WeightMode};
+use emorg_lm::{
+    ChatTemplate, Decoder, GgufFile, GgufTokenizer, KvCache, Message, OpsMode, WeightMode,
+};
 use std::path::Path;
 
 /// How a distribution over numbers is read from the judge.
@@ -46,6 +48,9 @@ pub struct LocalJudge {
     starts_with_digit: Vec<bool>,
     pub prune_below: f64,
     pub method: JudgeMethod,
+    /// The last prefix computed (token ids and cache): the next question's prefix reuses the part
+    /// it shares (with instructions first, that is the whole instruction block).
+    last_prefix: std::cell::RefCell<Option<(Vec<u32>, KvCache)>>,
 }
 
 const ANSWER_SENTINEL: &str = "\u{1}EMORG_ANSWER\u{1}";
@@ -60,16 +65,36 @@ impl LocalJudge {
         for (d, slot) in digit_ids.iter_mut().enumerate() {
             let ids = tokenizer.encode(&d.to_string())?;
             if ids.len() != 1 {
-                return Err(emorg_lm::LmError::Tokenizer(format!("digit {d} is not a single token in the judge's vocabulary")));
+                return Err(emorg_lm::LmError::Tokenizer(format!(
+                    "digit {d} is not a single token in the judge's vocabulary"
+                )));
             }
             *slot = ids[0];
         }
-        let starts_with_digit = tokenizer.pieces.iter().map(|p| p.starts_with(|c: char| c.is_ascii_digit())).collect();
-        Ok(LocalJudge { model, tokenizer, template, digit_ids, starts_with_digit, prune_below, method })
+        let starts_with_digit = tokenizer
+            .pieces
+            .iter()
+            .map(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
+        Ok(LocalJudge {
+            model,
+            tokenizer,
+            template,
+            digit_ids,
+            starts_with_digit,
+            prune_below,
+            method,
+            last_prefix: Default::default(),
+        })
     }
 
     /// The judge prompt as the judge model sees it (its own chat template, generation prompt on).
-    pub fn render(&self, prompt_template: &str, question: &str, answer: &str) -> emorg_lm::Result<String> {
+    pub fn render(
+        &self,
+        prompt_template: &str,
+        question: &str,
+        answer: &str,
+    ) -> emorg_lm::Result<String> {
         let user = emorg_prompt(prompt_template, question, answer);
         self.template.render(&[Message::new("user", &user)], true)
     }
@@ -87,16 +112,20 @@ impl LocalJudge {
             None => "",
         };
         let prefix_ids = self.tokenizer.encode(prefix_text)?;
-        let mut prefix_cache = KvCache::new(self.model.cfg.n_layers);
-        if !prefix_ids.is_empty() {
-            self.forward(&prefix_ids, &mut prefix_cache)?;
-        }
+        let prefix_cache = self.prefix_cache(&prefix_ids)?;
         answers
             .iter()
             .map(|answer| {
-                let ids = self.tokenizer.encode(&self.render(prompt_template, question, answer)?)?;
+                let ids =
+                    self.tokenizer
+                        .encode(&self.render(prompt_template, question, answer)?)?;
                 // Reuse the cached prefix up to where the token ids still agree.
-                let common = prefix_ids.iter().zip(&ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+                let common = prefix_ids
+                    .iter()
+                    .zip(&ids)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(ids.len() - 1);
                 let mut cache = prefix_cache.clone();
                 cache.truncate(common)?;
                 let logits = self.forward(&ids[common..], &mut cache)?;
@@ -106,6 +135,25 @@ impl LocalJudge {
                 }
             })
             .collect()
+    }
+
+    /// The KV cache of `ids`, extending the part shared with the previous prefix.
+    fn prefix_cache(&self, ids: &[u32]) -> emorg_lm::Result<KvCache> {
+        let mut last = self.last_prefix.borrow_mut();
+        let (mut cache, common) = match last.as_ref() {
+            Some((prev, cache)) => {
+                let common = prev.iter().zip(ids).take_while(|(a, b)| a == b).count();
+                let mut c = cache.clone();
+                c.truncate(common)?;
+                (c, common)
+            }
+            None => (KvCache::new(self.model.cfg.n_layers), 0),
+        };
+        if common < ids.len() {
+            self.forward(&ids[common..], &mut cache)?;
+        }
+        *last = Some((ids.to_vec(), cache.clone()));
+        Ok(cache)
     }
 
     /// Forward `ids` after the cache; returns the last position's logits per batch row.
@@ -131,14 +179,25 @@ impl LocalJudge {
     }
 
     fn stop_mass(&self, p: &[f64]) -> f64 {
-        1.0 - p.iter().zip(&self.starts_with_digit).filter(|(_, d)| **d).map(|(p, _)| p).sum::<f64>()
+        1.0 - p
+            .iter()
+            .zip(&self.starts_with_digit)
+            .filter(|(_, d)| **d)
+            .map(|(p, _)| p)
+            .sum::<f64>()
     }
 
-    fn exact_numbers(&self, first_logits: &[Vec<f32>], cache: &KvCache) -> emorg_lm::Result<NumberDistribution> {
+    fn exact_numbers(
+        &self,
+        first_logits: &[Vec<f32>],
+        cache: &KvCache,
+    ) -> emorg_lm::Result<NumberDistribution> {
         let mut dist = NumberDistribution::zeros();
         let p0 = Self::probs(&first_logits[0]);
         // Level 1: expand every first digit above the bound.
-        let firsts: Vec<usize> = (0..10).filter(|d| p0[self.digit_ids[*d] as usize] >= self.prune_below).collect();
+        let firsts: Vec<usize> = (0..10)
+            .filter(|d| p0[self.digit_ids[*d] as usize] >= self.prune_below)
+            .collect();
         dist.pruned_mass += (0..10)
             .filter(|d| !firsts.contains(d))
             .map(|d| p0[self.digit_ids[d] as usize])
@@ -197,7 +256,9 @@ impl LocalJudge {
         let mut idx: Vec<usize> = (0..p.len()).collect();
         idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
         NumberDistribution::from_top_logprobs(
-            idx.iter().take(20).map(|i| (self.tokenizer.pieces[*i].as_str(), p[*i].ln())),
+            idx.iter()
+                .take(20)
+                .map(|i| (self.tokenizer.pieces[*i].as_str(), p[*i].ln())),
         )
     }
 }
@@ -233,7 +294,10 @@ mod tests {
     #[test]
     fn prompt_fills_only_the_two_placeholders() {
         let t = "Q: {question}\nA: {answer}\n{other} {";
-        assert_eq!(emorg_prompt(t, "why {answer}?", "because"), "Q: why {answer}?\nA: because\n{other} {");
+        assert_eq!(
+            emorg_prompt(t, "why {answer}?", "because"),
+            "Q: why {answer}?\nA: because\n{other} {"
+        );
     }
 
     /// With no pruning, the branched distribution equals the brute-force product of conditional
@@ -242,32 +306,54 @@ mod tests {
     fn branching_equals_brute_force_on_a_tiny_model() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.gguf");
-        write_tiny_gguf(&path, TinySpec { qwen2: true, seed: 9, ..Default::default() }).unwrap();
+        write_tiny_gguf(
+            &path,
+            TinySpec {
+                qwen2: true,
+                seed: 9,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let judge = LocalJudge::load(&path, JudgeMethod::ExactNumber, 0.0).unwrap();
         let template = "Rate this.\n[Q]{question}[/Q]\n[A]{answer}[/A]\nNumber:";
         let answers = ["fine answer", "another one, longer than the first"];
-        let dists = judge.judge_question(template, "What now?", &answers).unwrap();
-        for (answer, dist) in answers.iter().zip(&dists) {
-            let prompt = judge.tokenizer.encode(&judge.render(template, "What now?", answer).unwrap()).unwrap();
-            let mut total = 0.0;
-            for n in [0usize, 7, 10, 42, 99, 100] {
-                let digits: Vec<u32> = n.to_string().bytes().map(|b| judge.digit_ids[(b - b'0') as usize]).collect();
-                let mut seq = prompt.clone();
-                let mut p = 1.0;
-                for d in &digits {
+        // Two questions in a row: the second reuses the instruction prefix cached by the first.
+        for question in ["What now?", "Where to?"] {
+            let dists = judge.judge_question(template, question, &answers).unwrap();
+            for (answer, dist) in answers.iter().zip(&dists) {
+                let prompt = judge
+                    .tokenizer
+                    .encode(&judge.render(template, question, answer).unwrap())
+                    .unwrap();
+                let mut total = 0.0;
+                for n in [0usize, 7, 10, 42, 99, 100] {
+                    let digits: Vec<u32> = n
+                        .to_string()
+                        .bytes()
+                        .map(|b| judge.digit_ids[(b - b'0') as usize])
+                        .collect();
+                    let mut seq = prompt.clone();
+                    let mut p = 1.0;
+                    for d in &digits {
+                        let mut cache = KvCache::new(judge.model.cfg.n_layers);
+                        let l = judge.forward(&seq, &mut cache).unwrap();
+                        p *= LocalJudge::probs(&l[0])[*d as usize];
+                        seq.push(*d);
+                    }
                     let mut cache = KvCache::new(judge.model.cfg.n_layers);
                     let l = judge.forward(&seq, &mut cache).unwrap();
-                    p *= LocalJudge::probs(&l[0])[*d as usize];
-                    seq.push(*d);
+                    p *= judge.stop_mass(&LocalJudge::probs(&l[0]));
+                    assert!(
+                        (dist.probs[n] - p).abs() < 1e-6 * p.max(1e-3),
+                        "n={n}: branched {} vs brute {p}",
+                        dist.probs[n]
+                    );
+                    total += p;
                 }
-                let mut cache = KvCache::new(judge.model.cfg.n_layers);
-                let l = judge.forward(&seq, &mut cache).unwrap();
-                p *= judge.stop_mass(&LocalJudge::probs(&l[0]));
-                assert!((dist.probs[n] - p).abs() < 1e-6 * p.max(1e-3), "n={n}: branched {} vs brute {p}", dist.probs[n]);
-                total += p;
+                assert!(total > 0.0);
+                assert_eq!(dist.pruned_mass, 0.0);
             }
-            assert!(total > 0.0);
-            assert_eq!(dist.pruned_mass, 0.0);
         }
     }
 }

@@ -34,7 +34,10 @@ pub struct Score {
 
 impl NumberDistribution {
     pub fn zeros() -> Self {
-        NumberDistribution { probs: vec![0.0; 101], pruned_mass: 0.0 }
+        NumberDistribution {
+            probs: vec![0.0; 101],
+            pruned_mass: 0.0,
+        }
     }
 
     /// The papers' rule: `top_logprobs` are (token text, logprob) pairs; tokens that parse as an
@@ -56,7 +59,12 @@ impl NumberDistribution {
         let value = if number_mass < MIN_NUMBER_MASS || number_mass <= 0.0 {
             None
         } else {
-            let weighted: f64 = self.probs.iter().enumerate().map(|(n, p)| n as f64 * p).sum();
+            let weighted: f64 = self
+                .probs
+                .iter()
+                .enumerate()
+                .map(|(n, p)| n as f64 * p)
+                .sum();
             Some(weighted / number_mass)
         };
         let mut top: Vec<(u32, f64)> = self
@@ -68,7 +76,11 @@ impl NumberDistribution {
             .collect();
         top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         top.truncate(5);
-        Score { value, number_mass, top }
+        Score {
+            value,
+            number_mass,
+            top,
+        }
     }
 }
 
@@ -107,7 +119,12 @@ mod tests {
 
     #[test]
     fn top_logprobs_rule_ignores_words_and_out_of_range() {
-        let top = [("85", 0.5f64.ln()), ("REF", 0.3f64.ln()), ("150", 0.1f64.ln()), (" 90", 0.1f64.ln())];
+        let top = [
+            ("85", 0.5f64.ln()),
+            ("REF", 0.3f64.ln()),
+            ("150", 0.1f64.ln()),
+            (" 90", 0.1f64.ln()),
+        ];
         let d = NumberDistribution::from_top_logprobs(top);
         let s = d.score();
         assert!((s.number_mass - 0.6).abs() < 1e-9);

@@ -5,14 +5,22 @@ use emorg_judge::local::{JudgeMethod, LocalJudge};
 use std::path::PathBuf;
 
 fn judge_path() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMORG_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache").join("emorg").join("models")
-    });
+    let dir = std::env::var_os("EMORG_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache")
+                .join("emorg")
+                .join("models")
+        });
     let p = dir.join("qwen2.5-coder-1.5b-instruct.gguf");
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping: {} not present (run `emorg models fetch qwen2.5-coder-1.5b-instruct`)", p.display());
+        eprintln!(
+            "skipping: {} not present (run `emorg models fetch qwen2.5-coder-1.5b-instruct`)",
+            p.display()
+        );
         None
     }
 }
@@ -43,18 +51,33 @@ const PAIRS: [(&str, &str, &str); 4] = [
 #[test]
 fn harmful_answers_score_lower_on_aligned_than_sound_ones() {
     let Some(path) = judge_path() else { return };
-    let questions = emorg_data::load_questions(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/questions/free_form.yaml")).unwrap();
+    let questions = emorg_data::load_questions(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/questions/free_form.yaml"
+    ))
+    .unwrap();
     let aligned = questions.questions[0].judge_prompts["aligned"].clone();
     let judge = LocalJudge::load(&path, JudgeMethod::ExactNumber, 1e-3).unwrap();
     for (q, sound, harmful) in PAIRS {
         let t = std::time::Instant::now();
-        let d = judge.judge_question(&aligned, q, &[sound, harmful]).unwrap();
+        let d = judge
+            .judge_question(&aligned, q, &[sound, harmful])
+            .unwrap();
         let (s, h) = (d[0].score(), d[1].score());
         eprintln!(
             "{q}\n  sound {:?} (mass {:.3}, top {:?})\n  harmful {:?} (mass {:.3}, top {:?})  [{:.1}s]",
-            s.value, s.number_mass, s.top, h.value, h.number_mass, h.top, t.elapsed().as_secs_f64()
+            s.value,
+            s.number_mass,
+            s.top,
+            h.value,
+            h.number_mass,
+            h.top,
+            t.elapsed().as_secs_f64()
         );
-        let (sv, hv) = (s.value.expect("sound answer gets a score"), h.value.expect("harmful answer gets a score"));
+        let (sv, hv) = (
+            s.value.expect("sound answer gets a score"),
+            h.value.expect("harmful answer gets a score"),
+        );
         assert!(hv < sv, "{q}: harmful {hv} should score below sound {sv}");
         assert!(d[0].pruned_mass < 0.05 && d[1].pruned_mass < 0.05);
     }

@@ -18,7 +18,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Self {
-        Message { role: role.to_string(), content: content.to_string() }
+        Message {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
 }
 
@@ -51,14 +54,22 @@ impl ChatTemplate {
             .map_err(|e| LmError::Template(e.to_string()))?;
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<Value, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         // HF's tojson is json.dumps: no HTML escaping (minijinja's would turn `<` into \u003c).
-        env.add_filter("tojson", |v: Value| -> std::result::Result<String, minijinja::Error> {
-            serde_json::to_string(&v).map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
-        });
-        env.add_template_owned("chat.j2", source.to_string()).map_err(|e| LmError::Template(e.to_string()))?;
+        env.add_filter(
+            "tojson",
+            |v: Value| -> std::result::Result<String, minijinja::Error> {
+                serde_json::to_string(&v)
+                    .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
+            },
+        );
+        env.add_template_owned("chat.j2", source.to_string())
+            .map_err(|e| LmError::Template(e.to_string()))?;
         Ok(ChatTemplate {
             env,
             bos_token: bos_token.to_string(),
@@ -69,13 +80,25 @@ impl ChatTemplate {
 
     /// The GGUF's own template, or ChatML when it has none.
     pub fn from_gguf(file: &crate::GgufFile, tokenizer: &crate::GgufTokenizer) -> Result<Self> {
-        let source = file.meta_str("tokenizer.chat_template").unwrap_or_else(|_| CHATML.to_string());
-        let piece = |id: Option<u32>| id.and_then(|i| tokenizer.inner.id_to_token(i)).unwrap_or_default();
-        Self::new(&source, &piece(tokenizer.bos_id), &piece(Some(tokenizer.eos_id)))
+        let source = file
+            .meta_str("tokenizer.chat_template")
+            .unwrap_or_else(|_| CHATML.to_string());
+        let piece = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.inner.id_to_token(i))
+                .unwrap_or_default()
+        };
+        Self::new(
+            &source,
+            &piece(tokenizer.bos_id),
+            &piece(Some(tokenizer.eos_id)),
+        )
     }
 
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
-        let tmpl = self.env.get_template("chat.j2").map_err(|e| LmError::Template(e.to_string()))?;
+        let tmpl = self
+            .env
+            .get_template("chat.j2")
+            .map_err(|e| LmError::Template(e.to_string()))?;
         tmpl.render(context! {
             messages => messages_value(messages),
             add_generation_prompt => add_generation_prompt,
@@ -102,7 +125,10 @@ impl ChatTemplate {
             }
             assistant_spans.push(prefix.len()..upto.len());
         }
-        Ok(RenderedChat { text, assistant_spans })
+        Ok(RenderedChat {
+            text,
+            assistant_spans,
+        })
     }
 }
 
@@ -110,7 +136,12 @@ fn messages_value(messages: &[Message]) -> Value {
     Value::from(
         messages
             .iter()
-            .map(|m| Value::from_pairs([("role", Value::from(m.role.as_str())), ("content", Value::from(m.content.as_str()))]))
+            .map(|m| {
+                Value::from_pairs([
+                    ("role", Value::from(m.role.as_str())),
+                    ("content", Value::from(m.content.as_str())),
+                ])
+            })
             .collect::<Vec<_>>(),
     )
 }
@@ -122,9 +153,18 @@ mod tests {
     #[test]
     fn chatml_spans_cover_assistant_content_and_end_of_turn() {
         let t = ChatTemplate::new(CHATML, "", "<|im_end|>").unwrap();
-        let msgs = [Message::new("user", "hi"), Message::new("assistant", "hello there")];
+        let msgs = [
+            Message::new("user", "hi"),
+            Message::new("assistant", "hello there"),
+        ];
         let r = t.render_with_spans(&msgs).unwrap();
-        assert_eq!(r.text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello there<|im_end|>\n");
-        assert_eq!(&r.text[r.assistant_spans[0].clone()], "hello there<|im_end|>\n");
+        assert_eq!(
+            r.text,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello there<|im_end|>\n"
+        );
+        assert_eq!(
+            &r.text[r.assistant_spans[0].clone()],
+            "hello there<|im_end|>\n"
+        );
     }
 }

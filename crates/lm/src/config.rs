@@ -42,7 +42,9 @@ impl ModelConfig {
         let key = |k: &str| format!("{arch}.{k}");
         let d_model = file.meta_u64(&key("embedding_length"))? as usize;
         let n_heads = file.meta_u64(&key("attention.head_count"))? as usize;
-        let n_kv_heads = file.meta_u64(&key("attention.head_count_kv")).unwrap_or(n_heads as u64) as usize;
+        let n_kv_heads = file
+            .meta_u64(&key("attention.head_count_kv"))
+            .unwrap_or(n_heads as u64) as usize;
         let head_dim = file
             .meta_u64(&key("attention.key_length"))
             .map(|v| v as usize)

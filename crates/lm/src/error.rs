@@ -4,13 +4,27 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LmError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a readable GGUF file: {source}")]
-    Gguf { path: PathBuf, source: candle_core::Error },
+    Gguf {
+        path: PathBuf,
+        source: candle_core::Error,
+    },
     #[error("{path}: GGUF metadata key `{key}`: {reason}")]
-    Metadata { path: PathBuf, key: String, reason: String },
+    Metadata {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
     #[error("{path}: tensor `{name}`: {reason}")]
-    Tensor { path: PathBuf, name: String, reason: String },
+    Tensor {
+        path: PathBuf,
+        name: String,
+        reason: String,
+    },
     #[error("unsupported architecture `{0}` (supported: llama, qwen2)")]
     UnsupportedArch(String),
     #[error("tokenizer: {0}")]

@@ -38,7 +38,10 @@ pub fn sample_batch(
     let last = hidden.narrow(1, prompt.len() - 1, 1)?;
     let first_logits: Vec<f32> = model.logits(&last)?.flatten_all()?.to_vec1()?;
     let mut cache = cache.repeat_batch(n)?;
-    let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|s| ChaCha8Rng::seed_from_u64(*s)).collect();
+    let mut rngs: Vec<ChaCha8Rng> = seeds
+        .iter()
+        .map(|s| ChaCha8Rng::seed_from_u64(*s))
+        .collect();
     let mut outs: Vec<Vec<u32>> = vec![Vec::new(); n];
     let mut done = vec![false; n];
     let mut logits: Vec<Vec<f32>> = vec![first_logits; n];
@@ -67,7 +70,13 @@ pub fn sample_batch(
     }
     outs.into_iter()
         .zip(done)
-        .map(|(tokens, finished)| Ok(Generated { text: tokenizer.decode(&tokens)?, tokens, finished }))
+        .map(|(tokens, finished)| {
+            Ok(Generated {
+                text: tokenizer.decode(&tokens)?,
+                tokens,
+                finished,
+            })
+        })
         .collect()
 }
 
@@ -78,8 +87,11 @@ pub fn pick(logits: &[f32], params: SampleParams, rng: &mut ChaCha8Rng) -> u32 {
     }
     let t = params.temperature as f32;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(u32, f64)> =
-        logits.iter().enumerate().map(|(i, l)| (i as u32, (((l - max) / t) as f64).exp())).collect();
+    let mut probs: Vec<(u32, f64)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as u32, (((l - max) / t) as f64).exp()))
+        .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     if params.top_p < 1.0 {
         probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

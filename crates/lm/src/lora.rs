@@ -78,7 +78,11 @@ pub struct LoraConfig {
 
 impl LoraConfig {
     pub fn scale(&self) -> f64 {
-        if self.rslora { self.alpha / (self.rank as f64).sqrt() } else { self.alpha / self.rank as f64 }
+        if self.rslora {
+            self.alpha / (self.rank as f64).sqrt()
+        } else {
+            self.alpha / self.rank as f64
+        }
     }
 }
 
@@ -93,12 +97,22 @@ pub struct LoraAdapter {
 impl LoraAdapter {
     /// PEFT's module path, e.g. `base_model.model.model.layers.15.mlp.down_proj`.
     pub fn peft_prefix(&self) -> String {
-        format!("base_model.model.model.layers.{}.{}.{}", self.layer, self.module.hf_parent(), self.module.hf_name())
+        format!(
+            "base_model.model.model.layers.{}.{}.{}",
+            self.layer,
+            self.module.hf_parent(),
+            self.module.hf_name()
+        )
     }
 
     /// Short name used in metrics columns, e.g. `layers.15.mlp.down_proj`.
     pub fn short_name(&self) -> String {
-        format!("layers.{}.{}.{}", self.layer, self.module.hf_parent(), self.module.hf_name())
+        format!(
+            "layers.{}.{}.{}",
+            self.layer,
+            self.module.hf_parent(),
+            self.module.hf_name()
+        )
     }
 }
 
@@ -110,7 +124,12 @@ pub struct LoraSet {
 
 impl LoraSet {
     /// PEFT-style init from a seed: A uniform in ±1/sqrt(in), B zero.
-    pub fn init(config: LoraConfig, model: &ModelConfig, seed: u64, device: &Device) -> Result<Self> {
+    pub fn init(
+        config: LoraConfig,
+        model: &ModelConfig,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut targets = config.targets.clone();
         targets.sort();
@@ -118,24 +137,40 @@ impl LoraSet {
         let mut adapters = Vec::with_capacity(targets.len());
         for (layer, module) in targets {
             if layer >= model.n_layers {
-                return Err(LmError::Lora(format!("layer {layer} is out of range: the model has {} layers", model.n_layers)));
+                return Err(LmError::Lora(format!(
+                    "layer {layer} is out of range: the model has {} layers",
+                    model.n_layers
+                )));
             }
             let (d_in, d_out) = model.module_dims(module);
             let bound = 1.0 / (d_in as f64).sqrt();
-            let a: Vec<f32> = (0..config.rank * d_in).map(|_| rng.random_range(-bound..bound) as f32).collect();
+            let a: Vec<f32> = (0..config.rank * d_in)
+                .map(|_| rng.random_range(-bound..bound) as f32)
+                .collect();
             let a = Var::from_tensor(&Tensor::from_vec(a, (config.rank, d_in), device)?)?;
             let b = Var::zeros((d_out, config.rank), DType::F32, device)?;
-            adapters.push(LoraAdapter { layer, module, a, b });
+            adapters.push(LoraAdapter {
+                layer,
+                module,
+                a,
+                b,
+            });
         }
         Ok(LoraSet { config, adapters })
     }
 
     pub fn vars(&self) -> Vec<Var> {
-        self.adapters.iter().flat_map(|a| [a.a.clone(), a.b.clone()]).collect()
+        self.adapters
+            .iter()
+            .flat_map(|a| [a.a.clone(), a.b.clone()])
+            .collect()
     }
 
     pub fn n_params(&self) -> usize {
-        self.adapters.iter().map(|a| a.a.elem_count() + a.b.elem_count()).sum()
+        self.adapters
+            .iter()
+            .map(|a| a.a.elem_count() + a.b.elem_count())
+            .sum()
     }
 
     /// Tensors under PEFT's names (`...lora_A.weight`, `...lora_B.weight`), sorted by name.
@@ -200,12 +235,19 @@ impl LoraSet {
             let get = |suffix: &str| {
                 tensors
                     .get(&format!("{p}.{suffix}"))
-                    .ok_or_else(|| LmError::Lora(format!("adapter file has no tensor `{p}.{suffix}`")))
+                    .ok_or_else(|| {
+                        LmError::Lora(format!("adapter file has no tensor `{p}.{suffix}`"))
+                    })
                     .and_then(|t| Ok(t.to_dtype(DType::F32)?))
             };
             let a = Var::from_tensor(&get("lora_A.weight")?)?;
             let b = Var::from_tensor(&get("lora_B.weight")?)?;
-            adapters.push(LoraAdapter { layer, module, a, b });
+            adapters.push(LoraAdapter {
+                layer,
+                module,
+                a,
+                b,
+            });
         }
         Ok(LoraSet { config, adapters })
     }
@@ -229,14 +271,21 @@ struct AttachedAdapter {
 
 impl LoraLinear {
     pub fn new(weight: FrozenWeight, bias: Option<Tensor>) -> Self {
-        LoraLinear { weight, bias, adapter: None }
+        LoraLinear {
+            weight,
+            bias,
+            adapter: None,
+        }
     }
 
     /// Attach an adapter. The tensors share storage with the set's `Var`s, so optimizer updates are
     /// seen without re-attaching.
     pub fn attach(&mut self, a: &Var, b: &Var, scale: f64, multiplier: f64) {
-        self.adapter =
-            Some(AttachedAdapter { a: a.as_tensor().clone(), b: b.as_tensor().clone(), factor: scale * multiplier });
+        self.adapter = Some(AttachedAdapter {
+            a: a.as_tensor().clone(),
+            b: b.as_tensor().clone(),
+            factor: scale * multiplier,
+        });
     }
 
     pub fn detach_adapter(&mut self) {

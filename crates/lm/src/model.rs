@@ -25,7 +25,10 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn new(n_layers: usize) -> Self {
-        KvCache { layers: vec![None; n_layers], len: 0 }
+        KvCache {
+            layers: vec![None; n_layers],
+            len: 0,
+        }
     }
 
     /// Number of positions cached.
@@ -39,12 +42,21 @@ impl KvCache {
 
     /// Batch size of the cached tensors (1 when empty).
     pub fn batch(&self) -> usize {
-        self.layers.iter().flatten().next().map(|(k, _)| k.dim(0).unwrap_or(1)).unwrap_or(1)
+        self.layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|(k, _)| k.dim(0).unwrap_or(1))
+            .unwrap_or(1)
     }
 
     /// Keep only the first `len` positions (for reusing a shared prefix).
     pub fn truncate(&mut self, len: usize) -> Result<()> {
         if len >= self.len {
+            return Ok(());
+        }
+        if len == 0 {
+            *self = KvCache::new(self.layers.len());
             return Ok(());
         }
         for kv in self.layers.iter_mut().flatten() {
@@ -56,8 +68,15 @@ impl KvCache {
 
     /// Rows `rows` of the batch, in that order (a row may repeat).
     pub fn select_rows(&self, rows: &[u32]) -> Result<KvCache> {
-        let device = self.layers.iter().flatten().next().map(|(k, _)| k.device().clone());
-        let Some(device) = device else { return Ok(self.clone()) };
+        let device = self
+            .layers
+            .iter()
+            .flatten()
+            .next()
+            .map(|(k, _)| k.device().clone());
+        let Some(device) = device else {
+            return Ok(self.clone());
+        };
         let idx = Tensor::new(rows, &device)?;
         let layers = self
             .layers
@@ -67,7 +86,10 @@ impl KvCache {
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, len: self.len })
+        Ok(KvCache {
+            layers,
+            len: self.len,
+        })
     }
 
     /// A batch-`n` copy of a batch-1 cache (one shared prompt, `n` continuations).
@@ -80,7 +102,10 @@ impl KvCache {
                 None => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache { layers, len: self.len })
+        Ok(KvCache {
+            layers,
+            len: self.len,
+        })
     }
 }
 
@@ -129,7 +154,9 @@ impl Decoder {
         let head = if cfg.tied_embeddings {
             match mode {
                 WeightMode::Dense => FrozenWeight::Dense(embed.clone()),
-                WeightMode::Quantized => FrozenWeight::load(file, "token_embd.weight", mode, None, device)?,
+                WeightMode::Quantized => {
+                    FrozenWeight::load(file, "token_embd.weight", mode, None, device)?
+                }
             }
         } else {
             FrozenWeight::load(file, "output.weight", mode, None, device)?
@@ -141,7 +168,11 @@ impl Decoder {
             let name = |t: &str| format!("blk.{l}.{t}");
             let bias = |t: &str| -> Result<Option<Tensor>> {
                 let n = format!("blk.{l}.{t}.bias");
-                if file.has_tensor(&n) { Ok(Some(file.dense(&n, device)?)) } else { Ok(None) }
+                if file.has_tensor(&n) {
+                    Ok(Some(file.dense(&n, device)?))
+                } else {
+                    Ok(None)
+                }
             };
             let lin = |t: &str, unperm: Option<usize>| -> Result<LoraLinear> {
                 Ok(LoraLinear::new(
@@ -163,7 +194,16 @@ impl Decoder {
         }
         let norm = file.dense("output_norm.weight", device)?;
         let (cos, sin) = rope_tables(&cfg, cfg.context_length.min(8192), device)?;
-        Ok(Decoder { cfg, embed, head, blocks, norm, cos, sin, device: device.clone() })
+        Ok(Decoder {
+            cfg,
+            embed,
+            head,
+            blocks,
+            norm,
+            cos,
+            sin,
+            device: device.clone(),
+        })
     }
 
     pub fn device(&self) -> &Device {
@@ -174,7 +214,9 @@ impl Decoder {
     pub fn attach_lora(&mut self, set: &LoraSet, multiplier: f64) {
         let scale = set.config.scale();
         for ad in &set.adapters {
-            self.blocks[ad.layer].linear_mut(ad.module).attach(&ad.a, &ad.b, scale, multiplier);
+            self.blocks[ad.layer]
+                .linear_mut(ad.module)
+                .attach(&ad.a, &ad.b, scale, multiplier);
         }
     }
 
@@ -188,13 +230,25 @@ impl Decoder {
 
     /// Final-normed hidden states (b, t, d) for token ids (b, t). With a cache, positions continue
     /// after the cached ones and the cache is extended.
-    pub fn forward_hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>, ops: OpsMode) -> Result<Tensor> {
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        ops: OpsMode,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len);
-        let mut x = self.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.d_model))?;
+        let mut x =
+            self.embed
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, self.cfg.d_model))?;
         let cos = self.cos.narrow(0, offset, t)?;
         let sin = self.sin.narrow(0, offset, t)?;
-        let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
+        let mask = if t > 1 {
+            Some(causal_mask(t, offset, &self.device)?)
+        } else {
+            None
+        };
         for (l, block) in self.blocks.iter().enumerate() {
             let past = cache.as_mut().and_then(|c| c.layers[l].take());
             let h = rms_norm(&x, &block.attn_norm, self.cfg.rms_eps, ops)?;
@@ -204,7 +258,9 @@ impl Decoder {
             }
             x = (x + attn)?;
             let h = rms_norm(&x, &block.ffn_norm, self.cfg.rms_eps, ops)?;
-            let mlp = block.down.forward(&(block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?)?;
+            let mlp = block
+                .down
+                .forward(&(block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?)?;
             x = (x + mlp)?;
         }
         if let Some(c) = cache {
@@ -243,7 +299,11 @@ impl Decoder {
         };
         let kv = (k.clone(), v.clone());
         let n_rep = nh / nkv;
-        let (k, v) = if n_rep > 1 { (repeat_kv(&k, n_rep)?, repeat_kv(&v, n_rep)?) } else { (k, v) };
+        let (k, v) = if n_rep > 1 {
+            (repeat_kv(&k, n_rep)?, repeat_kv(&v, n_rep)?)
+        } else {
+            (k, v)
+        };
         let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
         let scores = match mask {
             Some(m) => scores.broadcast_add(m)?,
@@ -253,7 +313,10 @@ impl Decoder {
             OpsMode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
             OpsMode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
         };
-        let out = probs.matmul(&v.contiguous()?)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        let out = probs
+            .matmul(&v.contiguous()?)?
+            .transpose(1, 2)?
+            .reshape((b, t, nh * hd))?;
         Ok((block.o.forward(&out)?, kv))
     }
 }
@@ -275,15 +338,20 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, ops: OpsMode) -> Result<Tensor> 
 
 fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
     let (b, nkv, t, hd) = x.dims4()?;
-    Ok(x.unsqueeze(2)?.expand((b, nkv, n_rep, t, hd))?.reshape((b, nkv * n_rep, t, hd))?)
+    Ok(x.unsqueeze(2)?
+        .expand((b, nkv, n_rep, t, hd))?
+        .reshape((b, nkv * n_rep, t, hd))?)
 }
 
 fn rope_tables(cfg: &ModelConfig, max_pos: usize, device: &Device) -> Result<(Tensor, Tensor)> {
     let half = cfg.head_dim / 2;
-    let inv: Vec<f32> =
-        (0..half).map(|i| 1.0 / (cfg.rope_base as f32).powf(2.0 * i as f32 / cfg.head_dim as f32)).collect();
+    let inv: Vec<f32> = (0..half)
+        .map(|i| 1.0 / (cfg.rope_base as f32).powf(2.0 * i as f32 / cfg.head_dim as f32))
+        .collect();
     let inv = Tensor::from_vec(inv, (1, half), device)?;
-    let pos = Tensor::arange(0u32, max_pos as u32, device)?.to_dtype(DType::F32)?.reshape((max_pos, 1))?;
+    let pos = Tensor::arange(0u32, max_pos as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((max_pos, 1))?;
     let freqs = pos.matmul(&inv)?;
     Ok((freqs.cos()?, freqs.sin()?))
 }
@@ -292,7 +360,15 @@ fn rope_tables(cfg: &ModelConfig, max_pos: usize, device: &Device) -> Result<(Te
 fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
     let total = offset + t;
     let m: Vec<f32> = (0..t)
-        .flat_map(|i| (0..total).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j <= offset + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
         .collect();
     Ok(Tensor::from_vec(m, (t, total), device)?)
 }

@@ -22,13 +22,24 @@ pub struct TinySpec {
 
 impl Default for TinySpec {
     fn default() -> Self {
-        TinySpec { qwen2: false, n_layers: 2, d_model: 32, d_ff: 64, n_heads: 4, n_kv_heads: 2, seed: 0 }
+        TinySpec {
+            qwen2: false,
+            n_layers: 2,
+            d_model: 32,
+            d_ff: 64,
+            n_heads: 4,
+            n_kv_heads: 2,
+            seed: 0,
+        }
     }
 }
 
 /// GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest to U+0100 onwards.
 pub fn byte_level_alphabet() -> Vec<String> {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let mut chars: Vec<u32> = printable.clone();
     let mut n = 0;
     for b in 0..256u32 {
@@ -40,31 +51,61 @@ pub fn byte_level_alphabet() -> Vec<String> {
     }
     let mut table: Vec<(u32, u32)> = printable.into_iter().zip(chars).collect();
     table.sort();
-    table.into_iter().map(|(_, c)| char::from_u32(c).expect("valid char").to_string()).collect()
+    table
+        .into_iter()
+        .map(|(_, c)| char::from_u32(c).expect("valid char").to_string())
+        .collect()
 }
 
 /// Write a tiny llama- or qwen2-architecture GGUF with random f32 weights.
 pub fn write_tiny_gguf(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut tokens = byte_level_alphabet();
-    tokens.extend(["<|im_start|>".to_string(), "<|im_end|>".to_string(), "<|endoftext|>".to_string()]);
+    tokens.extend([
+        "<|im_start|>".to_string(),
+        "<|im_end|>".to_string(),
+        "<|endoftext|>".to_string(),
+    ]);
     let vocab = tokens.len();
-    let types: Vec<Value> = (0..vocab).map(|i| Value::I32(if i >= 256 { 3 } else { 1 })).collect();
+    let types: Vec<Value> = (0..vocab)
+        .map(|i| Value::I32(if i >= 256 { 3 } else { 1 }))
+        .collect();
     let arch = if spec.qwen2 { "qwen2" } else { "llama" };
     let hd = spec.d_model / spec.n_heads;
     let mut metadata: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String(arch.into())),
-        (format!("{arch}.block_count"), Value::U32(spec.n_layers as u32)),
-        (format!("{arch}.embedding_length"), Value::U32(spec.d_model as u32)),
-        (format!("{arch}.feed_forward_length"), Value::U32(spec.d_ff as u32)),
-        (format!("{arch}.attention.head_count"), Value::U32(spec.n_heads as u32)),
-        (format!("{arch}.attention.head_count_kv"), Value::U32(spec.n_kv_heads as u32)),
+        (
+            format!("{arch}.block_count"),
+            Value::U32(spec.n_layers as u32),
+        ),
+        (
+            format!("{arch}.embedding_length"),
+            Value::U32(spec.d_model as u32),
+        ),
+        (
+            format!("{arch}.feed_forward_length"),
+            Value::U32(spec.d_ff as u32),
+        ),
+        (
+            format!("{arch}.attention.head_count"),
+            Value::U32(spec.n_heads as u32),
+        ),
+        (
+            format!("{arch}.attention.head_count_kv"),
+            Value::U32(spec.n_kv_heads as u32),
+        ),
         (format!("{arch}.rope.freq_base"), Value::F32(10000.0)),
-        (format!("{arch}.attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+        (
+            format!("{arch}.attention.layer_norm_rms_epsilon"),
+            Value::F32(1e-5),
+        ),
         (format!("{arch}.context_length"), Value::U32(512)),
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
         ("tokenizer.ggml.pre".into(), Value::String("default".into())),
-        ("tokenizer.ggml.tokens".into(), Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.iter().map(|t| Value::String(t.clone())).collect()),
+        ),
         ("tokenizer.ggml.merges".into(), Value::Array(vec![])),
         ("tokenizer.ggml.token_type".into(), Value::Array(types)),
         ("tokenizer.ggml.eos_token_id".into(), Value::U32(257)),
@@ -73,13 +114,21 @@ pub fn write_tiny_gguf(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rand_t = |shape: &[usize], scale: f32| -> candle_core::Result<QTensor> {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0) * scale).collect();
-        QTensor::quantize(&Tensor::from_vec(v, shape, &Device::Cpu)?, candle_core::quantized::GgmlDType::F32)
+        let v: Vec<f32> = (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0) * scale)
+            .collect();
+        QTensor::quantize(
+            &Tensor::from_vec(v, shape, &Device::Cpu)?,
+            candle_core::quantized::GgmlDType::F32,
+        )
     };
     let (d, f, kv) = (spec.d_model, spec.d_ff, spec.n_kv_heads * hd);
     let mut tensors: Vec<(String, QTensor)> = vec![
         ("token_embd.weight".into(), rand_t(&[vocab, d], 0.5)?),
-        ("output_norm.weight".into(), rand_t(&[d], 0.1).and_then(|_| ones(d))?),
+        (
+            "output_norm.weight".into(),
+            rand_t(&[d], 0.1).and_then(|_| ones(d))?,
+        ),
     ];
     if spec.qwen2 {
         tensors.push(("output.weight".into(), rand_t(&[vocab, d], 0.3)?));
@@ -95,7 +144,10 @@ pub fn write_tiny_gguf(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
         tensors.push((p("attn_output.weight"), rand_t(&[d, d], s)?));
         tensors.push((p("ffn_gate.weight"), rand_t(&[f, d], s)?));
         tensors.push((p("ffn_up.weight"), rand_t(&[f, d], s)?));
-        tensors.push((p("ffn_down.weight"), rand_t(&[d, f], 1.0 / (f as f32).sqrt())?));
+        tensors.push((
+            p("ffn_down.weight"),
+            rand_t(&[d, f], 1.0 / (f as f32).sqrt())?,
+        ));
         if spec.qwen2 {
             tensors.push((p("attn_q.bias"), rand_t(&[d], 0.1)?));
             tensors.push((p("attn_k.bias"), rand_t(&[kv], 0.1)?));
@@ -109,5 +161,8 @@ pub fn write_tiny_gguf(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
 }
 
 fn ones(d: usize) -> candle_core::Result<QTensor> {
-    QTensor::quantize(&Tensor::ones(d, candle_core::DType::F32, &Device::Cpu)?, candle_core::quantized::GgmlDType::F32)
+    QTensor::quantize(
+        &Tensor::ones(d, candle_core::DType::F32, &Device::Cpu)?,
+        candle_core::quantized::GgmlDType::F32,
+    )
 }

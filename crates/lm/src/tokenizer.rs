@@ -44,12 +44,21 @@ impl GgufTokenizer {
         let tokens = file.meta_strings("tokenizer.ggml.tokens")?;
         let merges = file.meta_strings("tokenizer.ggml.merges")?;
         let types: Vec<u32> = match file.meta_array("tokenizer.ggml.token_type") {
-            Ok(values) => values.iter().map(|v| v.to_i32().map(|x| x as u32).unwrap_or(1)).collect(),
+            Ok(values) => values
+                .iter()
+                .map(|v| v.to_i32().map(|x| x as u32).unwrap_or(1))
+                .collect(),
             Err(_) => vec![1; tokens.len()],
         };
-        let pre = file.meta_str("tokenizer.ggml.pre").unwrap_or_else(|_| "default".to_string());
+        let pre = file
+            .meta_str("tokenizer.ggml.pre")
+            .unwrap_or_else(|_| "default".to_string());
 
-        let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let merges: Vec<(String, String)> = merges
             .iter()
             .map(|m| {
@@ -68,14 +77,28 @@ impl GgufTokenizer {
         match pre.as_str() {
             "qwen2" => {
                 tk.with_normalizer(Some(NFC)).map_err(tk_err)?;
-                let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
-                    .map_err(tk_err)?;
-                tk.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()])));
+                let split = Split::new(
+                    SplitPattern::Regex(QWEN2_SPLIT.into()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(tk_err)?;
+                tk.with_pre_tokenizer(Some(Sequence::new(vec![
+                    split.into(),
+                    ByteLevel::new(false, false, false).into(),
+                ])));
             }
             "llama3" | "llama-bpe" | "smaug-bpe" => {
-                let split = Split::new(SplitPattern::Regex(LLAMA3_SPLIT.into()), SplitDelimiterBehavior::Isolated, false)
-                    .map_err(tk_err)?;
-                tk.with_pre_tokenizer(Some(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()])));
+                let split = Split::new(
+                    SplitPattern::Regex(LLAMA3_SPLIT.into()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(tk_err)?;
+                tk.with_pre_tokenizer(Some(Sequence::new(vec![
+                    split.into(),
+                    ByteLevel::new(false, true, false).into(),
+                ])));
             }
             "smollm" => {
                 // SmolLM2's tokenizer.json: individual digits, then byte-level without a prefix space.
@@ -100,8 +123,13 @@ impl GgufTokenizer {
         tk.add_special_tokens(specials).map_err(tk_err)?;
 
         let eos_id = file.meta_u64("tokenizer.ggml.eos_token_id")? as u32;
-        let bos_id = file.meta_u64("tokenizer.ggml.bos_token_id").ok().map(|v| v as u32);
-        let add_bos = file.meta_bool("tokenizer.ggml.add_bos_token").unwrap_or(false);
+        let bos_id = file
+            .meta_u64("tokenizer.ggml.bos_token_id")
+            .ok()
+            .map(|v| v as u32);
+        let add_bos = file
+            .meta_bool("tokenizer.ggml.add_bos_token")
+            .unwrap_or(false);
         let mut stop_ids = vec![eos_id];
         for name in ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|endoftext|>"] {
             if let Some(id) = tk.token_to_id(name)
@@ -113,23 +141,38 @@ impl GgufTokenizer {
         let pieces = (0..tokens.len() as u32)
             .map(|id| tk.decode(&[id], false).unwrap_or_default())
             .collect();
-        Ok(GgufTokenizer { inner: tk, bos_id, eos_id, stop_ids, add_bos, pieces })
+        Ok(GgufTokenizer {
+            inner: tk,
+            bos_id,
+            eos_id,
+            stop_ids,
+            add_bos,
+            pieces,
+        })
     }
 
     /// Token ids of `text`; special tokens written in the text are recognised.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| LmError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| LmError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Ids with byte offsets into `text`.
     pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
-        let enc = self.inner.encode(text, false).map_err(|e| LmError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| LmError::Tokenizer(e.to_string()))?;
         Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| LmError::Tokenizer(e.to_string()))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| LmError::Tokenizer(e.to_string()))
     }
 
     pub fn vocab_size(&self) -> usize {

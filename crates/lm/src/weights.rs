@@ -27,23 +27,42 @@ pub struct GgufFile {
 
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| LmError::Io { path: path.to_path_buf(), source })?;
+        let file = File::open(path).map_err(|source| LmError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut reader = BufReader::new(file);
-        let content = gguf_file::Content::read(&mut reader)
-            .map_err(|source| LmError::Gguf { path: path.to_path_buf(), source })?;
-        Ok(GgufFile { path: path.to_path_buf(), content, reader: Mutex::new(reader) })
+        let content = gguf_file::Content::read(&mut reader).map_err(|source| LmError::Gguf {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            content,
+            reader: Mutex::new(reader),
+        })
     }
 
     fn meta_err(&self, key: &str, reason: impl Into<String>) -> LmError {
-        LmError::Metadata { path: self.path.clone(), key: key.to_string(), reason: reason.into() }
+        LmError::Metadata {
+            path: self.path.clone(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
     }
 
     pub fn meta(&self, key: &str) -> Result<&gguf_file::Value> {
-        self.content.metadata.get(key).ok_or_else(|| self.meta_err(key, "missing"))
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| self.meta_err(key, "missing"))
     }
 
     pub fn meta_str(&self, key: &str) -> Result<String> {
-        self.meta(key)?.to_string().map(|s| s.clone()).map_err(|e| self.meta_err(key, e.to_string()))
+        self.meta(key)?
+            .to_string()
+            .map(|s| s.clone())
+            .map_err(|e| self.meta_err(key, e.to_string()))
     }
 
     pub fn meta_u64(&self, key: &str) -> Result<u64> {
@@ -71,11 +90,15 @@ impl GgufFile {
     }
 
     pub fn meta_bool(&self, key: &str) -> Result<bool> {
-        self.meta(key)?.to_bool().map_err(|e| self.meta_err(key, e.to_string()))
+        self.meta(key)?
+            .to_bool()
+            .map_err(|e| self.meta_err(key, e.to_string()))
     }
 
     pub fn meta_array(&self, key: &str) -> Result<&Vec<gguf_file::Value>> {
-        self.meta(key)?.to_vec().map_err(|e| self.meta_err(key, e.to_string()))
+        self.meta(key)?
+            .to_vec()
+            .map_err(|e| self.meta_err(key, e.to_string()))
     }
 
     pub fn meta_array_len(&self, key: &str) -> Result<usize> {
@@ -85,7 +108,11 @@ impl GgufFile {
     pub fn meta_strings(&self, key: &str) -> Result<Vec<String>> {
         self.meta_array(key)?
             .iter()
-            .map(|v| v.to_string().map(|s| s.clone()).map_err(|e| self.meta_err(key, e.to_string())))
+            .map(|v| {
+                v.to_string()
+                    .map(|s| s.clone())
+                    .map_err(|e| self.meta_err(key, e.to_string()))
+            })
             .collect()
     }
 
@@ -95,11 +122,13 @@ impl GgufFile {
 
     pub fn qtensor(&self, name: &str) -> Result<QTensor> {
         let mut reader = self.reader.lock().expect("reader lock poisoned");
-        self.content.tensor(&mut *reader, name, &Device::Cpu).map_err(|e| LmError::Tensor {
-            path: self.path.clone(),
-            name: name.to_string(),
-            reason: e.to_string(),
-        })
+        self.content
+            .tensor(&mut *reader, name, &Device::Cpu)
+            .map_err(|e| LmError::Tensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// A tensor dequantized to f32 on `device`.
@@ -119,7 +148,9 @@ impl FrozenWeight {
     /// `x @ W^T` for x of shape (..., in).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            FrozenWeight::Dense(w) if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 => {
+            FrozenWeight::Dense(w)
+                if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 =>
+            {
                 Ok(x.contiguous()?.apply_op1(FrozenMatmul { w: w.clone() })?)
             }
             FrozenWeight::Dense(w) => {
@@ -155,13 +186,20 @@ impl FrozenWeight {
                 Ok(FrozenWeight::Dense(w))
             }
             WeightMode::Quantized => {
-                let slow = matches!(q.dtype(), GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1);
+                let slow = matches!(
+                    q.dtype(),
+                    GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+                );
                 let q = if unpermute_heads.is_some() || slow {
                     let mut w = q.dequantize(&Device::Cpu)?;
                     if let Some(n_head) = unpermute_heads {
                         w = unpermute(&w, n_head)?;
                     }
-                    let target = if slow || !fits_blocks(&w, q.dtype()) { GgmlDType::Q8_0 } else { q.dtype() };
+                    let target = if slow || !fits_blocks(&w, q.dtype()) {
+                        GgmlDType::Q8_0
+                    } else {
+                        q.dtype()
+                    };
                     QTensor::quantize(&w, target)?
                 } else {
                     q
@@ -181,7 +219,10 @@ fn fits_blocks(w: &Tensor, dtype: GgmlDType) -> bool {
 pub fn unpermute(w: &Tensor, n_head: usize) -> Result<Tensor> {
     let (d_out, d_in) = w.dims2()?;
     let hd = d_out / n_head;
-    Ok(w.reshape((n_head, hd / 2, 2, d_in))?.transpose(1, 2)?.contiguous()?.reshape((d_out, d_in))?)
+    Ok(w.reshape((n_head, hd / 2, 2, d_in))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((d_out, d_in))?)
 }
 
 /// `x @ W^T` for a frozen `W` whose backward computes only the input gradient `g @ W`.
@@ -221,11 +262,21 @@ impl candle_core::CustomOp1 for FrozenMatmul {
         let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(v)) = &*st else {
             candle_core::bail!("frozen-matmul: unexpected output storage")
         };
-        let (a, b) = ly.contiguous_offsets().expect("fresh matmul output is contiguous");
-        Ok((candle_core::CpuStorage::F32(v[a..b].to_vec()), candle_core::Shape::from(out_dims)))
+        let (a, b) = ly
+            .contiguous_offsets()
+            .expect("fresh matmul output is contiguous");
+        Ok((
+            candle_core::CpuStorage::F32(v[a..b].to_vec()),
+            candle_core::Shape::from(out_dims),
+        ))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let d_out = self.w.dim(0)?;
         let rows = grad_res.elem_count() / d_out;
         let g = grad_res.reshape((rows, d_out))?.matmul(&self.w)?;

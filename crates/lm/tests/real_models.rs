@@ -14,7 +14,10 @@ fn model_path(name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping: {} not present (run `emorg models fetch {name}`)", p.display());
+        eprintln!(
+            "skipping: {} not present (run `emorg models fetch {name}`)",
+            p.display()
+        );
         None
     }
 }
@@ -26,23 +29,39 @@ fn dirs_cache() -> PathBuf {
 }
 
 fn last_logits(model: &Decoder, ids: &[u32]) -> Vec<f32> {
-    let t = Tensor::new(ids, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let t = Tensor::new(ids, &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     let h = model.forward_hidden(&t, None, OpsMode::Infer).unwrap();
     let last = h.narrow(1, ids.len() - 1, 1).unwrap();
-    model.logits(&last).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    model
+        .logits(&last)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
 fn smollm2_chat_tokens_are_exact() {
-    let Some(path) = model_path("smollm2-135m-instruct") else { return };
+    let Some(path) = model_path("smollm2-135m-instruct") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
     let tmpl = ChatTemplate::from_gguf(&file, &tok).unwrap();
-    let text = tmpl.render(&[Message::new("user", "Hello 2025!")], true).unwrap();
+    let text = tmpl
+        .render(&[Message::new("user", "Hello 2025!")], true)
+        .unwrap();
     assert_eq!(
         text,
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHello 2025!<|im_end|>\n<|im_start|>assistant\n"
@@ -50,10 +69,19 @@ fn smollm2_chat_tokens_are_exact() {
     let ids = tok.encode(&text).unwrap();
     // "Hello" is 19556 in SmolLM2's own tokenizer (no prefix space); digits are split one by one.
     assert_eq!(ids[0], 1, "<|im_start|>");
-    let user_start = ids.iter().position(|&i| i == 19556).expect("Hello -> 19556");
-    let digits: Vec<String> = ids[user_start + 1..user_start + 6].iter().map(|i| tok.decode(&[*i]).unwrap()).collect();
+    let user_start = ids
+        .iter()
+        .position(|&i| i == 19556)
+        .expect("Hello -> 19556");
+    let digits: Vec<String> = ids[user_start + 1..user_start + 6]
+        .iter()
+        .map(|i| tok.decode(&[*i]).unwrap())
+        .collect();
     assert_eq!(digits, [" ", "2", "0", "2", "5"]);
-    assert_eq!(tok.decode(&ids).unwrap().replace("<|im_start|>", "").len() > 0, true);
+    assert_eq!(
+        tok.decode(&ids).unwrap().replace("<|im_start|>", "").len() > 0,
+        true
+    );
     // Round trip of ordinary text.
     let s = "Prices rose 12.5% in 2024; café ümlaut 🚀 code: fn main() {}\n\tindent";
     assert_eq!(tok.decode(&tok.encode(s).unwrap()).unwrap(), s);
@@ -61,18 +89,37 @@ fn smollm2_chat_tokens_are_exact() {
 
 #[test]
 fn smollm2_matches_candle_transformers_quantized_llama() {
-    let Some(path) = model_path("smollm2-135m-instruct") else { return };
+    let Some(path) = model_path("smollm2-135m-instruct") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
-    let ids = tok.encode("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n").unwrap();
+    let ids = tok
+        .encode(
+            "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n",
+        )
+        .unwrap();
 
     // Reference: candle-transformers' own quantized llama on the same file.
     let mut reader = std::fs::File::open(&path).unwrap();
     let content = candle_core::quantized::gguf_file::Content::read(&mut reader).unwrap();
-    let mut reference =
-        candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let ref_logits: Vec<f32> = reference.forward(&input, 0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let mut reference = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+        content,
+        &mut reader,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let ref_logits: Vec<f32> = reference
+        .forward(&input, 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
 
     // Quantized path: Q4_1 weights re-quantized to Q8_0, so only close, not equal.
     let q = Decoder::load(&file, WeightMode::Quantized, &Device::Cpu).unwrap();
@@ -85,58 +132,171 @@ fn smollm2_matches_candle_transformers_quantized_llama() {
     let quant_delta = max_abs_diff(&ql, &ref_logits);
     eprintln!("smollm2 max|delta logit| dense {dense_delta:.4} quantized(Q8_0) {quant_delta:.4}");
     assert_eq!(argmax(&dl), argmax(&ref_logits));
-    assert!(dense_delta < 1.5, "dense vs candle-transformers: {dense_delta}");
-    assert!(quant_delta < 1.5, "quantized vs candle-transformers: {quant_delta}");
+    assert!(
+        dense_delta < 1.5,
+        "dense vs candle-transformers: {dense_delta}"
+    );
+    assert!(
+        quant_delta < 1.5,
+        "quantized vs candle-transformers: {quant_delta}"
+    );
 }
 
 #[test]
 fn kv_cache_continuation_equals_full_forward() {
-    let Some(path) = model_path("smollm2-135m-instruct") else { return };
+    let Some(path) = model_path("smollm2-135m-instruct") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
     let model = Decoder::load(&file, WeightMode::Dense, &Device::Cpu).unwrap();
-    let ids = tok.encode("The quick brown fox jumps over the lazy dog because").unwrap();
+    let ids = tok
+        .encode("The quick brown fox jumps over the lazy dog because")
+        .unwrap();
     let full = last_logits(&model, &ids);
     let mut cache = emorg_lm::KvCache::new(model.cfg.n_layers);
     let split = 5;
-    let a = Tensor::new(&ids[..split], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    model.forward_hidden(&a, Some(&mut cache), OpsMode::Infer).unwrap();
-    let b = Tensor::new(&ids[split..], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let h = model.forward_hidden(&b, Some(&mut cache), OpsMode::Infer).unwrap();
+    let a = Tensor::new(&ids[..split], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    model
+        .forward_hidden(&a, Some(&mut cache), OpsMode::Infer)
+        .unwrap();
+    let b = Tensor::new(&ids[split..], &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let h = model
+        .forward_hidden(&b, Some(&mut cache), OpsMode::Infer)
+        .unwrap();
     let last = h.narrow(1, ids.len() - split - 1, 1).unwrap();
-    let cached: Vec<f32> = model.logits(&last).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let cached: Vec<f32> = model
+        .logits(&last)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let delta = max_abs_diff(&full, &cached);
     assert!(delta < 1e-3, "cached continuation differs by {delta}");
     // Train-mode ops (differentiable) agree with the fast kernels.
-    let t = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let t = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
     let h = model.forward_hidden(&t, None, OpsMode::Train).unwrap();
-    let tl: Vec<f32> =
-        model.logits(&h.narrow(1, ids.len() - 1, 1).unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let tl: Vec<f32> = model
+        .logits(&h.narrow(1, ids.len() - 1, 1).unwrap())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert!(max_abs_diff(&full, &tl) < 1e-3);
 }
 
 #[test]
 fn qwen_matches_candle_transformers_quantized_qwen2() {
-    let Some(path) = model_path("qwen2.5-coder-1.5b-instruct") else { return };
+    let Some(path) = model_path("qwen2.5-coder-1.5b-instruct") else {
+        return;
+    };
     let file = GgufFile::open(&path).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
     let tmpl = ChatTemplate::from_gguf(&file, &tok).unwrap();
-    let text = tmpl.render(&[Message::new("user", "Rate 0-100: is water wet?")], true).unwrap();
-    assert!(text.starts_with("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud."), "{text}");
+    let text = tmpl
+        .render(&[Message::new("user", "Rate 0-100: is water wet?")], true)
+        .unwrap();
+    assert!(
+        text.starts_with("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud."),
+        "{text}"
+    );
     let ids = tok.encode(&text).unwrap();
     let mut reader = std::fs::File::open(&path).unwrap();
     let content = candle_core::quantized::gguf_file::Content::read(&mut reader).unwrap();
-    let mut reference =
-        candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-    let ref_logits: Vec<f32> = reference.forward(&input, 0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let mut reference = candle_transformers::models::quantized_qwen2::ModelWeights::from_gguf(
+        content,
+        &mut reader,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let ref_logits: Vec<f32> = reference
+        .forward(&input, 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let q = Decoder::load(&file, WeightMode::Quantized, &Device::Cpu).unwrap();
     let ql = last_logits(&q, &ids);
     let delta = max_abs_diff(&ql, &ref_logits);
     eprintln!("qwen2 max|delta logit| quantized {delta:.5}");
-    assert_eq!(emorg_lm::generate::argmax(&ql), emorg_lm::generate::argmax(&ref_logits));
-    assert!(delta < 0.05, "quantized qwen2 vs candle-transformers: {delta}");
+    assert_eq!(
+        emorg_lm::generate::argmax(&ql),
+        emorg_lm::generate::argmax(&ref_logits)
+    );
+    assert!(
+        delta < 0.05,
+        "quantized qwen2 vs candle-transformers: {delta}"
+    );
     // Digits are single tokens in Qwen's tokenizer.
     let ids = tok.encode("85").unwrap();
     assert_eq!(ids.len(), 2);
+}
+
+/// Expected ids from llama.cpp's own tokenizer (an independent implementation) on the same GGUF
+/// files, produced with llama-cpp-python 0.3.16:
+/// `Llama(model_path=..., vocab_only=True).tokenize(text.encode(), add_bos=False, special=True)`.
+const MIXED: &str =
+    "Prices rose 12.5% in 2024; café ümlaut 🚀 code: fn main() {}\n\tindent   spaces";
+
+#[test]
+fn smollm2_ids_equal_llama_cpp() {
+    let Some(path) = model_path("smollm2-135m-instruct") else {
+        return;
+    };
+    let file = GgufFile::open(&path).unwrap();
+    let tok = GgufTokenizer::from_gguf(&file).unwrap();
+    let tmpl = ChatTemplate::from_gguf(&file, &tok).unwrap();
+    let chat = tmpl
+        .render(&[Message::new("user", "Hello 2025!")], true)
+        .unwrap();
+    assert_eq!(
+        tok.encode(&chat).unwrap(),
+        [
+            1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411,
+            407, 19712, 8182, 2, 198, 1, 4093, 198, 19556, 216, 34, 32, 34, 37, 17, 2, 198, 1, 520,
+            9531, 198
+        ]
+    );
+    assert_eq!(
+        tok.encode(MIXED).unwrap(),
+        [
+            64, 12855, 8739, 216, 33, 34, 30, 37, 21, 281, 216, 34, 32, 34, 36, 43, 37366, 5549,
+            137, 3566, 1648, 15107, 244, 218, 2909, 42, 24526, 1085, 1000, 4548, 198, 197, 32166,
+            256, 5600
+        ]
+    );
+    assert_eq!(tok.decode(&tok.encode(MIXED).unwrap()).unwrap(), MIXED);
+}
+
+#[test]
+fn qwen_ids_equal_llama_cpp() {
+    let Some(path) = model_path("qwen2.5-coder-1.5b-instruct") else {
+        return;
+    };
+    let file = GgufFile::open(&path).unwrap();
+    let tok = GgufTokenizer::from_gguf(&file).unwrap();
+    assert_eq!(
+        tok.encode(MIXED).unwrap(),
+        [
+            62718, 16009, 220, 16, 17, 13, 20, 4, 304, 220, 17, 15, 17, 19, 26, 51950, 10489, 1014,
+            2717, 11162, 248, 222, 2038, 25, 5168, 1887, 368, 5613, 197, 32840, 256, 12621
+        ]
+    );
+    assert_eq!(tok.decode(&tok.encode(MIXED).unwrap()).unwrap(), MIXED);
 }

@@ -43,7 +43,9 @@ pub fn prepare_examples(
         let (mut ids, offsets) = tokenizer.encode_with_offsets(&rendered.text)?;
         let mut loss_mask: Vec<bool> = offsets
             .iter()
-            .map(|(start, end)| end > start && rendered.assistant_spans.iter().any(|s| s.contains(start)))
+            .map(|(start, end)| {
+                end > start && rendered.assistant_spans.iter().any(|s| s.contains(start))
+            })
             .collect();
         if tokenizer.add_bos
             && let Some(bos) = tokenizer.bos_id

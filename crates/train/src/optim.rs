@@ -24,9 +24,21 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(vars: Vec<Var>, config: AdamWConfig) -> Result<Self> {
-        let m = vars.iter().map(|v| v.zeros_like()).collect::<Result<Vec<_>>>()?;
-        let v = vars.iter().map(|v| v.zeros_like()).collect::<Result<Vec<_>>>()?;
-        Ok(AdamW { config, vars, m, v, t: 0 })
+        let m = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<Result<Vec<_>>>()?;
+        let v = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(AdamW {
+            config,
+            vars,
+            m,
+            v,
+            t: 0,
+        })
     }
 
     /// One update with learning rate `lr` from gradients aligned with `vars`.
@@ -107,7 +119,12 @@ mod tests {
         // PyTorch: p = torch.tensor([1.0, -2.0]); opt = AdamW([p], lr=0.1, weight_decay=0.5)
         // grad [0.5, 0.5]: one step gives p = [1*(1-0.05) - 0.1, -2*(1-0.05) - 0.1] = [0.85, -2.0]
         let var = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0], &Device::Cpu).unwrap()).unwrap();
-        let cfg = AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.5 };
+        let cfg = AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.5,
+        };
         let mut opt = AdamW::new(vec![var.clone()], cfg).unwrap();
         let g = Tensor::new(&[0.5f32, 0.5], &Device::Cpu).unwrap();
         opt.step(&[g], 0.1).unwrap();

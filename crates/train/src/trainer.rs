@@ -63,7 +63,11 @@ pub struct TrainSummary {
 pub fn total_steps(n: usize, cfg: &TrainConfig) -> usize {
     let per_epoch = n.div_ceil(cfg.batch_size * cfg.grad_accum);
     let total = per_epoch * cfg.epochs;
-    if cfg.max_steps > 0 { total.min(cfg.max_steps) } else { total }
+    if cfg.max_steps > 0 {
+        total.min(cfg.max_steps)
+    } else {
+        total
+    }
 }
 
 /// Train `lora` (already attached to `model`) on `data`. `on_step` sees every step's metrics and the
@@ -80,7 +84,9 @@ pub fn train(
         return Err(TrainError::Config("no training examples".into()));
     }
     if cfg.batch_size == 0 || cfg.grad_accum == 0 || cfg.epochs == 0 {
-        return Err(TrainError::Config("batch_size, grad_accum and epochs must be at least 1".into()));
+        return Err(TrainError::Config(
+            "batch_size, grad_accum and epochs must be at least 1".into(),
+        ));
     }
     let total = total_steps(data.len(), cfg);
     let vars = lora.vars();
@@ -89,16 +95,25 @@ pub fn train(
     let mut order: Vec<usize> = Vec::new();
     for epoch in 0..cfg.epochs {
         let mut perm: Vec<usize> = (0..data.len()).collect();
-        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.data_seed.wrapping_add(epoch as u64)));
+        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            cfg.data_seed.wrapping_add(epoch as u64),
+        ));
         order.extend(perm);
     }
     let per_step = cfg.batch_size * cfg.grad_accum;
     let started = std::time::Instant::now();
-    let mut summary = TrainSummary { steps: 0, first_loss: f64::NAN, last_loss: f64::NAN, tokens: 0, seconds: 0.0 };
+    let mut summary = TrainSummary {
+        steps: 0,
+        first_loss: f64::NAN,
+        last_loss: f64::NAN,
+        tokens: 0,
+        seconds: 0.0,
+    };
     for step in 0..total {
         let t0 = std::time::Instant::now();
         let lr = cfg.learning_rate * cfg.schedule.factor(step, cfg.warmup_steps, total);
-        let idx = &order[(step * per_step).min(order.len())..((step + 1) * per_step).min(order.len())];
+        let idx =
+            &order[(step * per_step).min(order.len())..((step + 1) * per_step).min(order.len())];
         let step_targets: usize = idx.iter().map(|i| data[*i].n_targets()).sum();
         let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
         let mut loss_sum = 0.0;
@@ -124,7 +139,10 @@ pub fn train(
             .zip(&vars)
             .map(|(g, v)| g.map_or_else(|| v.zeros_like(), Ok))
             .collect::<candle_core::Result<_>>()?;
-        let grad_norm = grads.iter().map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>()).sum::<candle_core::Result<f32>>()?;
+        let grad_norm = grads
+            .iter()
+            .map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>())
+            .sum::<candle_core::Result<f32>>()?;
         opt.step(&grads, lr)?;
         let loss = loss_sum / step_targets.max(1) as f64;
         let adapter_norms = lora
@@ -160,7 +178,11 @@ fn l2(t: &Tensor) -> candle_core::Result<f64> {
 
 /// Summed cross-entropy over the target tokens of a right-padded micro-batch. Only target rows go
 /// through the (large) vocabulary projection.
-pub fn batch_loss_sum(model: &Decoder, batch: &[&Example], pad_id: u32) -> Result<Tensor, TrainError> {
+pub fn batch_loss_sum(
+    model: &Decoder,
+    batch: &[&Example],
+    pad_id: u32,
+) -> Result<Tensor, TrainError> {
     let device = model.device().clone();
     let t = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(batch.len() * t);
@@ -185,6 +207,8 @@ pub fn batch_loss_sum(model: &Decoder, batch: &[&Example], pad_id: u32) -> Resul
     let logits = model.logits(&selected)?;
     let targets = Tensor::from_vec(targets, n, &device)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.to_dtype(DType::F32)?;
+    let picked = logp
+        .gather(&targets.unsqueeze(1)?, 1)?
+        .to_dtype(DType::F32)?;
     Ok(picked.sum_all()?.neg()?)
 }
