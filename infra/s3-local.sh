@@ -165,6 +165,10 @@ stop_server() {
     if kill -0 "$pid" 2>/dev/null; then
       say "pid $pid ignored SIGTERM for 10 s; sending SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
     fi
     say "stopped s3s-fs (pid $pid)"
   else
@@ -260,26 +264,32 @@ print_env() {
     EMORG_TEST_S3_URL "s3://$BUCKET/$PREFIX"
 }
 
-case "${1:-}" in
-  start)
-    take_lock
-    start_server
-    ;;
-  stop)
-    take_lock
-    stop_server
-    ;;
-  status)
-    if running; then
-      say "running at $ENDPOINT (pid $(recorded_pid))"
-    else
-      say "not running"
-      exit 1
-    fi
-    ;;
-  env) print_env ;;
-  *)
-    echo "usage: $0 start|stop|status|env" >&2
-    exit 2
-    ;;
-esac
+# Everything runs from main, called (with exit) on the last line: bash has then read the whole
+# file, so an edit or checkout of this script while it runs cannot change what this run does.
+main() {
+  case "${1:-}" in
+    start)
+      take_lock
+      start_server
+      ;;
+    stop)
+      take_lock
+      stop_server
+      ;;
+    status)
+      if running; then
+        say "running at $ENDPOINT (pid $(recorded_pid))"
+      else
+        say "not running"
+        exit 1
+      fi
+      ;;
+    env) print_env ;;
+    *)
+      echo "usage: $0 start|stop|status|env" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"; exit

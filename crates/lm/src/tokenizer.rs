@@ -20,6 +20,9 @@ const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}
 /// Llama-3's split (digit runs of up to three).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// Byte ranges of tokens in the encoded text.
+pub type Offsets = Vec<(usize, usize)>;
+
 /// A tokenizer with the special ids the runtime needs.
 pub struct GgufTokenizer {
     pub inner: Tokenizer,
@@ -161,7 +164,7 @@ impl GgufTokenizer {
     }
 
     /// Ids with byte offsets into `text`.
-    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Offsets)> {
         let enc = self
             .inner
             .encode(text, false)

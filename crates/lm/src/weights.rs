@@ -61,7 +61,7 @@ impl GgufFile {
     pub fn meta_str(&self, key: &str) -> Result<String> {
         self.meta(key)?
             .to_string()
-            .map(|s| s.clone())
+            .cloned()
             .map_err(|e| self.meta_err(key, e.to_string()))
     }
 
@@ -110,7 +110,7 @@ impl GgufFile {
             .iter()
             .map(|v| {
                 v.to_string()
-                    .map(|s| s.clone())
+                    .cloned()
                     .map_err(|e| self.meta_err(key, e.to_string()))
             })
             .collect()

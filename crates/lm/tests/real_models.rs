@@ -78,10 +78,7 @@ fn smollm2_chat_tokens_are_exact() {
         .map(|i| tok.decode(&[*i]).unwrap())
         .collect();
     assert_eq!(digits, [" ", "2", "0", "2", "5"]);
-    assert_eq!(
-        tok.decode(&ids).unwrap().replace("<|im_start|>", "").len() > 0,
-        true
-    );
+    assert!(tok.decode(&ids).unwrap().contains("Hello 2025!"));
     // Round trip of ordinary text.
     let s = "Prices rose 12.5% in 2024; café ümlaut 🚀 code: fn main() {}\n\tindent";
     assert_eq!(tok.decode(&tok.encode(s).unwrap()).unwrap(), s);

@@ -47,8 +47,7 @@ impl AdamW {
         let c = self.config;
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2 = 1.0 - c.beta2.powi(self.t as i32);
-        for i in 0..self.vars.len() {
-            let g = &grads[i];
+        for (i, g) in grads.iter().enumerate().take(self.vars.len()) {
             self.m[i] = ((&self.m[i] * c.beta1)? + (g * (1.0 - c.beta1))?)?;
             self.v[i] = ((&self.v[i] * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
             let m_hat = (&self.m[i] / bc1)?;
