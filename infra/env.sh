@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings for emorg's scripts (sourced). Build outputs and models live in the user's cache
 # directory so that a fresh clone (or a CI rerun) reuses them instead of rebuilding everything.
 EMORG_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/emorg"

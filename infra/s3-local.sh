@@ -252,12 +252,14 @@ print_env() {
   if ! running; then
     say "warning: the server is not running; run: infra/s3-local.sh start"
   fi
-  # A session token from the caller's real AWS environment must not ride along on test requests.
+  # A session token from the caller's real AWS environment must not ride along on test requests,
+  # and object_store reads both region variables in no fixed order, so both are set.
   echo "unset AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_PROFILE"
   printf 'export %s=%q\n' \
     AWS_ACCESS_KEY_ID "$ACCESS_KEY" \
     AWS_SECRET_ACCESS_KEY "$SECRET_KEY" \
     AWS_REGION "$REGION" \
+    AWS_DEFAULT_REGION "$REGION" \
     AWS_ENDPOINT_URL "$ENDPOINT" \
     AWS_ALLOW_HTTP true \
     AWS_VIRTUAL_HOSTED_STYLE_REQUEST false \

@@ -1,6 +1,7 @@
 //! `emorg-worker`: runs one stage of one cell. Every stage reads the cell and its inputs from the
 //! store and writes its outputs there, DONE.json last; it needs nothing else.
 
+mod bench;
 mod context;
 mod judge_stage;
 mod sample_stage;
@@ -45,11 +46,14 @@ enum Command {
     Sample(StageArgs),
     /// Judge the sampled answers with the local judge model.
     Judge(StageArgs),
+    /// Micro-benchmarks (sampler, judge, trainer); JSON lines on stdout.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (stage, args) = match &cli.command {
+        Command::Bench(a) => return bench::main(a),
         Command::Train(a) => (emorg_spec::Stage::Train, a),
         Command::Sample(a) => (emorg_spec::Stage::Sample, a),
         Command::Judge(a) => (emorg_spec::Stage::Judge, a),

@@ -24,7 +24,7 @@
 //!
 //! # Threading and runtimes
 //!
-//! The binaries are plain synchronous programs, so [`Store`] owns a current-thread tokio runtime
+//! The binaries are plain synchronous programs, so [`Store`] owns a one-worker tokio runtime
 //! and blocks on each `object_store` call. **Do not call it from inside another tokio runtime**
 //! (an `async fn` or a task): tokio panics with "Cannot start a runtime from within a runtime".
 //! From async code use `tokio::task::spawn_blocking`. Dropping the last clone of a `Store` inside
@@ -194,6 +194,14 @@ impl Store {
     /// `AWS_ALLOW_HTTP` says otherwise.
     pub fn open(url: &str) -> Result<Store> {
         let url_trimmed = url.trim();
+        // A one-worker multi-thread runtime keeps driving pooled HTTP connections between store
+        // calls; with a current-thread runtime a connection used from another runtime stalled
+        // for 30 s per switch (measured against s3s-fs).
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| bad_url(url, format!("cannot start the store's tokio runtime: {e}")))?;
         let (backend, local_root): (Arc<dyn ObjectStore>, Option<PathBuf>) =
             if let Some(rest) = url_trimmed.strip_prefix("file://") {
                 let root = Self::local_dir(url, rest)?;
@@ -216,14 +224,10 @@ impl Store {
             } else if url_trimmed.starts_with("memory://") {
                 (Arc::new(InMemory::new()), None)
             } else if url_trimmed.starts_with("s3://") {
-                (Self::s3(url, url_trimmed)?, None)
+                (Self::s3(url, url_trimmed, rt.handle())?, None)
             } else {
                 return Err(bad_url(url, "unsupported scheme"));
             };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| bad_url(url, format!("cannot start the store's tokio runtime: {e}")))?;
         tracing::debug!(url = url_trimmed, "opened store");
         Ok(Store {
             inner: Arc::new(Inner {
@@ -257,14 +261,19 @@ impl Store {
         }
     }
 
-    fn s3(url: &str, trimmed: &str) -> Result<Arc<dyn ObjectStore>> {
+    fn s3(url: &str, trimmed: &str, rt: &tokio::runtime::Handle) -> Result<Arc<dyn ObjectStore>> {
         let parsed = url::Url::parse(trimmed).map_err(|e| bad_url(url, e.to_string()))?;
         let bucket = parsed
             .host_str()
             .filter(|b| !b.is_empty())
             .ok_or_else(|| bad_url(url, "s3:// needs a bucket"))?;
         let prefix = parsed.path().trim_matches('/').to_string();
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            // HTTP I/O runs on the store's own runtime, whichever runtime a caller is on.
+            .with_http_connector(object_store::client::SpawnedReqwestConnector::new(
+                rt.clone(),
+            ));
         if let Some(endpoint) =
             env_nonempty("AWS_ENDPOINT_URL").or_else(|| env_nonempty("AWS_ENDPOINT"))
         {

@@ -354,7 +354,6 @@ fn s3_server_rejects_a_wrong_secret() {
 /// (measured: 30.1 s each). Fixed by a multi-thread store runtime plus
 /// `SpawnedReqwestConnector` on its handle (see the report on infra/s3-local.sh); un-ignore then.
 #[test]
-#[ignore = "stalls 30 s per call until Store runs S3 I/O on an always-running runtime"]
 fn s3_object_store_is_usable_from_another_runtime() {
     let Some(s) = Scratch::open("foreign-rt") else {
         return;
