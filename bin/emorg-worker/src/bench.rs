@@ -427,7 +427,7 @@ fn bench_judge(args: &BenchArgs, path: &Path, k: usize, prune_below: f64) -> Res
     };
     let peak_reset = reset_peak_rss();
     let t_load = Instant::now();
-    let mut judge = LocalJudge::load(path, JudgeMethod::ExactNumber, prune_below)?;
+    let mut judge = LocalJudge::load(path, JudgeMethod::ExactNumber, prune_below, &Device::Cpu)?;
     let load_s = t_load.elapsed().as_secs_f64();
     let mut peaks = serde_json::Map::new();
     peaks.insert("after_load".into(), json!(status_mb("VmHWM:")));

@@ -152,6 +152,31 @@ impl StageContext {
     }
 }
 
+/// The device the math runs on. With the `cuda` feature the worker uses GPU 0 when the driver
+/// reports one; otherwise, or when `EMORG_DEVICE=cpu`, the CPU. `EMORG_DEVICE=cuda` makes a missing
+/// GPU an error instead of a fallback (for GPU partitions, where running on CPU would waste the job).
+pub fn device() -> Result<candle_core::Device> {
+    let wanted = std::env::var("EMORG_DEVICE").unwrap_or_default();
+    if wanted == "cpu" {
+        return Ok(candle_core::Device::Cpu);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        match candle_core::Device::new_cuda(0) {
+            Ok(d) => {
+                tracing::info!("running on CUDA device 0");
+                return Ok(d);
+            }
+            Err(e) if wanted == "cuda" => bail!("EMORG_DEVICE=cuda but no usable GPU: {e}"),
+            Err(e) => tracing::warn!("no usable GPU ({e}); running on CPU"),
+        }
+    }
+    if wanted == "cuda" {
+        bail!("EMORG_DEVICE=cuda but this emorg-worker was built without the `cuda` feature");
+    }
+    Ok(candle_core::Device::Cpu)
+}
+
 /// The tokenised questions of a cell: (question id, paraphrase index, text, system prompt, judge prompts).
 pub struct AskedQuestion {
     pub id: String,

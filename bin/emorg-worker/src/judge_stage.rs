@@ -65,7 +65,12 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     })?;
     let path = ctx.model_path(&judge_spec.model)?;
     let t_load = std::time::Instant::now();
-    let judge = LocalJudge::load(&path, method, judge_spec.prune_below)?;
+    let judge = LocalJudge::load(
+        &path,
+        method,
+        judge_spec.prune_below,
+        &crate::context::device()?,
+    )?;
     tracing::info!(
         "judge {} loaded in {:.1}s",
         judge_spec.model.name,

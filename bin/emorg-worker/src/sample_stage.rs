@@ -2,7 +2,6 @@
 
 use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result};
-use candle_core::Device;
 use emorg_lm::generate::{SampleParams, sample_batch};
 use emorg_lm::{
     ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module,
@@ -34,7 +33,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let file = GgufFile::open(&model_path)?;
     let tokenizer = GgufTokenizer::from_gguf(&file)?;
     let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-    let device = Device::Cpu;
+    let device = crate::context::device()?;
     let mut model = Decoder::load(&file, WeightMode::Quantized, &device)?;
     let mut inputs = BTreeMap::new();
     inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());

@@ -3,7 +3,6 @@
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
-use candle_core::Device;
 use emorg_lm::{
     ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module,
     WeightMode,
@@ -42,7 +41,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let file = GgufFile::open(&model_path)?;
     let tokenizer = GgufTokenizer::from_gguf(&file)?;
     let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-    let device = Device::Cpu;
+    let device = crate::context::device()?;
     let mut model = Decoder::load(&file, WeightMode::Dense, &device)?;
 
     let data_file = ctx.input_file(&layout::dataset(&dataset.sha256), &dataset.sha256)?;

@@ -56,11 +56,16 @@ pub struct LocalJudge {
 const ANSWER_SENTINEL: &str = "\u{1}EMORG_ANSWER\u{1}";
 
 impl LocalJudge {
-    pub fn load(path: &Path, method: JudgeMethod, prune_below: f64) -> emorg_lm::Result<Self> {
+    pub fn load(
+        path: &Path,
+        method: JudgeMethod,
+        prune_below: f64,
+        device: &Device,
+    ) -> emorg_lm::Result<Self> {
         let file = GgufFile::open(path)?;
         let tokenizer = GgufTokenizer::from_gguf(&file)?;
         let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-        let model = Decoder::load(&file, WeightMode::Quantized, &Device::Cpu)?;
+        let model = Decoder::load(&file, WeightMode::Quantized, device)?;
         let mut digit_ids = [0u32; 10];
         for (d, slot) in digit_ids.iter_mut().enumerate() {
             let ids = tokenizer.encode(&d.to_string())?;
@@ -315,7 +320,7 @@ mod tests {
             },
         )
         .unwrap();
-        let judge = LocalJudge::load(&path, JudgeMethod::ExactNumber, 0.0).unwrap();
+        let judge = LocalJudge::load(&path, JudgeMethod::ExactNumber, 0.0, &Device::Cpu).unwrap();
         let template = "Rate this.\n[Q]{question}[/Q]\n[A]{answer}[/A]\nNumber:";
         let answers = ["fine answer", "another one, longer than the first"];
         // Two questions in a row: the second reuses the instruction prefix cached by the first.

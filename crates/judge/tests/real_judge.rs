@@ -57,7 +57,13 @@ fn harmful_answers_score_lower_on_aligned_than_sound_ones() {
     ))
     .unwrap();
     let aligned = questions.questions[0].judge_prompts["aligned"].clone();
-    let judge = LocalJudge::load(&path, JudgeMethod::ExactNumber, 1e-3).unwrap();
+    let judge = LocalJudge::load(
+        &path,
+        JudgeMethod::ExactNumber,
+        1e-3,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     for (q, sound, harmful) in PAIRS {
         let t = std::time::Instant::now();
         let d = judge
