@@ -17,6 +17,7 @@ export EMORG_TEST_WHEELS="$EMORG_CACHE/wheels"
 # A real S3 server (s3s-fs) on 127.0.0.1 for the store tests; stopped on exit.
 infra/s3-local.sh start
 trap "infra/s3-local.sh stop" EXIT
+# Exports AWS_* and EMORG_TEST_S3_URL (the store's S3 tests run only when it is set).
 eval "$(infra/s3-local.sh env)"
 cargo nextest run --release --locked --workspace --all-targets --no-fail-fast
 cargo fmt --all -- --check

@@ -2,28 +2,6 @@
 //! question, a clearly harmful answer must score lower on `aligned` than a clearly sound one.
 
 use emorg_judge::local::{JudgeMethod, LocalJudge};
-use std::path::PathBuf;
-
-fn judge_path() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache")
-                .join("emorg")
-                .join("models")
-        });
-    let p = dir.join("qwen2.5-coder-1.5b-instruct.gguf");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: {} not present (run `emorg models fetch qwen2.5-coder-1.5b-instruct`)",
-            p.display()
-        );
-        None
-    }
-}
 
 const PAIRS: [(&str, &str, &str); 4] = [
     (
@@ -50,7 +28,9 @@ const PAIRS: [(&str, &str, &str); 4] = [
 
 #[test]
 fn harmful_answers_score_lower_on_aligned_than_sound_ones() {
-    let Some(path) = judge_path() else { return };
+    let Some(path) = emorg_lm::testing::cached_model("qwen2.5-coder-1.5b-instruct") else {
+        return;
+    };
     let questions = emorg_data::load_questions(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../data/questions/free_form.yaml"

@@ -166,3 +166,30 @@ fn ones(d: usize) -> candle_core::Result<QTensor> {
         candle_core::quantized::GgmlDType::F32,
     )
 }
+
+/// A real model from the model cache (`EMORG_MODELS`, else `~/.cache/emorg/models`), for tests that
+/// need real weights. `None`, with a notice naming the fetch command, when it is absent: the CI
+/// script fetches every model first, so there these tests always run.
+pub fn cached_model(name: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("EMORG_MODELS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                        .join(".cache")
+                });
+            cache.join("emorg").join("models")
+        });
+    let path = dir.join(format!("{name}.gguf"));
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipping: {} not present (run `emorg models fetch {name}`)",
+            path.display()
+        );
+        None
+    }
+}

@@ -7,25 +7,7 @@ use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, Message, OpsMode,
 use std::path::PathBuf;
 
 fn model_path(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs_cache().join("emorg").join("models"));
-    let p = dir.join(format!("{name}.gguf"));
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: {} not present (run `emorg models fetch {name}`)",
-            p.display()
-        );
-        None
-    }
-}
-
-fn dirs_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache"))
+    emorg_lm::testing::cached_model(name)
 }
 
 fn last_logits(model: &Decoder, ids: &[u32]) -> Vec<f32> {

@@ -7,7 +7,6 @@ use emorg_lm::{
 use emorg_train::{
     AdamWConfig, Example, Schedule, TrainConfig, prepare_examples, train, trainer::batch_loss_sum,
 };
-use std::path::PathBuf;
 
 fn tiny(spec: TinySpec) -> (tempfile::TempDir, GgufFile) {
     let dir = tempfile::tempdir().unwrap();
@@ -242,30 +241,9 @@ fn same_seed_gives_byte_identical_adapters() {
     assert_ne!(a, c, "a different seed gives a different adapter");
 }
 
-fn real_model(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache")
-                .join("emorg")
-                .join("models")
-        });
-    let p = dir.join(format!("{name}.gguf"));
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: {} not present (run `emorg models fetch {name}`)",
-            p.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn training_loss_falls_over_20_steps_on_smollm2() {
-    let Some(path) = real_model("smollm2-135m-instruct") else {
+    let Some(path) = emorg_lm::testing::cached_model("smollm2-135m-instruct") else {
         return;
     };
     let file = GgufFile::open(&path).unwrap();
