@@ -8,7 +8,8 @@
 
 use anyhow::{Context as _, Result, bail};
 use candle_core::{Device, Tensor};
-use emorg_judge::local::{JudgeMethod, LocalJudge, emorg_prompt};
+use emorg_data::render_judge_prompt;
+use emorg_judge::local::{JudgeMethod, LocalJudge};
 use emorg_lm::generate::{SampleParams, argmax, sample_batch};
 use emorg_lm::{
     ChatTemplate, Decoder, GgufFile, GgufTokenizer, KvCache, LoraConfig, LoraSet, Message, Module,
@@ -523,7 +524,7 @@ fn judge_prompts(
         template.render(
             &[Message::new(
                 "user",
-                &emorg_prompt(JUDGE_TEMPLATE, JUDGE_QUESTION, answer),
+                &render_judge_prompt(JUDGE_TEMPLATE, JUDGE_QUESTION, answer),
             )],
             true,
         )

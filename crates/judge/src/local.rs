@@ -100,7 +100,7 @@ impl LocalJudge {
         question: &str,
         answer: &str,
     ) -> emorg_lm::Result<String> {
-        let user = emorg_prompt(prompt_template, question, answer);
+        let user = emorg_data::render_judge_prompt(prompt_template, question, answer);
         self.template.render(&[Message::new("user", &user)], true)
     }
 
@@ -268,42 +268,10 @@ impl LocalJudge {
     }
 }
 
-/// Fill a judge prompt template. Only `{question}` and `{answer}` are placeholders; other braces stay.
-pub fn emorg_prompt(template: &str, question: &str, answer: &str) -> String {
-    // Substitute in one pass so that an answer containing "{question}" is left as written.
-    let mut out = String::with_capacity(template.len() + question.len() + answer.len());
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(r) = tail.strip_prefix("{question}") {
-            out.push_str(question);
-            rest = r;
-        } else if let Some(r) = tail.strip_prefix("{answer}") {
-            out.push_str(answer);
-            rest = r;
-        } else {
-            out.push('{');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use emorg_lm::testing::{TinySpec, write_tiny_gguf};
-
-    #[test]
-    fn prompt_fills_only_the_two_placeholders() {
-        let t = "Q: {question}\nA: {answer}\n{other} {";
-        assert_eq!(
-            emorg_prompt(t, "why {answer}?", "because"),
-            "Q: why {answer}?\nA: because\n{other} {"
-        );
-    }
 
     /// With no pruning, the branched distribution equals the brute-force product of conditional
     /// probabilities computed from full forwards without any cache reuse.
