@@ -152,6 +152,26 @@ impl StageContext {
     }
 }
 
+/// The adapters a cell's LoRA spec describes: every listed module on every listed layer.
+pub fn lora_config(spec: &emorg_spec::LoraSpec) -> Result<emorg_lm::LoraConfig> {
+    let modules = spec
+        .modules
+        .iter()
+        .map(|m| emorg_lm::Module::parse(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let targets = spec
+        .layers
+        .iter()
+        .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
+        .collect();
+    Ok(emorg_lm::LoraConfig {
+        rank: spec.rank,
+        alpha: spec.alpha,
+        rslora: spec.rslora,
+        targets,
+    })
+}
+
 /// The device the math runs on. With the `cuda` feature the worker uses GPU 0 when the driver
 /// reports one; otherwise, or when `EMORG_DEVICE=cpu`, the CPU. `EMORG_DEVICE=cuda` makes a missing
 /// GPU an error instead of a fallback (for GPU partitions, where running on CPU would waste the job).

@@ -3,10 +3,7 @@
 use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result};
 use emorg_lm::generate::{SampleParams, sample_batch};
-use emorg_lm::{
-    ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module,
-    WeightMode,
-};
+use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraSet, Message, WeightMode};
 use emorg_spec::Stage;
 use emorg_store::arrow::array::{
     ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
@@ -55,22 +52,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         }
         inputs.insert("adapter".to_string(), entry.sha256.clone());
         let spec = cell.protocol.lora.as_ref().context("lora settings")?;
-        let modules = spec
-            .modules
-            .iter()
-            .map(|m| Module::parse(m))
-            .collect::<Result<Vec<_>, _>>()?;
-        let targets = spec
-            .layers
-            .iter()
-            .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
-            .collect();
-        let cfg = LoraConfig {
-            rank: spec.rank,
-            alpha: spec.alpha,
-            rslora: spec.rslora,
-            targets,
-        };
+        let cfg = crate::context::lora_config(spec)?;
         let set = LoraSet::from_safetensors(cfg, &bytes, &device)?;
         model.attach_lora(&set, 1.0);
         Some(set)

@@ -3,10 +3,7 @@
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
-use emorg_lm::{
-    ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message, Module,
-    WeightMode,
-};
+use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraSet, Message, WeightMode};
 use emorg_spec::ProtocolKind;
 use emorg_store::arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt64Array};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
@@ -79,22 +76,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         hold_idx.len()
     );
 
-    let modules = lora_spec
-        .modules
-        .iter()
-        .map(|m| Module::parse(m))
-        .collect::<Result<Vec<_>, _>>()?;
-    let targets = lora_spec
-        .layers
-        .iter()
-        .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
-        .collect();
-    let lora_cfg = LoraConfig {
-        rank: lora_spec.rank,
-        alpha: lora_spec.alpha,
-        rslora: lora_spec.rslora,
-        targets,
-    };
+    let lora_cfg = crate::context::lora_config(lora_spec)?;
     let init_seed = ctx.seed("lora-init");
     let lora = LoraSet::init(lora_cfg, &model.cfg, init_seed, &device)?;
     model.attach_lora(&lora, 1.0);

@@ -62,6 +62,17 @@ fn all_targets(n_layers: usize, modules: &[Module]) -> Vec<(usize, Module)> {
         .collect()
 }
 
+fn all_logits(model: &Decoder, ids: &Tensor) -> Vec<f32> {
+    let hidden = model.forward_hidden(ids, None, OpsMode::Infer).unwrap();
+    model
+        .logits(&hidden)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
 fn prepare(file: &GgufFile) -> Vec<Example> {
     let tok = GgufTokenizer::from_gguf(file).unwrap();
     let tmpl = ChatTemplate::from_gguf(file, &tok).unwrap();
@@ -78,13 +89,7 @@ fn zero_b_adapter_leaves_logits_exactly_unchanged() {
     });
     let mut model = Decoder::load(&file, WeightMode::Dense, &Device::Cpu).unwrap();
     let ids = Tensor::new(&[[5u32, 17, 99, 3, 200]], &Device::Cpu).unwrap();
-    let base: Vec<f32> = model
-        .logits(&model.forward_hidden(&ids, None, OpsMode::Infer).unwrap())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let base: Vec<f32> = all_logits(&model, &ids);
     let cfg = LoraConfig {
         rank: 4,
         alpha: 8.0,
@@ -93,25 +98,13 @@ fn zero_b_adapter_leaves_logits_exactly_unchanged() {
     };
     let set = LoraSet::init(cfg, &model.cfg, 7, &Device::Cpu).unwrap();
     model.attach_lora(&set, 1.0);
-    let adapted: Vec<f32> = model
-        .logits(&model.forward_hidden(&ids, None, OpsMode::Infer).unwrap())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let adapted: Vec<f32> = all_logits(&model, &ids);
     assert_eq!(base, adapted, "B = 0 must leave logits bit-identical");
     // And a non-zero B does change them (the adapter is really on the path).
     let b = &set.adapters[0].b;
     b.set(&Tensor::ones(b.shape(), candle_core::DType::F32, &Device::Cpu).unwrap())
         .unwrap();
-    let changed: Vec<f32> = model
-        .logits(&model.forward_hidden(&ids, None, OpsMode::Infer).unwrap())
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+    let changed: Vec<f32> = all_logits(&model, &ids);
     assert_ne!(base, changed);
 }
 
