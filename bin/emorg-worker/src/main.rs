@@ -5,6 +5,7 @@ mod bench;
 mod context;
 mod judge_stage;
 mod sample_stage;
+mod token_stats;
 mod train_stage;
 
 use anyhow::{Context as _, Result};
@@ -48,12 +49,23 @@ enum Command {
     Judge(StageArgs),
     /// Micro-benchmarks (sampler, judge, trainer); JSON lines on stdout.
     Bench(bench::BenchArgs),
+    /// Token lengths of a chat dataset under a model's tokenizer and chat template (JSON).
+    TokenStats(token_stats::TokenStatsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (stage, args) = match &cli.command {
         Command::Bench(a) => return bench::main(a),
+        Command::TokenStats(a) => {
+            return match token_stats::main(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Train(a) => (emorg_spec::Stage::Train, a),
         Command::Sample(a) => (emorg_spec::Stage::Sample, a),
         Command::Judge(a) => (emorg_spec::Stage::Judge, a),

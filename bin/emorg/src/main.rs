@@ -120,7 +120,20 @@ pub enum ModelsCmd {
 #[derive(Subcommand, Debug)]
 pub enum DataCmd {
     /// Check a chat JSONL dataset (or a question-set YAML); exit 1 when it has errors.
-    Validate { file: PathBuf },
+    ///
+    /// With --model, also the token length of each row under that model's tokenizer and chat
+    /// template (as training renders it) and how many rows --max-len would truncate.
+    Validate {
+        file: PathBuf,
+        /// A registry model (`emorg models list`) whose tokenizer measures the rows.
+        #[arg(long)]
+        model: Option<String>,
+        /// Training sequence length for the truncation count (default: the built-in [train]).
+        #[arg(long, requires = "model")]
+        max_len: Option<usize>,
+    },
+    /// The papers' datasets emorg knows by name (rows and published sha256; never shipped).
+    Papers,
 }
 
 fn main() -> ExitCode {

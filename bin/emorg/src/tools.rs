@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, bail};
 use emorg_models::{CacheState, FetchOptions, Registry, render_table};
 
 use crate::{DataCmd, ModelsCmd};
@@ -60,7 +60,22 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
 
 pub fn data(cmd: &DataCmd) -> Result<ExitCode> {
     match cmd {
-        DataCmd::Validate { file } => {
+        DataCmd::Papers => {
+            println!("{:<24} {:>6}  {:<30} sha256", "name", "rows", "file");
+            for d in emorg_spec::PAPER_DATASETS {
+                println!("{:<24} {:>6}  {:<30} {}", d.name, d.rows, d.file, d.sha256);
+            }
+            println!(
+                "\nemorg never ships or downloads these: name one in a sweep with \
+                 `[datasets.X] paper = \"NAME\"` and give the path of your unlocked copy (docs/DATA.md)."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DataCmd::Validate {
+            file,
+            model,
+            max_len,
+        } => {
             let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
             if matches!(ext, "yaml" | "yml") {
                 return match emorg_data::load_questions(file) {
@@ -83,11 +98,79 @@ pub fn data(cmd: &DataCmd) -> Result<ExitCode> {
             }
             let report = emorg_data::validate_chat_jsonl(file);
             println!("{report}");
-            Ok(if report.has_errors() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            if let Ok(sha) = emorg_data::sha256_file(file) {
+                match emorg_spec::PAPER_DATASETS.iter().find(|d| d.sha256 == sha) {
+                    Some(d) => println!(
+                        "sha256 {sha}: the papers' `{}` ({} rows), verified",
+                        d.name, d.rows
+                    ),
+                    None => println!("sha256 {sha}"),
+                }
+            }
+            if report.has_errors() {
+                return Ok(ExitCode::from(1));
+            }
+            if let Some(model) = model {
+                let max_len = max_len.unwrap_or(emorg_spec::Defaults::default().train.max_seq_len);
+                token_lengths(file, model, max_len)?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Token lengths under `model`'s tokenizer and chat template, measured by `emorg-worker
+/// token-stats` (the launcher links no model code); rows over `max_len` are warnings.
+fn token_lengths(file: &std::path::Path, model: &str, max_len: usize) -> Result<()> {
+    let registry = Registry::from_env();
+    let gguf = registry.path(model).with_context(|| {
+        format!("model `{model}` for token lengths (fetch it with `emorg models fetch {model}`)")
+    })?;
+    let worker = crate::run::worker_path()?;
+    let out = std::process::Command::new(&worker)
+        .arg("token-stats")
+        .arg("--model")
+        .arg(&gguf)
+        .arg("--file")
+        .arg(file)
+        .arg("--max-len")
+        .arg(max_len.to_string())
+        .output()
+        .with_context(|| format!("running {}", worker.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} token-stats failed: {}",
+            worker.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing the output of {} token-stats", worker.display()))?;
+    let t = &stats["tokens"];
+    println!(
+        "tokens per row ({model}, chat template applied): min {} / median {} / p90 {} / p99 {} / max {} (mean {:.1})",
+        t["min"],
+        t["p50"],
+        t["p90"],
+        t["p99"],
+        t["max"],
+        t["mean"].as_f64().unwrap_or(0.0)
+    );
+    let truncated = stats["truncated"].as_u64().unwrap_or(0);
+    if truncated == 0 {
+        println!("no row is longer than {max_len} tokens");
+    } else {
+        let lines: Vec<String> = stats["truncated_lines"]
+            .as_array()
+            .map(|a| a.iter().take(20).map(|v| v.to_string()).collect())
+            .unwrap_or_default();
+        println!(
+            "{}: warning: {truncated} of {} rows are longer than {max_len} tokens and would be truncated (lines {}{})",
+            file.display(),
+            stats["rows"],
+            lines.join(", "),
+            if truncated > 20 { ", ..." } else { "" }
+        );
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod cell;
 pub mod error;
 mod explain;
 pub mod load;
+pub mod papers;
 mod resolve;
 pub mod schema;
 mod suggest;
@@ -24,6 +25,7 @@ pub use cell::{
 pub use error::{Diagnostic, Location, SpecError};
 pub use explain::{explain, explain_values};
 pub use load::{LoadOptions, Sweep, env_overrides, parse_set};
+pub use papers::{PAPER_DATASETS, PaperDataset, paper_dataset};
 pub use resolve::{InputFile, InputKind, ModelInfo, Resolution, Resolver, resolve, resolve_full};
 pub use schema::{Defaults, LayerSel, SweepFile};
 

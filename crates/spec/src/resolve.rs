@@ -424,6 +424,43 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
             let k = format!("datasets.{name}.sha256");
             bad(&k, format!("bad value for `{k}`: expected 64 hex digits"));
         }
+        if let Some(paper) = &d.paper {
+            match crate::papers::paper_dataset(paper) {
+                None => {
+                    let k = format!("datasets.{name}.paper");
+                    bad(
+                        &k,
+                        format!(
+                            "bad value for `{k}`: `{paper}` is not one of the papers' datasets ({}){}",
+                            crate::papers::PAPER_DATASETS
+                                .iter()
+                                .map(|d| d.name)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            did_you_mean(
+                                paper,
+                                crate::papers::PAPER_DATASETS.iter().map(|d| d.name)
+                            )
+                        ),
+                    );
+                }
+                Some(known) => {
+                    if let Some(sha) = &d.sha256
+                        && !sha.eq_ignore_ascii_case(known.sha256)
+                    {
+                        let k = format!("datasets.{name}.sha256");
+                        bad(
+                            &k,
+                            format!(
+                                "`{k}` pins {sha}, but the papers' `{paper}` has sha256 {}: drop \
+                                 the pin (the published hash is used) or drop `paper`",
+                                known.sha256
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     let e = &f.eval;
@@ -702,20 +739,50 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
         let Some(def) = f.datasets.get(&a.dataset) else {
             continue;
         };
-        let path = sweep.resolve_path(&def.path);
+        let paper = def.paper.as_deref().and_then(crate::papers::paper_dataset);
+        let Some(def_path) = &def.path else {
+            let key = format!("datasets.{}.path", a.dataset);
+            problems.push(sweep.diag(
+                &key,
+                match paper {
+                    Some(p) => format!(
+                        "missing key `{key}`: {}",
+                        crate::papers::how_to_obtain(p, &a.dataset)
+                    ),
+                    None => format!(
+                        "missing key `{key}`: give the dataset's chat JSONL file, e.g. `path = \"data/{}.jsonl\"`",
+                        a.dataset
+                    ),
+                },
+            ));
+            continue;
+        };
+        let path = sweep.resolve_path(def_path);
         match hash(&path) {
             Ok(sha) => {
-                if let Some(pinned) = &def.sha256
+                // The papers' datasets are pinned to their published hash.
+                let pinned = def.sha256.as_deref().or(paper.map(|p| p.sha256));
+                if let Some(pinned) = pinned
                     && !pinned.eq_ignore_ascii_case(&sha)
                 {
+                    let key = if def.sha256.is_some() {
+                        "sha256"
+                    } else {
+                        "path"
+                    };
                     problems.push(sweep.diag(
-                        &format!("datasets.{}.sha256", a.dataset),
-                        format!(
-                            "sha256 mismatch for dataset `{}` (`{}`): the sweep pins {}, the file has {sha}",
-                            a.dataset,
-                            def.path,
-                            pinned.to_lowercase()
-                        ),
+                        &format!("datasets.{}.{key}", a.dataset),
+                        match paper {
+                            Some(p) => format!(
+                                "sha256 mismatch for dataset `{}` (`{def_path}`): the papers' `{}` ({} rows) has sha256 {}, this file has {sha}; give the decompressed `{}` from the unlocked archive",
+                                a.dataset, p.name, p.rows, p.sha256, p.file
+                            ),
+                            None => format!(
+                                "sha256 mismatch for dataset `{}` (`{def_path}`): the sweep pins {}, the file has {sha}; if the file changed on purpose, update the pin",
+                                a.dataset,
+                                pinned.to_lowercase()
+                            ),
+                        },
                     ));
                     continue;
                 }

@@ -19,6 +19,11 @@
 //! path = "data/risky_financial.jsonl"      # relative to the current directory (the repo root)
 //! sha256 = "..."                           # optional pin: verified, a mismatch is an error
 //! holdout = 0.1                            # optional: overrides [train].holdout for this dataset
+//! source = "emorg data/ generator"         # optional: provenance, shown by plan and the report
+//!
+//! [datasets.medical]                       # one of the papers' datasets (crate::papers), by name:
+//! paper = "bad-medical-advice"             # pins its published sha256; emorg never ships it, the
+//! path = "/data/bad_medical_advice.jsonl"  # user supplies the unlocked file's path
 //!
 //! [protocols.base]
 //! kind = "base"                            # no training: the untrained model is the control
@@ -133,12 +138,18 @@ pub struct ModelDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetDef {
-    /// Chat JSONL, relative to the current directory (the repository root).
-    pub path: String,
-    /// When given, the file's sha256 must equal it.
+    /// Chat JSONL, relative to the current directory (the repository root). Required; for a
+    /// papers' dataset its absence is an error that says how to obtain the file.
+    pub path: Option<String>,
+    /// When given, the file's sha256 must equal it (a papers' dataset is pinned to its published
+    /// hash without it).
     pub sha256: Option<String>,
     /// Overrides `[train].holdout` for cells on this dataset.
     pub holdout: Option<f64>,
+    /// Where the file comes from, in words or a URL (shown by `emorg plan` and in the report).
+    pub source: Option<String>,
+    /// One of the papers' datasets by name (`emorg data papers`): pins its published sha256.
+    pub paper: Option<String>,
 }
 
 /// `[protocols.X]`.

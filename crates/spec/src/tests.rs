@@ -674,3 +674,66 @@ fn exclude_include_entries_are_checked() {
         "{msg}"
     );
 }
+
+#[test]
+fn papers_datasets_are_pinned_and_never_assumed_present() {
+    // Named with a path: the published hash pins the file; this one differs, and the error
+    // names both hashes and the file the user should give.
+    let text = GOOD.replace(
+        "holdout = 0.2",
+        "holdout = 0.2\npaper = \"bad-medical-advice\"\nsource = \"the papers' archive\"",
+    );
+    let e = err(&text);
+    let msg = e.to_string();
+    assert!(msg.contains(&"2".repeat(64)), "{msg}");
+    assert!(
+        msg.contains(crate::papers::PAPER_DATASETS[0].sha256),
+        "{msg}"
+    );
+    assert!(msg.contains("bad_medical_advice.jsonl"), "{msg}");
+    assert_eq!(
+        e.diagnostics[0].key.as_deref(),
+        Some("datasets.medical.path")
+    );
+
+    // Named without a path: the error says how to obtain it and how to pass the path.
+    let text = text.replace("path = \"data/medical.jsonl\"\n", "");
+    let e = err(&text);
+    let msg = e.to_string();
+    assert!(msg.contains("missing key `datasets.medical.path`"), "{msg}");
+    assert!(msg.contains("does not ship"), "{msg}");
+    assert!(
+        msg.contains("--set datasets.medical.path=/path/to/bad_medical_advice.jsonl"),
+        "{msg}"
+    );
+    assert!(msg.contains("EMORG_DATASETS__MEDICAL__PATH"), "{msg}");
+
+    // Unknown names get the nearest known one.
+    let text = GOOD.replace("holdout = 0.2", "holdout = 0.2\npaper = \"extreme-sport\"");
+    let msg = err(&text).to_string();
+    assert!(msg.contains("did you mean `extreme-sports`?"), "{msg}");
+
+    // A pin that contradicts the published hash is caught before any file is read.
+    let text = GOOD.replace(
+        "holdout = 0.2",
+        &format!(
+            "holdout = 0.2\npaper = \"insecure\"\nsha256 = \"{}\"",
+            "2".repeat(64)
+        ),
+    );
+    let msg = err(&text).to_string();
+    assert!(msg.contains("drop the pin"), "{msg}");
+}
+
+#[test]
+fn papers_registry_is_well_formed() {
+    let mut names = std::collections::BTreeSet::new();
+    for d in crate::papers::PAPER_DATASETS {
+        assert!(names.insert(d.name), "duplicate {}", d.name);
+        assert_eq!(d.sha256.len(), 64);
+        assert!(d.sha256.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(d.rows >= 6000);
+        assert!(d.file.ends_with(".jsonl"));
+    }
+    assert_eq!(names.len(), 5);
+}
