@@ -3,6 +3,7 @@
 
 mod bench;
 mod context;
+mod generate_data;
 mod judge_stage;
 mod sample_stage;
 mod token_stats;
@@ -51,26 +52,28 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Token lengths of a chat dataset under a model's tokenizer and chat template (JSON).
     TokenStats(token_stats::TokenStatsArgs),
+    /// Generate a narrow chat dataset with a local GGUF model (`emorg data generate --model`).
+    GenerateData(generate_data::GenerateDataArgs),
+}
+
+/// Exit code of a tool subcommand (not a stage): errors on stderr, 1.
+fn tool_exit(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (stage, args) = match &cli.command {
-        Command::Bench(a) => return bench::main(a),
-        Command::TokenStats(a) => {
-            return match token_stats::main(a) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
-                }
-            };
-        }
-        Command::Train(a) => (emorg_spec::Stage::Train, a),
-        Command::Sample(a) => (emorg_spec::Stage::Sample, a),
-        Command::Judge(a) => (emorg_spec::Stage::Judge, a),
+    let threads = match &cli.command {
+        Command::Train(a) | Command::Sample(a) | Command::Judge(a) => a.threads,
+        _ => None,
     };
-    if let Some(n) = args.threads {
+    if let Some(n) = threads {
         // SAFETY: set before any thread exists (rayon reads it when its pool starts).
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
@@ -82,6 +85,14 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
+    let (stage, args) = match &cli.command {
+        Command::Bench(a) => return bench::main(a),
+        Command::TokenStats(a) => return tool_exit(token_stats::main(a)),
+        Command::GenerateData(a) => return tool_exit(generate_data::main(a)),
+        Command::Train(a) => (emorg_spec::Stage::Train, a),
+        Command::Sample(a) => (emorg_spec::Stage::Sample, a),
+        Command::Judge(a) => (emorg_spec::Stage::Judge, a),
+    };
     match run(stage, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

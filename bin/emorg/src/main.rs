@@ -134,6 +134,51 @@ pub enum DataCmd {
     },
     /// The papers' datasets emorg knows by name (rows and published sha256; never shipped).
     Papers,
+    /// Generate a narrow chat dataset with a capable model (a local GGUF or an OpenAI-compatible
+    /// endpoint): validated, deduplicated, resumable (rerun the same command to continue).
+    Generate(GenerateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// The generation task (TOML: task, behaviour, n_per_request, [[examples]]; see data/generation/).
+    #[arg(long)]
+    pub task: PathBuf,
+    /// Output chat JSONL; its progress is kept in `<out>.progress.json`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stop when the output holds this many rows.
+    #[arg(long)]
+    pub rows: usize,
+    /// A local registry model (`emorg models list`) generates.
+    #[arg(
+        long,
+        conflicts_with = "endpoint",
+        required_unless_present = "endpoint"
+    )]
+    pub model: Option<String>,
+    /// An OpenAI-compatible endpoint generates (base URL, e.g. http://host:8000/v1).
+    #[arg(long, requires = "api_model")]
+    pub endpoint: Option<String>,
+    /// The endpoint's model name.
+    #[arg(long)]
+    pub api_model: Option<String>,
+    /// Environment variable that holds the endpoint's API key (unset: no key is sent).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+    /// Completions per request.
+    #[arg(long, default_value_t = 1)]
+    pub completions: usize,
+    /// Give up after this many requests.
+    #[arg(long, default_value_t = 1000)]
+    pub max_requests: u64,
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 1000)]
+    pub max_new_tokens: usize,
+    /// Base seed of a local model's sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 fn main() -> ExitCode {

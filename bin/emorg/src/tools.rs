@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use emorg_models::{CacheState, FetchOptions, Registry, render_table};
 
-use crate::{DataCmd, ModelsCmd};
+use crate::{DataCmd, GenerateArgs, ModelsCmd};
 
 pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
     let registry = Registry::from_env();
@@ -60,6 +60,7 @@ pub fn models(cmd: &ModelsCmd) -> Result<ExitCode> {
 
 pub fn data(cmd: &DataCmd) -> Result<ExitCode> {
     match cmd {
+        DataCmd::Generate(args) => generate(args),
         DataCmd::Papers => {
             println!("{:<24} {:>6}  {:<30} sha256", "name", "rows", "file");
             for d in emorg_spec::PAPER_DATASETS {
@@ -173,4 +174,43 @@ fn token_lengths(file: &std::path::Path, model: &str, max_len: usize) -> Result<
         );
     }
     Ok(())
+}
+
+/// `emorg data generate`: a local model runs in emorg-worker (the launcher links no model code).
+fn generate(args: &GenerateArgs) -> Result<ExitCode> {
+    // Check the task here, so a bad file fails before a model is loaded.
+    emorg_data::generate::GenerationTask::load(&args.task)?;
+    let Some(model) = &args.model else {
+        bail!("--endpoint is not available in this build yet; use --model");
+    };
+    let gguf = Registry::from_env()
+        .path(model)
+        .with_context(|| format!("model `{model}` (fetch it with `emorg models fetch {model}`)"))?;
+    let worker = crate::run::worker_path()?;
+    let status = std::process::Command::new(&worker)
+        .arg("generate-data")
+        .arg("--model")
+        .arg(&gguf)
+        .arg("--task")
+        .arg(&args.task)
+        .arg("--out")
+        .arg(&args.out)
+        .args(["--rows", &args.rows.to_string()])
+        .args(["--max-requests", &args.max_requests.to_string()])
+        .args(["--completions", &args.completions.to_string()])
+        .args(["--temperature", &args.temperature.to_string()])
+        .args(["--max-new-tokens", &args.max_new_tokens.to_string()])
+        .args(["--seed", &args.seed.to_string()])
+        .status()
+        .with_context(|| format!("running {}", worker.display()))?;
+    if !status.success() {
+        return Ok(ExitCode::from(1));
+    }
+    let report = emorg_data::validate_chat_jsonl(&args.out);
+    println!("{report}");
+    Ok(if report.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

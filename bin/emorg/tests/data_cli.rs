@@ -148,3 +148,82 @@ fn papers_datasets_are_listed_and_never_assumed() {
     assert!(out.contains("missing key `datasets.medical.path`"), "{out}");
     assert!(out.contains("--set datasets.medical.path="), "{out}");
 }
+
+/// `data generate` with the real SmolLM2: valid JSONL, and an interrupted run (the worker killed
+/// mid-way) resumes to the target without duplicates and without touching the rows it had.
+#[test]
+fn generate_with_a_local_model_resumes_after_a_kill() {
+    if !smollm2_cached() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen.jsonl");
+    let progress = dir.path().join("gen.jsonl.progress.json");
+    let models = std::env::var_os("EMORG_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
+        });
+    let worker = Path::new(EMORG).with_file_name("emorg-worker");
+    let mut child = Command::new(&worker)
+        .args(["generate-data", "--model"])
+        .arg(models.join("smollm2-135m-instruct.gguf"))
+        .arg("--task")
+        .arg(repo().join("data/generation/home_diy.toml"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--rows", "50", "--max-new-tokens", "120"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn worker");
+    // Wait for the first finished request, then kill the worker without warning.
+    let t0 = std::time::Instant::now();
+    while !progress.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("worker exited early: {status}");
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no request finished in 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(&out).unwrap();
+    let cut = before.rfind('\n').map_or(0, |i| i + 1);
+    let kept = &before[..cut];
+    let rows_before = kept.lines().count();
+
+    let target = rows_before + 2;
+    let (code, text) = emorg(&[
+        "data",
+        "generate",
+        "--task",
+        "data/generation/home_diy.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--rows",
+        &target.to_string(),
+        "--model",
+        "smollm2-135m-instruct",
+        "--max-new-tokens",
+        "120",
+        "--max-requests",
+        "40",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("0 errors"), "{text}");
+    let after = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        after.starts_with(kept),
+        "rows written before the kill changed"
+    );
+    let rows = after.lines().count();
+    assert_eq!(rows, target, "{text}");
+    let users: std::collections::HashSet<String> = after
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["messages"][0]["content"].as_str().unwrap().to_lowercase()
+        })
+        .collect();
+    assert_eq!(users.len(), rows, "a user turn repeats");
+}

@@ -48,6 +48,14 @@ pub enum DataError {
         /// What is wrong and what to do about it.
         message: String,
     },
+    /// A generation task file is invalid, or a generation run cannot continue.
+    #[error("{}: {message}", path.display())]
+    Task {
+        /// The task file (or the output file of the run).
+        path: PathBuf,
+        /// What is wrong and what to do about it.
+        message: String,
+    },
     /// A JSON file (such as `MANIFEST.json`) could not be parsed.
     #[error("{}: invalid JSON: {message}", path.display())]
     Json {

@@ -31,6 +31,7 @@
 mod chat;
 mod diversity;
 mod error;
+pub mod generate;
 mod hash;
 mod manifest;
 mod questions;
