@@ -124,32 +124,42 @@ impl StageContext {
 
     /// The verified local GGUF file of a model, checked against the sha256 the cell was planned with.
     pub fn model_path(&self, model: &emorg_spec::ModelRef) -> Result<PathBuf> {
-        let registry = emorg_models::Registry::from_env();
-        let entry = registry.get(&model.name)?;
-        if entry.sha256 != model.gguf_sha256 {
-            bail!(
-                "model {}: the cell expects GGUF sha256 {} but the registry has {}",
-                model.name,
-                model.gguf_sha256,
-                entry.sha256
-            );
-        }
-        Ok(registry.resolve(&model.name)?)
+        model_path(model)
     }
 
     /// Fetch an input from the store into a temp file, verifying its sha256.
     pub fn input_file(&self, key: &str, sha256: &str) -> Result<tempfile::NamedTempFile> {
-        let bytes = self.store.get(key)?;
-        let actual = emorg_store::sha256_hex(&bytes);
-        if actual != sha256 {
-            bail!(
-                "input {key} in the store has sha256 {actual}, expected {sha256}: re-upload it with `emorg run`"
-            );
-        }
-        let mut f = tempfile::NamedTempFile::new()?;
-        std::io::Write::write_all(&mut f, &bytes)?;
-        Ok(f)
+        verified_input(&self.store, key, sha256)
     }
+}
+
+/// The verified local GGUF file of a model, checked against the sha256 it was planned with.
+pub fn model_path(model: &emorg_spec::ModelRef) -> Result<PathBuf> {
+    let registry = emorg_models::Registry::from_env();
+    let entry = registry.get(&model.name)?;
+    if entry.sha256 != model.gguf_sha256 {
+        bail!(
+            "model {}: the cell expects GGUF sha256 {} but the registry has {}",
+            model.name,
+            model.gguf_sha256,
+            entry.sha256
+        );
+    }
+    Ok(registry.resolve(&model.name)?)
+}
+
+/// Reads an input from the store, verifying its sha256.
+pub fn verified_input(store: &Store, key: &str, sha256: &str) -> Result<tempfile::NamedTempFile> {
+    let bytes = store.get(key)?;
+    let actual = emorg_store::sha256_hex(&bytes);
+    if actual != sha256 {
+        bail!(
+            "input {key} in the store has sha256 {actual}, expected {sha256}: re-upload it with `emorg run`"
+        );
+    }
+    let mut f = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(&mut f, &bytes)?;
+    Ok(f)
 }
 
 /// The adapters a cell's LoRA spec describes: every listed module on every listed layer.

@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
+use emorg_judge::ValidationSummary;
 use emorg_report::{
     CellResult, CellStatus, DEFAULT_N_BOOT, build_matrix, load_cell_scores, write_report,
 };
@@ -68,6 +69,30 @@ fn cell_result(store: &Store, cell: &crate::record::RecordCell) -> Result<CellRe
     })
 }
 
+/// The validation figures of the judge that scored `cell` (a cell's JSON), if `emorg judge
+/// validate` stored any for exactly this judge (its spec and question file). With several labelled
+/// sets, the one with the most items.
+fn judge_validation(store: &Store, cell: &serde_json::Value) -> Option<ValidationSummary> {
+    let judge: emorg_spec::JudgeSpec = serde_json::from_value(cell.get("judge")?.clone()).ok()?;
+    let questions = cell.pointer("/eval/questions_sha256")?.as_str()?;
+    let id = emorg_spec::judge_id(&judge, questions);
+    let prefix = format!("judges/{id}/validation/");
+    let keys = match store.list(&prefix) {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!("cannot list {prefix}: {e}");
+            return None;
+        }
+    };
+    keys.iter()
+        .filter(|k| k.ends_with("/report.json"))
+        .filter_map(|k| {
+            let v: serde_json::Value = store.get_json(k).ok()?;
+            serde_json::from_value::<ValidationSummary>(v.get("summary")?.clone()).ok()
+        })
+        .max_by_key(|s| s.labelled)
+}
+
 /// Builds and writes the report of `record`; returns where it is (the index.html path for a
 /// `file://` store, else its URL).
 pub fn build(from: &Store, to: &Store, record: &SweepRecord) -> Result<String> {
@@ -91,6 +116,7 @@ pub fn build(from: &Store, to: &Store, record: &SweepRecord) -> Result<String> {
         "cells": record.cells.len(),
         "judge_model": first.and_then(|c| c.pointer("/judge/model/name")),
         "judge_method": first.and_then(|c| c.pointer("/judge/method")),
+        "judge_validation": first.and_then(|c| judge_validation(from, c)),
         "worker_version": first.and_then(|c| c.get("worker_version")),
         "em_rule": record.em_rule,
     });

@@ -401,6 +401,28 @@ impl Exec<'_> {
     }
 }
 
+/// Fetches the registry models that are not in the local cache (the worker reads them there).
+pub fn ensure_models<'a>(
+    resolver: &LocalResolver,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    for name in names {
+        let entry = resolver.registry.get(name)?;
+        match resolver.registry.cache_state(entry) {
+            CacheState::Missing | CacheState::Corrupt => {
+                info!(
+                    "fetching model {name} into {}",
+                    resolver.registry.cache_dir().display()
+                );
+                let report = resolver.registry.fetch(name, &FetchOptions::default())?;
+                info!("{report}");
+            }
+            CacheState::Verified | CacheState::Unverified => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let mut extra = Vec::new();
     if let Some(p) = args.parallel {
@@ -439,20 +461,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     // Models in the local cache (the worker reads them from there).
     let mut models: BTreeSet<&str> = cells.iter().map(|c| c.model.name.as_str()).collect();
     models.extend(cells.iter().map(|c| c.judge.model.name.as_str()));
-    for name in models {
-        let entry = resolver.registry.get(name)?;
-        match resolver.registry.cache_state(entry) {
-            CacheState::Missing | CacheState::Corrupt => {
-                info!(
-                    "fetching model {name} into {}",
-                    resolver.registry.cache_dir().display()
-                );
-                let report = resolver.registry.fetch(name, &FetchOptions::default())?;
-                info!("{report}");
-            }
-            CacheState::Verified | CacheState::Unverified => {}
-        }
-    }
+    ensure_models(&resolver, models)?;
 
     let url = sweep.file.store.url.clone();
     let store = open_store(&url)?;

@@ -10,6 +10,8 @@ pub mod em;
 #[cfg(feature = "local")]
 pub mod local;
 pub mod score;
+pub mod summary;
 
 pub use em::{EmRule, is_coherent};
 pub use score::{MIN_NUMBER_MASS, NumberDistribution, Score};
+pub use summary::ValidationSummary;

@@ -166,19 +166,56 @@ fn summary_line(matrix: &Matrix) -> String {
     )
 }
 
+/// Who judged, and how far that judge can be trusted: stated next to the EM numbers.
+pub(crate) fn judge_line(meta: &serde_json::Value) -> String {
+    let model = meta
+        .get("judge_model")
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown judge");
+    let method = meta
+        .get("judge_method")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
+    let validation = meta
+        .get("judge_validation")
+        .filter(|v| !v.is_null())
+        .and_then(|v| serde_json::from_value::<emorg_judge::ValidationSummary>(v.clone()).ok());
+    match validation {
+        Some(v) => format!("Judge: {model} ({method}); validated: {}.", v.one_line()),
+        None => format!(
+            "Judge: {model} ({method}); not validated: run `emorg judge validate <sweep file>` \
+             to measure how far its EM calls can be trusted, then rebuild the report."
+        ),
+    }
+}
+
+/// The short judge column of every row: the judge's aligned AUROC, or "unvalidated".
+pub(crate) fn judge_cell(meta: &serde_json::Value) -> String {
+    match meta
+        .get("judge_validation")
+        .and_then(|v| v.get("aligned_auroc"))
+        .and_then(|v| v.as_f64())
+    {
+        Some(auroc) => format!("AUROC {auroc:.2}"),
+        None => "unvalidated".to_string(),
+    }
+}
+
 /// The Markdown report: summary, definitions, the matrix table (base rows first), metadata.
 pub fn render_markdown(title: &str, matrix: &Matrix, meta: &serde_json::Value) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", md_escape(title));
     let _ = writeln!(md, "{}\n", summary_line(matrix));
+    let _ = writeln!(md, "**{}**\n", md_escape(&judge_line(meta)));
     for d in definitions(matrix) {
         let _ = writeln!(md, "- {d}");
     }
     md.push('\n');
+    let judge = judge_cell(meta);
     md.push_str(
-        "| model | protocol | dataset | seed | status | n | judged | EM % [95% CI] | coherent % [95% CI] | mean aligned | cell |\n",
+        "| model | protocol | dataset | seed | status | n | judged | EM % [95% CI] | judge | coherent % [95% CI] | mean aligned | cell |\n",
     );
-    md.push_str("|---|---|---|---|---|---:|---:|---:|---:|---:|---|\n");
+    md.push_str("|---|---|---|---|---|---:|---:|---:|---|---:|---:|---|\n");
     for row in matrix.display_rows() {
         let c = row_cells(&row);
         let b = |s: &str| {
@@ -190,7 +227,7 @@ pub fn render_markdown(title: &str, matrix: &Matrix, meta: &serde_json::Value) -
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             md_escape(&c.model),
             md_escape(&c.protocol),
             md_escape(&c.dataset),
@@ -199,6 +236,7 @@ pub fn render_markdown(title: &str, matrix: &Matrix, meta: &serde_json::Value) -
             c.n,
             c.judged,
             b(&c.em),
+            md_escape(&judge),
             b(&c.coherent),
             c.mean_aligned,
             if c.key.is_empty() {
@@ -311,6 +349,11 @@ pub(crate) fn html_page(
         summary = format!("{summary} {m}");
     }
     let _ = writeln!(h, "<p class=\"summary\">{summary}</p>");
+    let _ = writeln!(
+        h,
+        "<p class=\"summary\"><strong>{}</strong></p>",
+        html_escape(&judge_line(meta))
+    );
     h.push_str("<ul class=\"defs\">\n");
     for d in definitions(matrix) {
         let _ = writeln!(h, "<li>{}</li>", html_escape(&d));
@@ -320,7 +363,8 @@ pub(crate) fn html_page(
     let _ = writeln!(h, "<h2>EM %</h2>\n<figure>\n{em_svg}\n</figure>");
     let _ = writeln!(h, "<h2>Coherence %</h2>\n<figure>\n{coh_svg}\n</figure>");
 
-    h.push_str("<h2>Matrix</h2>\n<table>\n<thead><tr><th>model</th><th>protocol</th><th>dataset</th><th>seed</th><th>status</th><th>n</th><th>judged</th><th>EM % [95% CI]</th><th>coherent % [95% CI]</th><th>mean aligned</th><th>cell</th></tr></thead>\n<tbody>\n");
+    let judge = judge_cell(meta);
+    h.push_str("<h2>Matrix</h2>\n<table>\n<thead><tr><th>model</th><th>protocol</th><th>dataset</th><th>seed</th><th>status</th><th>n</th><th>judged</th><th>EM % [95% CI]</th><th>judge</th><th>coherent % [95% CI]</th><th>mean aligned</th><th>cell</th></tr></thead>\n<tbody>\n");
     for row in matrix.display_rows() {
         let c = row_cells(&row);
         let class = if c.aggregate {
@@ -336,7 +380,7 @@ pub(crate) fn html_page(
         };
         let _ = writeln!(
             h,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"status-{}\"{}>{}</td>{}{}{}{}{}<td><code>{}</code></td></tr>",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"status-{}\"{}>{}</td>{}{}{}<td>{}</td>{}{}<td><code>{}</code></td></tr>",
             html_escape(&c.model),
             html_escape(&c.protocol),
             html_escape(&c.dataset),
@@ -349,6 +393,7 @@ pub(crate) fn html_page(
             num(&c.n),
             num(&c.judged),
             num(&c.em),
+            html_escape(&judge),
             num(&c.coherent),
             num(&c.mean_aligned),
             html_escape(&c.key),

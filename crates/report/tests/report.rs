@@ -189,13 +189,18 @@ fn written_report_reads_back_and_shows_gaps_as_gaps() {
     let not_run = md_row(&md, "k-lora-2");
     assert!(not_run.contains("not run"), "{not_run}");
     let cols: Vec<&str> = not_run.split(" | ").collect();
-    // | model | protocol | dataset | seed | status | n | judged | EM | coherent | mean aligned | cell |
+    // | model | protocol | dataset | seed | status | n | judged | EM | judge | coherent | mean aligned | cell |
+    assert_eq!(cols[8].trim(), "unvalidated", "{not_run}");
+    assert!(
+        md.contains("not validated: run `emorg judge validate"),
+        "{md}"
+    );
     for (i, name) in [
         (5, "n"),
         (6, "judged"),
         (7, "EM"),
-        (8, "coherent"),
-        (9, "mean aligned"),
+        (9, "coherent"),
+        (10, "mean aligned"),
     ] {
         assert_eq!(
             cols[i].trim(),
@@ -325,4 +330,49 @@ fn scores_loaded_from_the_store_give_the_same_matrix() {
         3,
     );
     assert_eq!(from_store, direct);
+}
+
+/// A validated judge's figures appear next to every EM number, in both renderings.
+#[test]
+fn judge_validation_figures_sit_next_to_the_em_numbers() {
+    let store = Store::open("memory://").unwrap();
+    let matrix = build_matrix(&cells(), EmRule::default(), 200, 0);
+    let mut meta = meta();
+    meta["judge_model"] = serde_json::json!("qwen-judge");
+    meta["judge_method"] = serde_json::json!("exact-number");
+    meta["judge_validation"] = serde_json::to_value(emorg_judge::ValidationSummary {
+        labelled: 104,
+        labels_sha256: "f".repeat(64),
+        aligned_auroc: Some(0.8765),
+        coherent_auroc: Some(0.93),
+        aligned_spearman: Some(0.7),
+        em_precision: Some(0.81),
+        em_recall: Some(0.42),
+        dropped_share: 0.125,
+    })
+    .unwrap();
+    let paths = write_report(&store, "reports/s/r", "t", &matrix, &meta).unwrap();
+    let md = String::from_utf8(store.get(&paths.markdown).unwrap().to_vec()).unwrap();
+    assert!(
+        md.contains("Judge: qwen-judge (exact-number); validated: aligned AUROC 0.88"),
+        "{md}"
+    );
+    assert!(md.contains("EM precision 0.81 / recall 0.42"), "{md}");
+    assert!(md.contains("104 labelled answers"), "{md}");
+    // Every matrix row carries the judge's AUROC beside its EM cell.
+    let rows: Vec<&str> = md.lines().filter(|l| l.contains("`k-")).collect();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(
+            row.split(" | ").nth(8).map(str::trim),
+            Some("AUROC 0.88"),
+            "{row}"
+        );
+    }
+    let html = String::from_utf8(store.get(&paths.html).unwrap().to_vec()).unwrap();
+    assert!(
+        html.contains("<td>AUROC 0.88</td>"),
+        "judge column missing from the HTML"
+    );
+    assert!(html.contains("validated: aligned AUROC 0.88"));
 }

@@ -182,6 +182,19 @@ impl Cell {
     }
 }
 
+/// The identity of a judge for validation: its spec, the question file its judge prompts come
+/// from, and the worker version. Judge validation results live under `judges/<judge_id>/`, so a
+/// report finds the figures of exactly the judge that scored its cells.
+pub fn judge_id(judge: &JudgeSpec, questions_sha256: &str) -> String {
+    let value = serde_json::json!({
+        "judge": judge,
+        "questions_sha256": questions_sha256,
+        "worker_version": WORKER_VERSION,
+    });
+    let canonical = serde_json::to_string(&value).expect("a JSON value always serialises");
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
 /// See [`Cell::derive_seed`]; usable when only the key is at hand.
 pub fn derive_seed(key: &str, stage: Stage, purpose: &str) -> u64 {
     let digest = Sha256::digest(format!("{key}/{}/{purpose}", stage.as_str()).as_bytes());

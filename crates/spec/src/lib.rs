@@ -20,7 +20,7 @@ mod suggest;
 
 pub use cell::{
     Axes, Cell, DatasetRef, EvalSpec, JudgeSpec, LoraSpec, ModelRef, Protocol, ProtocolKind, Stage,
-    TrainSpec, WORKER_VERSION, derive_seed,
+    TrainSpec, WORKER_VERSION, derive_seed, judge_id,
 };
 pub use error::{Diagnostic, Location, SpecError};
 pub use explain::{explain, explain_values};

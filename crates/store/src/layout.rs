@@ -8,6 +8,9 @@
 //! cells/<key>/logs/<stage>.log          the stage's log
 //! inputs/datasets/<sha256>.jsonl        content-addressed datasets
 //! inputs/questions/<sha256>.yaml        content-addressed question sets
+//! inputs/labels/<sha256>.jsonl          content-addressed labelled judge-validation sets
+//! judges/<judge_id>/judge.json          a judge as validation sees it (spec + question file)
+//! judges/<judge_id>/validation/<labels_sha256>/   scores.parquet, report.md, report.json (last)
 //! sweeps/<sweep>/latest.json            the newest submission record of a sweep
 //! reports/<sweep>/<run_id>/             matrix.parquet, report.md, index.html
 //! ```
@@ -79,6 +82,22 @@ pub fn dataset(sha256: &str) -> String {
 /// `inputs/questions/<sha256>.yaml`
 pub fn questions(sha256: &str) -> String {
     join(&["inputs", "questions", &format!("{sha256}.yaml")])
+}
+
+/// `inputs/labels/<sha256>.jsonl`
+pub fn labels(sha256: &str) -> String {
+    join(&["inputs", "labels", &format!("{sha256}.jsonl")])
+}
+
+/// `judges/<judge_id>/judge.json`
+pub fn judge_spec(judge_id: &str) -> String {
+    join(&["judges", judge_id, "judge.json"])
+}
+
+/// `judges/<judge_id>/validation/<labels_sha256>/<name>`; `report.json` is written last and marks
+/// the validation as complete.
+pub fn judge_validation(judge_id: &str, labels_sha256: &str, name: &str) -> String {
+    join(&["judges", judge_id, "validation", labels_sha256, name])
 }
 
 /// `sweeps/<sweep>/latest.json`
