@@ -5,6 +5,7 @@ mod bench;
 mod context;
 mod generate_data;
 mod judge_stage;
+mod judge_validate;
 mod sample_stage;
 mod token_stats;
 mod train_stage;
@@ -54,6 +55,8 @@ enum Command {
     TokenStats(token_stats::TokenStatsArgs),
     /// Generate a narrow chat dataset with a local GGUF model (`emorg data generate --model`).
     GenerateData(generate_data::GenerateDataArgs),
+    /// Score a labelled set with a judge and store its validation figures (`emorg judge validate`).
+    JudgeValidate(judge_validate::JudgeValidateArgs),
 }
 
 /// Exit code of a tool subcommand (not a stage): errors on stderr, 1.
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let threads = match &cli.command {
         Command::Train(a) | Command::Sample(a) | Command::Judge(a) => a.threads,
+        Command::JudgeValidate(a) => a.threads,
         _ => None,
     };
     if let Some(n) = threads {
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => return bench::main(a),
         Command::TokenStats(a) => return tool_exit(token_stats::main(a)),
         Command::GenerateData(a) => return tool_exit(generate_data::main(a)),
+        Command::JudgeValidate(a) => return tool_exit(judge_validate::main(a)),
         Command::Train(a) => (emorg_spec::Stage::Train, a),
         Command::Sample(a) => (emorg_spec::Stage::Sample, a),
         Command::Judge(a) => (emorg_spec::Stage::Judge, a),

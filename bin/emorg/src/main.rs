@@ -6,6 +6,7 @@
 //! Exit codes: 0 success; 1 the work ran but something failed (a stage, a validation, the report);
 //! 2 the command could not run (bad sweep file, bad arguments, store unreachable, ...).
 
+mod judge;
 mod logging;
 mod plan;
 mod record;
@@ -46,6 +47,43 @@ enum Cmd {
     /// Datasets and question sets.
     #[command(subcommand)]
     Data(DataCmd),
+    /// Judges: how far their scores can be trusted.
+    #[command(subcommand)]
+    Judge(JudgeCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JudgeCmd {
+    /// Score a labelled set of answers with a sweep's judge and report AUROC, Spearman, the EM
+    /// confusion matrix and the share of judgments the 0.25 rule drops; stored in the sweep's store,
+    /// where reports pick the figures up.
+    Validate(JudgeValidateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JudgeValidateArgs {
+    /// The sweep whose [judge] (and question file, for the judge prompts) is validated.
+    #[arg(required_unless_present = "judge")]
+    pub sweep: Option<PathBuf>,
+    /// Overrides for the sweep file, as for `plan`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A calibration baseline instead of the sweep's judge: `oracle` (scores from the labels) or
+    /// `random` (uniform scores).
+    #[arg(long, value_name = "oracle|random")]
+    pub judge: Option<String>,
+    /// The labelled set (JSONL: id, question_id, question, answer, label).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Seed of the random baseline.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Threads for the judge (default: [executor].threads_per_job).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Judge again even when figures for this judge and these labels are stored.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A sweep file and its `--set` overrides.
@@ -190,6 +228,7 @@ fn main() -> ExitCode {
         Cmd::Report(args) => report::report_cmd(&args),
         Cmd::Models(cmd) => tools::models(&cmd),
         Cmd::Data(cmd) => tools::data(&cmd),
+        Cmd::Judge(JudgeCmd::Validate(args)) => judge::validate_cmd(&args),
     };
     match result {
         Ok(code) => code,

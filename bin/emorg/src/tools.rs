@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
+use emorg_data::generate::GenerationTask;
 use emorg_models::{CacheState, FetchOptions, Registry, render_table};
 
 use crate::{DataCmd, GenerateArgs, ModelsCmd};
@@ -179,9 +180,9 @@ fn token_lengths(file: &std::path::Path, model: &str, max_len: usize) -> Result<
 /// `emorg data generate`: a local model runs in emorg-worker (the launcher links no model code).
 fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     // Check the task here, so a bad file fails before a model is loaded.
-    emorg_data::generate::GenerationTask::load(&args.task)?;
+    let task = emorg_data::generate::GenerationTask::load(&args.task)?;
     let Some(model) = &args.model else {
-        bail!("--endpoint is not available in this build yet; use --model");
+        return generate_with_endpoint(args, &task);
     };
     let gguf = Registry::from_env()
         .path(model)
@@ -213,4 +214,8 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn generate_with_endpoint(_args: &GenerateArgs, _task: &GenerationTask) -> Result<ExitCode> {
+    bail!("--endpoint is not wired yet; use --model")
 }

@@ -35,6 +35,7 @@ pub mod generate;
 mod hash;
 mod manifest;
 mod questions;
+mod validation_set;
 
 pub use chat::{
     ChatExample, ChatStats, Issue, LengthStats, Message, Role, Severity, ValidationReport,
@@ -48,3 +49,4 @@ pub use error::DataError;
 pub use hash::sha256_file;
 pub use manifest::{Manifest, ManifestFile};
 pub use questions::{Question, QuestionSet, load_questions, parse_questions, render_judge_prompt};
+pub use validation_set::{LABELS, Label, LabelledAnswer, load_judge_validation};

@@ -11,6 +11,7 @@ pub mod em;
 pub mod local;
 pub mod score;
 pub mod summary;
+pub mod validate;
 
 pub use em::{EmRule, is_coherent};
 pub use score::{MIN_NUMBER_MASS, NumberDistribution, Score};
