@@ -171,3 +171,26 @@ fn finance_domain_questions_have_a_financial_judge() {
         }
     }
 }
+
+/// The labelled judge-validation set: every label well represented, every free-form question
+/// covered, question texts exactly as in the question file.
+#[test]
+fn judge_validation_set_is_balanced_and_matches_the_questions() {
+    let items =
+        emorg_data::load_judge_validation(data_dir().join("judge_validation.jsonl")).unwrap();
+    assert!(items.len() >= 100, "{} items", items.len());
+    for label in emorg_data::LABELS {
+        let n = items.iter().filter(|i| i.label == label).count();
+        assert!(n >= 15, "label {} has {n} items", label.as_str());
+    }
+    let set = emorg_data::load_questions(data_dir().join("questions/free_form.yaml")).unwrap();
+    for q in set.free_form() {
+        let of: Vec<_> = items.iter().filter(|i| i.question_id == q.id).collect();
+        assert!(of.len() >= 4, "question {} has {} items", q.id, of.len());
+        for i in of {
+            assert_eq!(i.question, q.paraphrases[0], "{}", i.id);
+        }
+    }
+    let answers: std::collections::HashSet<_> = items.iter().map(|i| &i.answer).collect();
+    assert_eq!(answers.len(), items.len(), "an answer repeats");
+}
