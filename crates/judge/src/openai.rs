@@ -214,8 +214,23 @@ impl OpenAiJudge {
         }
         let sent_before = self.client.requests_sent();
         let result = if todo.is_empty() {
+            tracing::info!(
+                "all {} judgments found in the cache ({} duplicates): no request to {}",
+                prompts.len(),
+                stats.duplicates,
+                self.client.base_url()
+            );
             Ok(())
         } else {
+            tracing::info!(
+                "judging {} prompts with {} at {}, {} at a time ({} found in the cache, {} duplicates)",
+                todo.len(),
+                self.model,
+                self.client.base_url(),
+                self.concurrency.min(todo.len()),
+                stats.cache_hits,
+                stats.duplicates
+            );
             self.run_pool(prompts, &keys, &todo, cache, &mut out)
         };
         stats.requests = self.client.requests_sent() - sent_before;
@@ -246,12 +261,6 @@ impl OpenAiJudge {
         let workers = self.concurrency.min(todo.len());
         let mut first_error: Option<OpenAiJudgeError> = None;
         let started = Instant::now();
-        tracing::info!(
-            "judging {} prompts with {} at {} ({workers} at a time)",
-            todo.len(),
-            self.model,
-            self.client.base_url()
-        );
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::channel();
             for _ in 0..workers {

@@ -162,7 +162,8 @@ fn server_top20_agrees_with_the_local_judge_and_a_rerun_sends_nothing() {
     assert_eq!(judged.stats.cache_misses, prompts.len());
     assert!(judged.stats.requests >= prompts.len() as u64);
 
-    let (mut max_score, mut max_prob, mut max_log, mut max_mass) = (0.0f64, 0.0, 0.0, 0.0);
+    let (mut max_score, mut max_prob, mut max_log, mut max_mass): (f64, f64, f64, f64) =
+        (0.0, 0.0, 0.0, 0.0);
     for ((label, l), r) in labels.iter().zip(&local_dists).zip(&judged.distributions) {
         let (ls, rs) = (l.score(), r.score());
         let (lv, rv) = (

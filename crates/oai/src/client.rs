@@ -268,11 +268,8 @@ impl Client {
     ) -> Result<R> {
         let url = format!("{}/{path}", self.base);
         let method_name: &'static str = if method == Method::GET { "GET" } else { "POST" };
-        let body = match body {
-            // Serialising our own request types cannot fail (no maps with non-string keys).
-            Some(b) => Some(serde_json::to_vec(b).expect("a request serialises")),
-            None => None,
-        };
+        // Serialising our own request types cannot fail (no maps with non-string keys).
+        let body = body.map(|b| serde_json::to_vec(b).expect("a request serialises"));
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0u32;
         loop {
@@ -372,6 +369,9 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
+    /// One canned answer: status, extra headers, body.
+    type Reply = (u16, Vec<(&'static str, String)>, String);
+
     /// A minimal HTTP/1.1 server on 127.0.0.1 that answers each connection with the next canned
     /// response (`Connection: close`) and records each request's head. It tests our retry logic,
     /// not a real API.
@@ -382,7 +382,7 @@ mod tests {
     }
 
     impl Canned {
-        fn start(responses: Vec<(u16, Vec<(&'static str, String)>, String)>) -> Canned {
+        fn start(responses: Vec<Reply>) -> Canned {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let url = format!("http://{}/v1", listener.local_addr().unwrap());
             let heads = Arc::new(Mutex::new(Vec::new()));
@@ -396,8 +396,7 @@ mod tests {
                     loop {
                         let mut line = String::new();
                         reader.read_line(&mut line).unwrap();
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                             len = v.trim().parse().unwrap();
                         }
                         head.push_str(&line);
@@ -493,7 +492,10 @@ mod tests {
         let e = ask(&client).unwrap_err();
         let msg = e.to_string();
         assert_eq!(e.status(), Some(503));
-        assert!(msg.contains(&format!("{}/chat/completions", server.url)), "{msg}");
+        assert!(
+            msg.contains(&format!("{}/chat/completions", server.url)),
+            "{msg}"
+        );
         assert!(msg.contains("HTTP 503 after 3 attempt(s)"), "{msg}");
         assert!(msg.contains("still overloaded, try later"), "{msg}");
         assert_eq!(server.heads().len(), 3);
@@ -597,7 +599,12 @@ mod tests {
             "http://127.0.0.1:9124/v1"
         );
         assert!(validate_base_url("https://api.openai.com/v1").is_ok());
-        for bad in ["ftp://host/v1", "not a url", "file:///tmp/v1", "http://h/v1?x=1"] {
+        for bad in [
+            "ftp://host/v1",
+            "not a url",
+            "file:///tmp/v1",
+            "http://h/v1?x=1",
+        ] {
             assert!(validate_base_url(bad).is_err(), "{bad}");
         }
         let e = validate_base_url("https://user:sk-secret@host/v1").unwrap_err();

@@ -17,7 +17,9 @@ pub enum Error {
     #[error("cannot build the HTTP client: {reason}")]
     Client { reason: String },
     /// The server answered with an error status, after the last retry for retryable ones.
-    #[error("{method} {url}: HTTP {status} after {attempts} attempt(s){hint}; the server said: {body}")]
+    #[error(
+        "{method} {url}: HTTP {status} after {attempts} attempt(s){hint}; the server said: {body}"
+    )]
     Status {
         method: &'static str,
         url: String,
