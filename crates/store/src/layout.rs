@@ -8,6 +8,7 @@
 //! cells/<key>/logs/<stage>.log          the stage's log
 //! inputs/datasets/<sha256>.jsonl        content-addressed datasets
 //! inputs/questions/<sha256>.yaml        content-addressed question sets
+//! judgments/<model>/<method>/<h[..2]>/<h>.json   cached API judgments (emorg_judge::cache)
 //! sweeps/<sweep>/latest.json            the newest submission record of a sweep
 //! reports/<sweep>/<run_id>/             matrix.parquet, report.md, index.html
 //! ```
@@ -81,6 +82,19 @@ pub fn questions(sha256: &str) -> String {
     join(&["inputs", "questions", &format!("{sha256}.yaml")])
 }
 
+/// `judgments/<model_slug>/<method>/<hash[..2]>/<hash>.json`: one cached judgment, addressed by the
+/// hash of (judge model, method, prompt) (see `emorg_judge::cache`), shared by every cell and sweep.
+pub fn judgment(model_slug: &str, method: &str, hash: &str) -> String {
+    let shard = hash.get(..2).unwrap_or(hash);
+    join(&[
+        "judgments",
+        model_slug,
+        method,
+        shard,
+        &format!("{hash}.json"),
+    ])
+}
+
 /// `sweeps/<sweep>/latest.json`
 pub fn sweep_record(sweep: &str) -> String {
     join(&["sweeps", sweep, "latest.json"])
@@ -120,5 +134,9 @@ mod tests {
             "reports/quick/2026-01-01T00-00"
         );
         assert_eq!(stage_prefix("abc", "judge/final"), "cells/abc/judge/final");
+        assert_eq!(
+            judgment("gpt-4o", "top20-first-token", "ab12"),
+            "judgments/gpt-4o/top20-first-token/ab/ab12.json"
+        );
     }
 }
