@@ -7,17 +7,20 @@
 //! the GGUF's chat template itself (Jinja2); the local judge applies it with minijinja. The test
 //! first checks that both give the judge the same prompt (the server's `prompt_tokens` equals our
 //! token count), so that the remaining differences are numerical only: llama.cpp and candle
-//! dequantize and multiply the quantized weights with different kernels, summation orders and
-//! activation quantization, which moves logits by a few hundredths and probabilities by up to a
-//! few thousandths.
+//! multiply the quantized weights with different kernels (summation order, activation
+//! quantization), llama.cpp keeps the KV cache in f16 where candle keeps f32, and llama-cpp-python
+//! reuses the KV cache of the previous request's common prefix, so even its own answer to one
+//! prompt moves a little with what it served before (up to ~0.03 in score here).
 //!
 //! Tolerance: |score difference| <= 0.5 (scores are on 0-100; with Qwen's single-digit first
 //! tokens every score lies within 0-9, so this is about 5% of their spread), |probability
-//! difference| <= 0.05 for every number, and |log-probability difference| <= 0.25 for numbers
-//! with probability >= 0.01 on both sides. Measured on a 2-core x86_64 CPU (llama-cpp-python
-//! 0.3.16 on 1 thread, candle 0.11.1), 12 judgments: max |delta score| = 0.109, max |delta prob|
-//! = 0.0169, max |delta log prob| = MEASURE, max |delta number mass| = 0.0285. The tolerances leave
-//! 3-5x room for other CPUs, where both libraries pick other kernels.
+//! difference| <= 0.05 for every number, and |log-probability difference| <= 0.5 for numbers with
+//! probability >= 0.01 on both sides. Measured on a 2-core x86_64 CPU (llama-cpp-python 0.3.16 on
+//! 1 thread, candle 0.11.1), 12 judgments: max |delta score| = 0.109, max |delta prob| = 0.0169,
+//! max |delta log prob| = 0.182, max |delta number mass| = 0.0285. (With the server's KV cache in
+//! f32, `--type_k 0 --type_v 0`: 0.085, 0.0101, 0.238 and 0.0079.) The tolerances leave 2-5x room
+//! for other CPUs, where both libraries pick other kernels. Wall time: ~18 s local, ~58 s server,
+//! ~100 s for the whole test.
 //!
 //! Then the cache: a rerun of the same judgments sends zero HTTP requests, even with a judge whose
 //! server address is closed.
@@ -35,7 +38,7 @@ use emorg_oai::{Client, ClientConfig};
 const JUDGE: &str = "qwen2.5-coder-1.5b-instruct";
 const SCORE_TOLERANCE: f64 = 0.5;
 const PROB_TOLERANCE: f64 = 0.05;
-const LOG_PROB_TOLERANCE: f64 = 0.25;
+const LOG_PROB_TOLERANCE: f64 = 0.5;
 /// Log probabilities are compared where both sides give at least this much.
 const LOG_PROB_FLOOR: f64 = 0.01;
 

@@ -483,6 +483,8 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
     if j.metrics.is_empty() {
         bad("judge.metrics", "`judge.metrics` is empty".to_string());
     }
+    // Diagnostics with a location of their own, appended after the others.
+    let mut located = Vec::new();
     match j.backend {
         JudgeBackendKind::Local => {
             if j.base_url.is_some() {
@@ -494,7 +496,16 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
         }
         JudgeBackendKind::Openai => {
             for (key, message) in openai_judge_problems(sweep) {
-                bad(key, message);
+                // A missing value has no line of its own: point at the line that chose the backend.
+                let at = match sweep.locate(key) {
+                    Location::Default => sweep.locate("judge.backend"),
+                    here => here,
+                };
+                located.push(Diagnostic {
+                    location: at,
+                    key: Some(key.to_string()),
+                    message,
+                });
             }
         }
     }
@@ -524,6 +535,7 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
             );
         }
     }
+    out.extend(located);
     out
 }
 

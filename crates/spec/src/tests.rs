@@ -781,6 +781,11 @@ fn openai_judge_errors_name_the_field_and_what_to_do() {
     assert_eq!(d.key.as_deref(), Some("judge.base_url"), "{e}");
     assert!(d.message.contains("missing `judge.base_url`"), "{e}");
     assert!(d.message.contains("https://api.openai.com/v1"), "{e}");
+    assert_eq!(
+        d.location.line(),
+        Some(line_of(&text, "backend = \"openai\"")),
+        "a missing key points at the line that chose the backend: {e}"
+    );
 
     let cases: &[(&str, &str, &str)] = &[
         (
