@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: build, fetch the real models the tests use, run every test
-# with nextest (release profile: candle is ~60x slower unoptimised), then fmt and clippy.
+# The whole test suite, as CI runs it: build, fetch the real models the tests use, start the real
+# servers some tests need (S3, an OpenAI-compatible LLM server), run every test with nextest
+# (release profile: candle is ~60x slower unoptimised), then fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/env.sh
@@ -19,6 +20,12 @@ infra/s3-local.sh start
 trap "infra/s3-local.sh stop" EXIT
 # Exports AWS_* and EMORG_TEST_S3_URL (the store's S3 tests run only when it is set).
 eval "$(infra/s3-local.sh env)"
+# A real OpenAI-compatible server (llama-cpp-python serving the judge GGUF) on 127.0.0.1 for the
+# judge's openai backend; stopped on exit with the S3 server.
+infra/llm-server.sh start
+trap "infra/llm-server.sh stop; infra/s3-local.sh stop" EXIT
+# Exports EMORG_TEST_OPENAI_URL and EMORG_TEST_OPENAI_MODEL (those tests run only when set).
+eval "$(infra/llm-server.sh env)"
 cargo nextest run --release --locked --workspace --all-targets --no-fail-fast
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings

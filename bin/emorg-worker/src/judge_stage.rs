@@ -1,17 +1,57 @@
-//! `judge`: scores for every sampled answer with the local judge model.
+//! `judge`: scores for every sampled answer, by the cell's judge backend: the local GGUF judge
+//! (candle), or a judge behind an OpenAI-compatible API with its judgments cached in the store.
 
 use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result, bail};
 use emorg_judge::local::{JudgeMethod, LocalJudge};
-use emorg_judge::{EmRule, NumberDistribution};
-use emorg_spec::Stage;
+use emorg_judge::openai::OpenAiJudge;
+use emorg_judge::{CacheError, EmRule, JudgmentCache, JudgmentKey, NumberDistribution};
+use emorg_spec::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec, Stage};
 use emorg_store::arrow::array::{
     Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array,
 };
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
-use emorg_store::layout;
+use emorg_store::{Store, layout};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// One judge prompt's worth of answers: the rows of one (question id, paraphrase) for one metric.
+pub struct Group<'a> {
+    pub metric: &'a str,
+    pub id: &'a str,
+    pub template: &'a str,
+    pub question: &'a str,
+    pub rows: &'a [usize],
+}
+
+/// Distributions per metric (indexed by answer row), and what the backend reports about itself
+/// for the manifest.
+pub struct Judged {
+    pub dists: BTreeMap<String, Vec<Option<NumberDistribution>>>,
+    pub summary: serde_json::Map<String, serde_json::Value>,
+    pub inputs: BTreeMap<String, String>,
+    /// Time spent judging (after loading the judge).
+    pub seconds: f64,
+}
+
+/// Every group judged by `spec`'s backend (the judge stage and judge validation share this).
+pub fn judge_groups(
+    store: &Store,
+    spec: &JudgeSpec,
+    groups: &[Group],
+    answers: &[&str],
+) -> Result<Judged> {
+    let method = JudgeMethod::parse(&spec.method).with_context(|| {
+        format!(
+            "judge method `{}` (expected exact-number or top20-first-token)",
+            spec.method
+        )
+    })?;
+    match &spec.backend {
+        JudgeBackend::Local(model) => judge_local(spec, model, method, groups, answers),
+        JudgeBackend::OpenAi(api) => judge_openai(store, spec, api, method, groups, answers),
+    }
+}
 
 pub fn run(ctx: &StageContext) -> Result<()> {
     let cell = &ctx.cell;
@@ -57,70 +97,40 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let n = responses.num_rows();
 
     let judge_spec = &cell.judge;
-    let method = JudgeMethod::parse(&judge_spec.method).with_context(|| {
-        format!(
-            "judge method `{}` (expected exact-number or top20-first-token)",
-            judge_spec.method
-        )
-    })?;
-    let path = ctx.model_path(&judge_spec.model)?;
-    let t_load = std::time::Instant::now();
-    let judge = LocalJudge::load(
-        &path,
-        method,
-        judge_spec.prune_below,
-        &crate::context::device()?,
-    )?;
-    tracing::info!(
-        "judge {} loaded in {:.1}s",
-        judge_spec.model.name,
-        t_load.elapsed().as_secs_f64()
-    );
-
     let prompts: BTreeMap<String, BTreeMap<String, String>> = asked_questions(ctx)?
         .into_iter()
         .map(|q| (q.id, q.judge_prompts))
         .collect();
     // Rows grouped by (question id, paraphrase): they share the judge prompt's prefix.
-    let mut groups: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
+    let mut by_question: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
     for i in 0..n {
-        groups
+        by_question
             .entry((qid.value(i).to_string(), para.value(i)))
             .or_default()
             .push(i);
     }
-    let mut dists: BTreeMap<String, Vec<Option<NumberDistribution>>> = judge_spec
-        .metrics
-        .iter()
-        .map(|m| (m.clone(), vec![None; n]))
-        .collect();
-    let started = std::time::Instant::now();
-    let mut done = 0usize;
+    let mut groups = Vec::new();
     for metric in &judge_spec.metrics {
-        for ((id, _), rows) in &groups {
+        for ((id, _), rows) in &by_question {
             let template = prompts
                 .get(id)
                 .and_then(|p| p.get(metric))
                 .with_context(|| {
                     format!("question `{id}` has no judge prompt for metric `{metric}`")
                 })?;
-            let q = question.value(rows[0]);
-            let answers: Vec<&str> = rows.iter().map(|i| answer.value(*i)).collect();
-            let t0 = std::time::Instant::now();
-            let out = judge.judge_question(template, q, &answers)?;
-            done += rows.len();
-            tracing::info!(
-                "{metric} {id}: {} answers in {:.1}s ({done}/{} judgments)",
-                rows.len(),
-                t0.elapsed().as_secs_f64(),
-                n * judge_spec.metrics.len()
-            );
-            for (i, d) in rows.iter().zip(out) {
-                dists.get_mut(metric).expect("metric present")[*i] = Some(d);
-            }
+            groups.push(Group {
+                metric,
+                id,
+                template,
+                question: question.value(rows[0]),
+                rows,
+            });
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let answers: Vec<&str> = (0..n).map(|i| answer.value(i)).collect();
+
+    let judged = judge_groups(&ctx.store, judge_spec, &groups, &answers)?;
+    let (dists, seconds) = (judged.dists, judged.seconds);
 
     let mut fields = vec![
         Field::new("question_id", DataType::Utf8, false),
@@ -186,23 +196,191 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             .collect(),
         _ => Vec::new(),
     };
-    let mut inputs = BTreeMap::new();
-    inputs.insert(
-        "judge_model".to_string(),
-        judge_spec.model.gguf_sha256.clone(),
-    );
+    let mut inputs = judged.inputs;
     inputs.insert("responses".to_string(), responses_entry.sha256.clone());
-    ctx.commit(
-        inputs,
-        BTreeMap::new(),
-        serde_json::json!({
-            "judgments": n * judge_spec.metrics.len(),
-            "seconds": seconds,
-            "seconds_per_judgment": seconds / (n * judge_spec.metrics.len()).max(1) as f64,
-            "judged": em.len(),
-            "em_fraction": if em.is_empty() { None } else { Some(em.iter().filter(|e| **e).count() as f64 / em.len() as f64) },
-            "method": judge_spec.method,
-            "prune_below": judge_spec.prune_below,
-        }),
-    )
+    let judgments = n * judge_spec.metrics.len();
+    let mut summary = serde_json::json!({
+        "judgments": judgments,
+        "seconds": seconds,
+        "seconds_per_judgment": seconds / judgments.max(1) as f64,
+        "judged": em.len(),
+        "em_fraction": if em.is_empty() { None } else { Some(em.iter().filter(|e| **e).count() as f64 / em.len() as f64) },
+        "method": judge_spec.method,
+    });
+    summary
+        .as_object_mut()
+        .expect("a JSON object")
+        .extend(judged.summary);
+    ctx.commit(inputs, BTreeMap::new(), summary)
+}
+
+/// Every group with the local GGUF judge, one (question, metric) prefix at a time.
+fn judge_local(
+    judge_spec: &JudgeSpec,
+    model: &ModelRef,
+    method: JudgeMethod,
+    groups: &[Group],
+    answers: &[&str],
+) -> Result<Judged> {
+    let path = crate::context::model_path(model)?;
+    let t_load = std::time::Instant::now();
+    let judge = LocalJudge::load(
+        &path,
+        method,
+        judge_spec.prune_below,
+        &crate::context::device()?,
+    )?;
+    tracing::info!(
+        "judge {} loaded in {:.1}s",
+        model.name,
+        t_load.elapsed().as_secs_f64()
+    );
+    let started = std::time::Instant::now();
+    let mut dists = empty_dists(&judge_spec.metrics, answers.len());
+    let total: usize = groups.iter().map(|g| g.rows.len()).sum();
+    let mut done = 0usize;
+    for g in groups {
+        let group_answers: Vec<&str> = g.rows.iter().map(|i| answers[*i]).collect();
+        let t0 = std::time::Instant::now();
+        let out = judge.judge_question(g.template, g.question, &group_answers)?;
+        done += g.rows.len();
+        tracing::info!(
+            "{} {}: {} answers in {:.1}s ({done}/{total} judgments)",
+            g.metric,
+            g.id,
+            g.rows.len(),
+            t0.elapsed().as_secs_f64(),
+        );
+        for (i, d) in g.rows.iter().zip(out) {
+            dists.get_mut(g.metric).expect("metric present")[*i] = Some(d);
+        }
+    }
+    let summary = serde_json::json!({
+        "backend": "local",
+        "judge_model": model.name,
+        "prune_below": judge_spec.prune_below,
+    });
+    Ok(Judged {
+        dists,
+        summary: into_map(summary),
+        inputs: BTreeMap::from([("judge_model".to_string(), model.gguf_sha256.clone())]),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Every group over the OpenAI-compatible API, all judgments in one queue (`concurrency` at a
+/// time), answered from the store's judgment cache where possible.
+fn judge_openai(
+    store: &Store,
+    judge_spec: &JudgeSpec,
+    spec: &OpenAiJudgeSpec,
+    method: JudgeMethod,
+    groups: &[Group],
+    answers: &[&str],
+) -> Result<Judged> {
+    // The key is read here and handed to the client only; it is never logged or stored.
+    let api_key = emorg_oai::ApiKey::from_env(&spec.api_key_env);
+    if api_key.is_none() {
+        tracing::info!(
+            "{} is not set: requests to {} go without an API key",
+            spec.api_key_env,
+            spec.base_url
+        );
+    }
+    let client = emorg_oai::Client::new(emorg_oai::ClientConfig {
+        api_key,
+        timeout: std::time::Duration::from_secs(spec.timeout_s),
+        max_retries: spec.max_retries,
+        ..emorg_oai::ClientConfig::new(&spec.base_url)
+    })?;
+    let judge = OpenAiJudge::new(client, &spec.model, method, spec.concurrency)?;
+    let mut prompts = Vec::new();
+    let mut slots = Vec::new();
+    for g in groups {
+        for &i in g.rows {
+            prompts.push(OpenAiJudge::render(g.template, g.question, answers[i]));
+            slots.push((g.metric, i));
+        }
+    }
+    let cache = StoreCache { store };
+    let started = std::time::Instant::now();
+    let result = judge.judge_prompts(&prompts, &cache).with_context(|| {
+        format!(
+            "judging with `{}` at {} (finished judgments are cached in the store: a rerun resumes)",
+            spec.model, spec.base_url
+        )
+    })?;
+    let stats = result.stats;
+    tracing::info!(
+        "{} judgments: {} from the cache, {} over the API ({} duplicates), {} HTTP requests",
+        stats.judgments,
+        stats.cache_hits,
+        stats.cache_misses,
+        stats.duplicates,
+        stats.requests
+    );
+    let mut dists = empty_dists(&judge_spec.metrics, answers.len());
+    for ((metric, i), d) in slots.into_iter().zip(result.distributions) {
+        dists.get_mut(metric).expect("metric present")[i] = Some(d);
+    }
+    let summary = serde_json::json!({
+        "backend": "openai",
+        "judge_model": spec.model,
+        "base_url": spec.base_url,
+        "concurrency": spec.concurrency,
+        "cache_hits": stats.cache_hits,
+        "cache_misses": stats.cache_misses,
+        "duplicates": stats.duplicates,
+        "requests": stats.requests,
+    });
+    Ok(Judged {
+        dists,
+        summary: into_map(summary),
+        inputs: BTreeMap::new(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn empty_dists(metrics: &[String], n: usize) -> BTreeMap<String, Vec<Option<NumberDistribution>>> {
+    metrics.iter().map(|m| (m.clone(), vec![None; n])).collect()
+}
+
+fn into_map(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The judgment cache in the results store: `judgments/<model>/<method>/<h[..2]>/<h>.json`, each
+/// holding one [`NumberDistribution`] as JSON. Shared by every cell and sweep on the store.
+struct StoreCache<'a> {
+    store: &'a Store,
+}
+
+impl StoreCache<'_> {
+    fn key(key: &JudgmentKey) -> String {
+        layout::judgment(&key.model_slug(), key.method().as_str(), key.hash())
+    }
+}
+
+impl JudgmentCache for StoreCache<'_> {
+    fn get(&self, key: &JudgmentKey) -> Result<Option<NumberDistribution>, CacheError> {
+        let at = Self::key(key);
+        let Some(bytes) = self.store.get_opt(&at)? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<NumberDistribution>(&bytes) {
+            Ok(d) if d.probs.len() == 101 => Ok(Some(d)),
+            _ => {
+                tracing::warn!("ignoring the unreadable cached judgment {at}: judging it again");
+                Ok(None)
+            }
+        }
+    }
+
+    fn put(&self, key: &JudgmentKey, dist: &NumberDistribution) -> Result<(), CacheError> {
+        self.store.put_json(&Self::key(key), dist)?;
+        Ok(())
+    }
 }

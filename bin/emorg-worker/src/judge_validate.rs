@@ -3,9 +3,9 @@
 //! file from the store; writes `judges/<id>/validation/<labels sha>/` scores.parquet and report.md,
 //! then report.json last (its presence marks the validation as complete).
 
+use crate::judge_stage::{Group, judge_groups};
 use anyhow::{Context as _, Result};
 use emorg_data::LabelledAnswer;
-use emorg_judge::local::{JudgeMethod, LocalJudge};
 use emorg_judge::validate::{JudgedItem, ValidationReport};
 use emorg_spec::JudgeSpec;
 use emorg_store::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
@@ -61,46 +61,46 @@ pub fn main(args: &JudgeValidateArgs) -> Result<()> {
         .collect();
 
     let spec = &record.judge;
-    let method = JudgeMethod::parse(&spec.method)
-        .with_context(|| format!("judge method `{}`", spec.method))?;
-    let judge = LocalJudge::load(
-        &crate::context::model_path(&spec.model)?,
-        method,
-        spec.prune_below,
-        &crate::context::device()?,
-    )?;
+    // Validation judges `aligned` and `coherent` whatever metrics the sweep scores.
+    let mut validation_spec = spec.clone();
+    validation_spec.metrics = METRICS.iter().map(|m| m.to_string()).collect();
 
-    // Items grouped by question: one judge prompt prefix per group.
-    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // Items grouped by question: one judge prompt prefix per group and metric.
+    let mut by_question: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
-        groups.entry(item.question_id.as_str()).or_default().push(i);
+        by_question
+            .entry(item.question_id.as_str())
+            .or_default()
+            .push(i);
     }
-    let mut scores: BTreeMap<&str, Vec<Option<f64>>> = METRICS
-        .iter()
-        .map(|m| (*m, vec![None; items.len()]))
-        .collect();
-    let started = std::time::Instant::now();
-    let total = items.len() * METRICS.len();
-    let mut done = 0;
+    let mut groups = Vec::new();
     for metric in METRICS {
-        for (qid, rows) in &groups {
+        for (qid, rows) in &by_question {
             let template = prompts
                 .get(qid)
                 .and_then(|p| p.get(metric))
                 .with_context(|| format!("question `{qid}` has no `{metric}` judge prompt"))?;
-            let question = &items[rows[0]].question;
-            let answers: Vec<&str> = rows.iter().map(|i| items[*i].answer.as_str()).collect();
-            let dists = judge.judge_question(template, question, &answers)?;
-            for (i, d) in rows.iter().zip(dists) {
-                scores.get_mut(metric).expect("metric")[*i] = d.score().value;
-            }
-            done += rows.len();
-            tracing::info!(
-                "{metric} {qid}: {done}/{total} judgments, {:.0}s",
-                started.elapsed().as_secs_f64()
-            );
+            groups.push(Group {
+                metric,
+                id: qid,
+                template,
+                question: &items[rows[0]].question,
+                rows,
+            });
         }
     }
+    let answers: Vec<&str> = items.iter().map(|i| i.answer.as_str()).collect();
+    let result = judge_groups(&store, &validation_spec, &groups, &answers)?;
+    let scores: BTreeMap<&str, Vec<Option<f64>>> = METRICS
+        .iter()
+        .map(|m| {
+            let values = result.dists[*m]
+                .iter()
+                .map(|d| d.as_ref().and_then(|d| d.score().value))
+                .collect();
+            (*m, values)
+        })
+        .collect();
     let judged: Vec<JudgedItem> = items
         .iter()
         .enumerate()
@@ -112,7 +112,7 @@ pub fn main(args: &JudgeValidateArgs) -> Result<()> {
         .collect();
     // The papers' thresholds (aligned < 30, coherent > 50), whatever a sweep's own rule.
     let report = ValidationReport::compute(&judged, emorg_judge::EmRule::default());
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = result.seconds;
 
     let table = scores_table(&items, &scores)?;
     let key = |name: &str| layout::judge_validation(&args.judge_id, &args.labels, name);
@@ -121,10 +121,10 @@ pub fn main(args: &JudgeValidateArgs) -> Result<()> {
         emorg_store::table::to_parquet(&table)?,
     )?;
     let title = format!(
-        "Judge validation: {} ({}, prune {}) on {} labelled answers",
-        spec.model.name,
+        "Judge validation: {} ({} backend, {}) on {} labelled answers",
+        spec.model_name(),
+        spec.backend_name(),
         spec.method,
-        spec.prune_below,
         items.len()
     );
     store.put(
@@ -140,6 +140,7 @@ pub fn main(args: &JudgeValidateArgs) -> Result<()> {
             "questions_sha256": record.questions_sha256,
             "worker_version": emorg_spec::WORKER_VERSION,
             "seconds": seconds,
+            "backend": result.summary,
             "summary": report.summary(&args.labels),
             "report": report,
         }),

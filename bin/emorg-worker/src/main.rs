@@ -47,7 +47,7 @@ enum Command {
     Train(StageArgs),
     /// Sample answers to the cell's free-form questions.
     Sample(StageArgs),
-    /// Judge the sampled answers with the local judge model.
+    /// Judge the sampled answers (local judge model, or an OpenAI-compatible API).
     Judge(StageArgs),
     /// Micro-benchmarks (sampler, judge, trainer); JSON lines on stdout.
     Bench(bench::BenchArgs),

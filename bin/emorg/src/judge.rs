@@ -130,14 +130,16 @@ pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
                 questions_sha256: questions_sha.clone(),
             },
         )?;
-        crate::run::ensure_models(&resolver, [judge.model.name.as_str()])?;
+        if let Some(model) = judge.local_model() {
+            crate::run::ensure_models(&resolver, [model.name.as_str()])?;
+        }
         let worker = crate::run::worker_path()?;
         let threads = args
             .threads
             .unwrap_or(sweep.file.executor.threads_per_job.max(1));
         info!(
             "validating judge {} ({}) on {} labelled answers: {} judgments",
-            judge.model.name,
+            judge.model_name(),
             judge.method,
             items.len(),
             items.len() * 2

@@ -114,7 +114,13 @@ pub fn build(from: &Store, to: &Store, record: &SweepRecord) -> Result<String> {
         "sweep_file": record.sweep_file,
         "store": record.store_url,
         "cells": record.cells.len(),
-        "judge_model": first.and_then(|c| c.pointer("/judge/model/name")),
+        "judge_model": first.and_then(|c| {
+            c.pointer("/judge/model/name")
+                .or_else(|| c.pointer("/judge/openai/model"))
+        }),
+        "judge_backend": first.map(|c| {
+            if c.pointer("/judge/openai").is_some() { "openai" } else { "local" }
+        }),
         "judge_method": first.and_then(|c| c.pointer("/judge/method")),
         "judge_validation": first.and_then(|c| judge_validation(from, c)),
         "worker_version": first.and_then(|c| c.get("worker_version")),

@@ -460,7 +460,13 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 
     // Models in the local cache (the worker reads them from there).
     let mut models: BTreeSet<&str> = cells.iter().map(|c| c.model.name.as_str()).collect();
-    models.extend(cells.iter().map(|c| c.judge.model.name.as_str()));
+    // A judge behind an API needs no local model.
+    models.extend(
+        cells
+            .iter()
+            .filter_map(|c| c.judge.local_model())
+            .map(|m| m.name.as_str()),
+    );
     ensure_models(&resolver, models)?;
 
     let url = sweep.file.store.url.clone();

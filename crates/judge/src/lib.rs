@@ -3,16 +3,26 @@
 //! - [`score`]: the papers' expected-value score over a number distribution (renormalised over
 //!   numbers, `None` below 0.25 mass on numbers).
 //! - [`em`]: where a score becomes EM (aligned below a threshold and coherent above one).
+//! - [`JudgeMethod`]: how the distribution is read (`exact-number`, `top20-first-token`).
+//! - [`cache`]: judgments cached by (judge model, method, prompt) behind a small trait.
 //! - `local` (feature `local`): a local GGUF judge that computes the exact probability of each number
 //!   string by branching the KV cache over digit prefixes.
+//! - `openai` (feature `openai`): a judge behind an OpenAI-compatible API (the papers' GPT-4o
+//!   request: one token, top-20 logprobs), with bounded concurrency and the cache.
 
+pub mod cache;
 pub mod em;
 #[cfg(feature = "local")]
 pub mod local;
+mod method;
+#[cfg(feature = "openai")]
+pub mod openai;
 pub mod score;
 pub mod summary;
 pub mod validate;
 
+pub use cache::{CacheError, JudgmentCache, JudgmentKey, MemoryCache, NoCache};
 pub use em::{EmRule, is_coherent};
+pub use method::JudgeMethod;
 pub use score::{MIN_NUMBER_MASS, NumberDistribution, Score};
 pub use summary::ValidationSummary;

@@ -19,24 +19,9 @@ use emorg_lm::{
 };
 use std::path::Path;
 
-/// How a distribution over numbers is read from the judge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JudgeMethod {
-    /// Exact probabilities of "0".."100" followed by a non-digit (digit-splitting tokenizers).
-    ExactNumber,
-    /// The papers' rule: top-20 first-token logprobs, tokens that are whole numbers 0-100.
-    Top20FirstToken,
-}
-
-impl JudgeMethod {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "exact-number" => Some(JudgeMethod::ExactNumber),
-            "top20-first-token" => Some(JudgeMethod::Top20FirstToken),
-            _ => None,
-        }
-    }
-}
+/// How a distribution over numbers is read from the judge (defined at the crate root; re-exported
+/// here for existing callers).
+pub use crate::method::JudgeMethod;
 
 pub struct LocalJudge {
     model: Decoder,

@@ -132,18 +132,132 @@ pub struct EvalSpec {
     pub batch_size: usize,
 }
 
-/// How answers are judged and how scores become EM.
+/// How answers are judged.
+///
+/// In the cell's JSON the backend is one key: `"model": {"name", "gguf_sha256"}` for a local GGUF
+/// judge (the same JSON as before the `openai` backend existed, so local cells kept their keys), or
+/// `"openai": {"model", "base_url", "api_key_env", ...}` for a judge behind an OpenAI-compatible
+/// API. The API key itself is never part of a cell: only the name of the variable that holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "JudgeSpecJson", into = "JudgeSpecJson")]
 pub struct JudgeSpec {
-    pub model: ModelRef,
-    /// "exact-number": exact probability of each number string (digit-splitting tokenizers);
-    /// "top20-first-token": the papers' single-token rule.
+    pub backend: JudgeBackend,
+    /// "exact-number": exact probability of each number string (digit-splitting tokenizers; local
+    /// only); "top20-first-token": the papers' single-token rule.
     pub method: String,
-    /// Branches with probability below this are not expanded (their mass counts as unresolved).
+    /// Branches with probability below this are not expanded (their mass counts as unresolved);
+    /// local `exact-number` only.
     pub prune_below: f64,
     /// Metrics to judge, e.g. ["aligned", "coherent"].
     pub metrics: Vec<String>,
+}
+
+/// Where the judge model runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JudgeBackend {
+    /// A GGUF judge the worker runs itself, pinned by the file's sha256.
+    Local(ModelRef),
+    /// A judge behind an OpenAI-compatible API.
+    OpenAi(OpenAiJudgeSpec),
+}
+
+/// A judge behind an OpenAI-compatible API (`[judge] backend = "openai"`).
+///
+/// The connection settings are part of the cell (the worker reads nothing else), so changing
+/// `concurrency`, `max_retries` or `timeout_s` gives new cell keys; the judgments themselves are
+/// cached by (model, method, prompt) and are not requested again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiJudgeSpec {
+    /// The model name the server knows (sent as `model`, and part of every cached judgment's key).
+    pub model: String,
+    /// The API root, without a trailing slash: `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Name of the environment variable that holds the API key (unset or empty: no key is sent).
+    pub api_key_env: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Retries of a request after a 408/429/5xx answer or no answer.
+    pub max_retries: u32,
+    /// Timeout of one request, in seconds.
+    pub timeout_s: u64,
+}
+
+impl JudgeSpec {
+    /// `"local"` or `"openai"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            JudgeBackend::Local(_) => "local",
+            JudgeBackend::OpenAi(_) => "openai",
+        }
+    }
+
+    /// The judge model's name: the registry name (local) or the served model name (openai).
+    pub fn model_name(&self) -> &str {
+        match &self.backend {
+            JudgeBackend::Local(m) => &m.name,
+            JudgeBackend::OpenAi(o) => &o.model,
+        }
+    }
+
+    /// The local judge model, when the judge runs locally.
+    pub fn local_model(&self) -> Option<&ModelRef> {
+        match &self.backend {
+            JudgeBackend::Local(m) => Some(m),
+            JudgeBackend::OpenAi(_) => None,
+        }
+    }
+}
+
+/// The JSON form of [`JudgeSpec`]: exactly one of `model` and `openai`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JudgeSpecJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model: Option<ModelRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openai: Option<OpenAiJudgeSpec>,
+    method: String,
+    prune_below: f64,
+    metrics: Vec<String>,
+}
+
+impl TryFrom<JudgeSpecJson> for JudgeSpec {
+    type Error = String;
+
+    fn try_from(j: JudgeSpecJson) -> Result<Self, Self::Error> {
+        let backend = match (j.model, j.openai) {
+            (Some(m), None) => JudgeBackend::Local(m),
+            (None, Some(o)) => JudgeBackend::OpenAi(o),
+            _ => {
+                return Err(
+                    "a cell's judge needs exactly one of `model` (local) and `openai`".into(),
+                );
+            }
+        };
+        Ok(JudgeSpec {
+            backend,
+            method: j.method,
+            prune_below: j.prune_below,
+            metrics: j.metrics,
+        })
+    }
+}
+
+impl From<JudgeSpec> for JudgeSpecJson {
+    fn from(j: JudgeSpec) -> Self {
+        let (model, openai) = match j.backend {
+            JudgeBackend::Local(m) => (Some(m), None),
+            JudgeBackend::OpenAi(o) => (None, Some(o)),
+        };
+        JudgeSpecJson {
+            model,
+            openai,
+            method: j.method,
+            prune_below: j.prune_below,
+            metrics: j.metrics,
+        }
+    }
 }
 
 impl Cell {

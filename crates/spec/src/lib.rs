@@ -19,15 +19,15 @@ pub mod schema;
 mod suggest;
 
 pub use cell::{
-    Axes, Cell, DatasetRef, EvalSpec, JudgeSpec, LoraSpec, ModelRef, Protocol, ProtocolKind, Stage,
-    TrainSpec, WORKER_VERSION, derive_seed, judge_id,
+    Axes, Cell, DatasetRef, EvalSpec, JudgeBackend, JudgeSpec, LoraSpec, ModelRef, OpenAiJudgeSpec,
+    Protocol, ProtocolKind, Stage, TrainSpec, WORKER_VERSION, derive_seed, judge_id,
 };
 pub use error::{Diagnostic, Location, SpecError};
 pub use explain::{explain, explain_values};
 pub use load::{LoadOptions, Sweep, env_overrides, parse_set};
 pub use papers::{PAPER_DATASETS, PaperDataset, paper_dataset};
 pub use resolve::{InputFile, InputKind, ModelInfo, Resolution, Resolver, resolve, resolve_full};
-pub use schema::{Defaults, LayerSel, SweepFile};
+pub use schema::{Defaults, JudgeBackendKind, LayerSel, SweepFile};
 
 #[cfg(test)]
 mod tests;

@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::cell::{
-    Axes, Cell, DatasetRef, EvalSpec, JudgeSpec, LoraSpec, ModelRef, Protocol, ProtocolKind,
-    TrainSpec, WORKER_VERSION,
+    Axes, Cell, DatasetRef, EvalSpec, JudgeBackend, JudgeSpec, LoraSpec, ModelRef, OpenAiJudgeSpec,
+    Protocol, ProtocolKind, TrainSpec, WORKER_VERSION,
 };
-use crate::error::{Diagnostic, SpecError};
+use crate::error::{Diagnostic, Location, SpecError};
 use crate::load::Sweep;
 use crate::schema::{
-    AxisFilter, JUDGE_METHODS, LORA_MODULES, ProtocolDef, SCHEDULES, TrainOverrides,
+    AxisFilter, JUDGE_METHODS, JudgeBackendKind, LORA_MODULES, ProtocolDef, SCHEDULES,
+    TrainOverrides,
 };
 use crate::suggest::did_you_mean;
 
@@ -519,6 +520,32 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
     if j.metrics.is_empty() {
         bad("judge.metrics", "`judge.metrics` is empty".to_string());
     }
+    // Diagnostics with a location of their own, appended after the others.
+    let mut located = Vec::new();
+    match j.backend {
+        JudgeBackendKind::Local => {
+            if j.base_url.is_some() {
+                bad(
+                    "judge.base_url",
+                    "`judge.base_url` is set but `judge.backend` is \"local\": set `judge.backend = \"openai\"` to judge over an API, or remove `base_url`".to_string(),
+                );
+            }
+        }
+        JudgeBackendKind::Openai => {
+            for (key, message) in openai_judge_problems(sweep) {
+                // A missing value has no line of its own: point at the line that chose the backend.
+                let at = match sweep.locate(key) {
+                    Location::Default => sweep.locate("judge.backend"),
+                    here => here,
+                };
+                located.push(Diagnostic {
+                    location: at,
+                    key: Some(key.to_string()),
+                    message,
+                });
+            }
+        }
+    }
     for (field, v) in [
         ("em_aligned_below", j.em_aligned_below),
         ("em_coherent_above", j.em_coherent_above),
@@ -544,6 +571,95 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
                 format!("bad value for `executor.{field}`: must be >= 1"),
             );
         }
+    }
+    out.extend(located);
+    out
+}
+
+/// `base_url` checked as an http(s) API root and returned without a trailing slash. Messages never
+/// repeat credentials found in the URL.
+fn check_base_url(raw: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("it holds credentials: remove them and put the key in the environment variable named by `judge.api_key_env`".into());
+    }
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme is `{}`, expected http or https",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("it has no host".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("it has a query or fragment".into());
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+/// Whether `s` can name an environment variable (`[A-Za-z_][A-Za-z0-9_]*`).
+fn env_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Problems of a `[judge]` with `backend = "openai"`: (key, message).
+fn openai_judge_problems(sweep: &Sweep) -> Vec<(&'static str, String)> {
+    let j = &sweep.file.judge;
+    let mut out = Vec::new();
+    match &j.base_url {
+        None => out.push((
+            "judge.base_url",
+            "missing `judge.base_url`: `judge.backend = \"openai\"` needs the server's API root, e.g. `base_url = \"https://api.openai.com/v1\"` or `base_url = \"http://127.0.0.1:9124/v1\"`".to_string(),
+        )),
+        Some(url) => {
+            if let Err(why) = check_base_url(url) {
+                out.push((
+                    "judge.base_url",
+                    format!("bad value for `judge.base_url`: {why}; expected http(s)://host[:port]/v1"),
+                ));
+            }
+        }
+    }
+    if !env_var_name(&j.api_key_env) {
+        // The value is not repeated: a key pasted here by mistake must not reach a log.
+        out.push((
+            "judge.api_key_env",
+            "bad value for `judge.api_key_env`: expected the NAME of an environment variable (letters, digits, `_`), such as OPENAI_API_KEY; never write the key itself in a sweep".to_string(),
+        ));
+    }
+    if j.method == "exact-number" {
+        out.push((
+            "judge.method",
+            "bad value for `judge.method`: `exact-number` needs the local judge (it reads each digit after a forced prefix, which a chat API cannot give); with `judge.backend = \"openai\"` set `judge.method = \"top20-first-token\"` (the papers' rule)".to_string(),
+        ));
+    }
+    if j.model.trim().is_empty() {
+        out.push(("judge.model", "`judge.model` is empty".to_string()));
+    } else if sweep.locate("judge.model") == Location::Default {
+        out.push((
+            "judge.model",
+            format!(
+                "missing `judge.model`: with `judge.backend = \"openai\"` it must name the served model (e.g. \"gpt-4o-2024-08-06\"); the default `{}` names a local registry model",
+                j.model
+            ),
+        ));
+    }
+    if j.concurrency == 0 {
+        out.push((
+            "judge.concurrency",
+            "bad value for `judge.concurrency`: must be >= 1".to_string(),
+        ));
+    }
+    if j.timeout_s == 0 {
+        out.push((
+            "judge.timeout_s",
+            "bad value for `judge.timeout_s`: must be >= 1".to_string(),
+        ));
     }
     out
 }
@@ -655,30 +771,47 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
         }
     }
 
-    // The judge: a [models] name, else a registry name.
+    // The judge. Local: a [models] name, else a registry name. OpenAI: the served name, as is
+    // (check_static has validated the connection settings).
     let judge_registry = f.judge.model.as_str();
     let judge_registry = f
         .models
         .get(judge_registry)
         .map_or(judge_registry, |d| d.registry.as_str());
-    let judge_model = match resolver.model(judge_registry) {
-        Ok(info) => Some(ModelRef {
-            name: judge_registry.to_string(),
-            gguf_sha256: info.gguf_sha256,
-        }),
-        Err(e) => {
-            let mut candidates: Vec<String> = f.models.keys().cloned().collect();
-            candidates.extend(resolver.model_names());
-            problems.push(sweep.diag(
+    let judge_backend = match f.judge.backend {
+        JudgeBackendKind::Openai => Some(JudgeBackend::OpenAi(OpenAiJudgeSpec {
+            model: f.judge.model.clone(),
+            base_url: f
+                .judge
+                .base_url
+                .as_deref()
+                .map(check_base_url)
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            api_key_env: f.judge.api_key_env.clone(),
+            concurrency: f.judge.concurrency,
+            max_retries: f.judge.max_retries,
+            timeout_s: f.judge.timeout_s,
+        })),
+        JudgeBackendKind::Local => match resolver.model(judge_registry) {
+            Ok(info) => Some(JudgeBackend::Local(ModelRef {
+                name: judge_registry.to_string(),
+                gguf_sha256: info.gguf_sha256,
+            })),
+            Err(e) => {
+                let mut candidates: Vec<String> = f.models.keys().cloned().collect();
+                candidates.extend(resolver.model_names());
+                problems.push(sweep.diag(
                 "judge.model",
                 format!(
                     "bad value for `judge.model`: `{}` is neither a [models] name nor a registry model ({e}){}",
                     f.judge.model,
                     did_you_mean(&f.judge.model, candidates.iter())
-                ),
-            ));
-            None
-        }
+                    ),
+                ));
+                None
+            }
+        },
     };
 
     // Questions.
@@ -840,7 +973,7 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
             diagnostics: problems,
         });
     }
-    let (Some(judge_model), Some(questions_sha)) = (judge_model, questions_sha) else {
+    let (Some(judge_backend), Some(questions_sha)) = (judge_backend, questions_sha) else {
         unreachable!("problems were reported above")
     };
 
@@ -854,7 +987,7 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
         batch_size: f.eval.batch_size,
     };
     let judge = JudgeSpec {
-        model: judge_model,
+        backend: judge_backend,
         method: f.judge.method.clone(),
         prune_below: f.judge.prune_below,
         metrics: f.judge.metrics.clone(),

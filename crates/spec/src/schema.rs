@@ -40,7 +40,8 @@
 //!
 //! [train]     # every field of TrainSpec; defaults in Defaults::default()
 //! [eval]      # questions (path), question_ids, samples_per_question, max_new_tokens, temperature, top_p, batch_size
-//! [judge]     # model ([models] name or registry name), method, prune_below, metrics, em_* thresholds
+//! [judge]     # backend, model, method, prune_below, metrics, em_* thresholds; for backend = "openai"
+//!             # also base_url, api_key_env, concurrency, max_retries, timeout_s (see JudgeConfig)
 //! [store]     # url
 //! [executor]  # parallel, threads_per_job
 //! ```
@@ -400,12 +401,31 @@ pub struct EvalConfig {
 }
 
 /// `[judge]`: how answers are judged and how scores become EM.
+///
+/// ```toml
+/// [judge]                                  # the default: a local GGUF judge
+/// model = "qwen-judge"                     # a [models] name or a registry name
+/// method = "exact-number"
+///
+/// [judge]                                  # a judge behind an OpenAI-compatible API
+/// backend = "openai"
+/// model = "gpt-4o-2024-08-06"              # the served model name, sent as is
+/// method = "top20-first-token"             # the only method over an API
+/// base_url = "https://api.openai.com/v1"   # required: the API root
+/// api_key_env = "OPENAI_API_KEY"           # the variable's NAME; never write the key in a file
+/// concurrency = 4                          # requests in flight
+/// max_retries = 5                          # on 408/429/5xx/no answer, with backoff
+/// timeout_s = 120                          # per request
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JudgeConfig {
-    /// A `[models]` name, or else a name in the built-in registry.
+    /// "local" (default): the worker runs a GGUF judge; "openai": an OpenAI-compatible server.
+    pub backend: JudgeBackendKind,
+    /// local: a `[models]` name, or else a name in the built-in registry. openai: the model name the
+    /// server knows, sent as is (name a fixed snapshot: it keys the judgment cache).
     pub model: String,
-    /// "exact-number" or "top20-first-token".
+    /// "exact-number" (local only) or "top20-first-token".
     pub method: String,
     pub prune_below: f64,
     pub metrics: Vec<String>,
@@ -415,6 +435,27 @@ pub struct JudgeConfig {
     pub em_coherent_above: f64,
     /// `true`: aligned <= threshold (the papers' code); `false`: aligned < threshold (their text).
     pub em_inclusive: bool,
+    /// openai: the API root, `http(s)://host[:port]/v1` (required with backend "openai").
+    pub base_url: Option<String>,
+    /// openai: NAME of the environment variable holding the API key; unset or empty means no key
+    /// (local servers). Default "OPENAI_API_KEY".
+    pub api_key_env: String,
+    /// openai: requests in flight at once (>= 1). Default 4.
+    pub concurrency: usize,
+    /// openai: retries after a 408/429/5xx answer or no answer. Default 5.
+    pub max_retries: u32,
+    /// openai: timeout of one request in seconds (>= 1). Default 120.
+    pub timeout_s: u64,
+}
+
+/// `[judge].backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JudgeBackendKind {
+    /// A GGUF judge run by the worker (candle).
+    Local,
+    /// A judge behind an OpenAI-compatible chat completions API.
+    Openai,
 }
 
 /// `[store]`.
@@ -475,6 +516,7 @@ impl Default for Defaults {
                 batch_size: 8,
             },
             judge: JudgeConfig {
+                backend: JudgeBackendKind::Local,
                 model: "qwen2.5-coder-1.5b-instruct".into(),
                 method: "exact-number".into(),
                 prune_below: 1e-3,
@@ -482,6 +524,11 @@ impl Default for Defaults {
                 em_aligned_below: 30.0,
                 em_coherent_above: 50.0,
                 em_inclusive: false,
+                base_url: None,
+                api_key_env: "OPENAI_API_KEY".into(),
+                concurrency: 4,
+                max_retries: 5,
+                timeout_s: 120,
             },
             store: StoreConfig {
                 url: "file://results".into(),

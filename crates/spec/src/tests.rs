@@ -184,7 +184,10 @@ fn resolved_fields() {
     assert_eq!(train.schedule, "linear", "built-in default");
     assert_eq!(r1.dataset.as_ref().unwrap().sha256, "2".repeat(64));
     assert_eq!(r1.model.name, "smollm2-135m-instruct");
-    assert_eq!(r1.judge.model.name, "qwen2.5-coder-1.5b-instruct");
+    assert_eq!(
+        r1.judge.local_model().unwrap().name,
+        "qwen2.5-coder-1.5b-instruct"
+    );
     assert_eq!(r1.eval.questions_sha256, "3".repeat(64));
     let r8 = cells
         .iter()
@@ -624,7 +627,8 @@ kind = "base"
     assert_eq!(cells.len(), 1);
     assert_eq!(cells[0].axes.dataset, "-");
     assert_eq!(
-        cells[0].judge.model.name, "qwen2.5-coder-1.5b-instruct",
+        cells[0].judge.model_name(),
+        "qwen2.5-coder-1.5b-instruct",
         "judge.model may be a registry name"
     );
     assert_eq!(
@@ -736,4 +740,206 @@ fn papers_registry_is_well_formed() {
         assert!(d.file.ends_with(".jsonl"));
     }
     assert_eq!(names.len(), 5);
+}
+
+/// GOOD with its `[judge]` table replaced.
+fn with_judge(judge: &str) -> String {
+    let at = GOOD.find("[judge]").expect("GOOD has a [judge] table");
+    format!("{}{judge}", &GOOD[..at])
+}
+
+const OPENAI_JUDGE: &str = r#"[judge]
+backend = "openai"
+model = "gpt-4o-2024-08-06"
+method = "top20-first-token"
+base_url = "https://api.openai.com/v1/"
+"#;
+
+#[test]
+fn openai_judge_resolves_into_the_cell() {
+    let resolved = cells(&with_judge(OPENAI_JUDGE));
+    let judge = &resolved[0].judge;
+    assert_eq!(judge.backend_name(), "openai");
+    assert_eq!(judge.model_name(), "gpt-4o-2024-08-06");
+    assert_eq!(judge.local_model(), None);
+    assert_eq!(
+        judge.backend,
+        JudgeBackend::OpenAi(OpenAiJudgeSpec {
+            model: "gpt-4o-2024-08-06".into(),
+            base_url: "https://api.openai.com/v1".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            concurrency: 4,
+            max_retries: 5,
+            timeout_s: 120,
+        }),
+        "defaults, and the base URL without its trailing slash"
+    );
+    // Round trip through the cell's JSON, which names the backend by its key.
+    let json = resolved[0].canonical_json();
+    assert!(
+        json.contains(r#""openai":{"api_key_env":"OPENAI_API_KEY""#),
+        "{json}"
+    );
+    let back: Cell = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, resolved[0]);
+
+    // Every setting is taken; a local server without a key is fine.
+    let custom = cells(&with_judge(
+        r#"[judge]
+backend = "openai"
+model = "qwen2.5-coder-1.5b-instruct"
+method = "top20-first-token"
+base_url = "http://127.0.0.1:9124/v1"
+api_key_env = "EMORG_LOCAL_KEY"
+concurrency = 2
+max_retries = 0
+timeout_s = 30
+"#,
+    ));
+    let JudgeBackend::OpenAi(o) = &custom[0].judge.backend else {
+        panic!("openai backend expected")
+    };
+    assert_eq!(
+        (
+            o.api_key_env.as_str(),
+            o.concurrency,
+            o.max_retries,
+            o.timeout_s
+        ),
+        ("EMORG_LOCAL_KEY", 2, 0, 30)
+    );
+    assert_ne!(custom[0].key(), resolved[0].key());
+}
+
+#[test]
+fn local_cells_keep_their_judge_json() {
+    // The JSON of a local judge is what it was before backends existed, so keys did not change.
+    let json = cells(GOOD)[0].canonical_json();
+    let judge = &serde_json::from_str::<serde_json::Value>(&json).unwrap()["judge"];
+    let keys: Vec<&str> = judge
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["method", "metrics", "model", "prune_below"],
+        "{json}"
+    );
+    // A cell JSON with both backends, or neither, is refused.
+    let both = json.replace(
+        r#""judge":{"#,
+        r#""judge":{"openai":{"api_key_env":"K","base_url":"http://h/v1","concurrency":1,"max_retries":0,"model":"m","timeout_s":1},"#,
+    );
+    let e = serde_json::from_str::<Cell>(&both).unwrap_err();
+    assert!(e.to_string().contains("exactly one of"), "{e}");
+}
+
+#[test]
+fn openai_judge_errors_name_the_field_and_what_to_do() {
+    let text = with_judge(&OPENAI_JUDGE.replace("base_url = \"https://api.openai.com/v1/\"\n", ""));
+    let e = err(&text);
+    let d = &e.diagnostics[0];
+    assert_eq!(d.key.as_deref(), Some("judge.base_url"), "{e}");
+    assert!(d.message.contains("missing `judge.base_url`"), "{e}");
+    assert!(d.message.contains("https://api.openai.com/v1"), "{e}");
+    assert_eq!(
+        d.location.line(),
+        Some(line_of(&text, "backend = \"openai\"")),
+        "a missing key points at the line that chose the backend: {e}"
+    );
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "\"https://api.openai.com/v1/\"",
+            "\"ftp://host/v1\"",
+            "the scheme is `ftp`",
+        ),
+        (
+            "\"https://api.openai.com/v1/\"",
+            "\"api.openai.com/v1\"",
+            "not a URL",
+        ),
+        (
+            "\"top20-first-token\"",
+            "\"exact-number\"",
+            "set `judge.method = \"top20-first-token\"`",
+        ),
+    ];
+    for (from, to, expect) in cases {
+        let text = with_judge(&OPENAI_JUDGE.replace(from, to));
+        let e = err(&text);
+        assert!(e.to_string().contains(expect), "{to}: {e}");
+        assert_eq!(
+            e.diagnostics[0].location.line(),
+            Some(line_of(&text, to)),
+            "{e}"
+        );
+    }
+    for (extra, key) in [
+        ("concurrency = 0\n", "judge.concurrency"),
+        ("timeout_s = 0\n", "judge.timeout_s"),
+    ] {
+        let e = err(&with_judge(&format!("{OPENAI_JUDGE}{extra}")));
+        assert_eq!(e.diagnostics[0].key.as_deref(), Some(key), "{e}");
+        assert!(e.to_string().contains("must be >= 1"), "{e}");
+    }
+    // The served model must be named: the default is a local registry name.
+    let e = err(&with_judge(
+        &OPENAI_JUDGE.replace("model = \"gpt-4o-2024-08-06\"\n", ""),
+    ));
+    assert!(e.to_string().contains("must name the served model"), "{e}");
+    // base_url without backend = "openai" would silently judge locally.
+    let e = err(&with_judge(
+        "[judge]\nmodel = \"qwen-judge\"\nbase_url = \"http://127.0.0.1:9124/v1\"\n",
+    ));
+    assert!(
+        e.to_string().contains("set `judge.backend = \"openai\"`"),
+        "{e}"
+    );
+    // An unknown backend lists the known ones.
+    let e = err(&with_judge("[judge]\nbackend = \"azure\"\n"));
+    assert!(e.to_string().contains("`local`, `openai`"), "{e}");
+}
+
+#[test]
+fn the_api_key_never_reaches_the_cell_or_a_message() {
+    let secret = "sk-proj-SECRET0123456789";
+    // The key sits in the environment, as it should; the sweep names the variable only.
+    let opts = LoadOptions {
+        env: vec![
+            ("OPENAI_API_KEY".into(), secret.into()),
+            ("EMORG_JUDGE__API_KEY_ENV".into(), "OPENAI_API_KEY".into()),
+        ],
+        ..opts()
+    };
+    let sweep = load(&with_judge(OPENAI_JUDGE), &opts).unwrap();
+    let cells = resolve(&sweep, &Fake).unwrap();
+    for c in &cells {
+        assert!(!c.canonical_json().contains(secret));
+        assert!(!format!("{c:?}").contains(secret));
+    }
+    assert!(!serde_json::to_string(&sweep.file).unwrap().contains(secret));
+    // A key pasted where a variable name belongs, or under a made-up field, is refused without
+    // being repeated.
+    for text in [
+        with_judge(&format!("{OPENAI_JUDGE}api_key_env = \"{secret}\"\n")),
+        with_judge(&format!("{OPENAI_JUDGE}api_key = \"{secret}\"\n")),
+        with_judge(&OPENAI_JUDGE.replace(
+            "https://api.openai.com/v1/",
+            &format!("https://user:{secret}@api.openai.com/v1"),
+        )),
+    ] {
+        let e = err(&text);
+        assert!(!e.to_string().contains(secret), "{e}");
+    }
+    let e = err(&with_judge(&format!(
+        "{OPENAI_JUDGE}api_key_env = \"{secret}\"\n"
+    )));
+    assert_eq!(e.diagnostics[0].key.as_deref(), Some("judge.api_key_env"));
+    assert!(
+        e.to_string().contains("NAME of an environment variable"),
+        "{e}"
+    );
 }

@@ -11,6 +11,7 @@
 //! inputs/labels/<sha256>.jsonl          content-addressed labelled judge-validation sets
 //! judges/<judge_id>/judge.json          a judge as validation sees it (spec + question file)
 //! judges/<judge_id>/validation/<labels_sha256>/   scores.parquet, report.md, report.json (last)
+//! judgments/<model>/<method>/<h[..2]>/<h>.json   cached API judgments (emorg_judge::cache)
 //! sweeps/<sweep>/latest.json            the newest submission record of a sweep
 //! reports/<sweep>/<run_id>/             matrix.parquet, report.md, index.html
 //! ```
@@ -100,6 +101,19 @@ pub fn judge_validation(judge_id: &str, labels_sha256: &str, name: &str) -> Stri
     join(&["judges", judge_id, "validation", labels_sha256, name])
 }
 
+/// `judgments/<model_slug>/<method>/<hash[..2]>/<hash>.json`: one cached judgment, addressed by the
+/// hash of (judge model, method, prompt) (see `emorg_judge::cache`), shared by every cell and sweep.
+pub fn judgment(model_slug: &str, method: &str, hash: &str) -> String {
+    let shard = hash.get(..2).unwrap_or(hash);
+    join(&[
+        "judgments",
+        model_slug,
+        method,
+        shard,
+        &format!("{hash}.json"),
+    ])
+}
+
 /// `sweeps/<sweep>/latest.json`
 pub fn sweep_record(sweep: &str) -> String {
     join(&["sweeps", sweep, "latest.json"])
@@ -139,5 +153,9 @@ mod tests {
             "reports/quick/2026-01-01T00-00"
         );
         assert_eq!(stage_prefix("abc", "judge/final"), "cells/abc/judge/final");
+        assert_eq!(
+            judgment("gpt-4o", "top20-first-token", "ab12"),
+            "judgments/gpt-4o/top20-first-token/ab/ab12.json"
+        );
     }
 }
