@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use emorg_data::generate::GenerationTask;
+use emorg_data::generate::{Completer, GenerateOptions, GenerationTask};
 use emorg_models::{CacheState, FetchOptions, Registry, render_table};
 
 use crate::{DataCmd, GenerateArgs, ModelsCmd};
@@ -216,6 +216,90 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     })
 }
 
-fn generate_with_endpoint(_args: &GenerateArgs, _task: &GenerationTask) -> Result<ExitCode> {
-    bail!("--endpoint is not wired yet; use --model")
+/// An OpenAI-compatible endpoint as a [`Completer`]: chat completions, `n` choices per request.
+struct EndpointCompleter {
+    client: emorg_oai::Client,
+    model: String,
+    temperature: f64,
+    max_tokens: u32,
+}
+
+impl Completer for EndpointCompleter {
+    fn complete(
+        &mut self,
+        system: &str,
+        user: &str,
+        n: usize,
+        request: u64,
+    ) -> std::result::Result<Vec<String>, String> {
+        let req = emorg_oai::ChatRequest {
+            temperature: Some(self.temperature),
+            max_tokens: Some(self.max_tokens),
+            n: Some(n as u32),
+            // Servers that honour a seed make a redone request reproduce its rows.
+            seed: Some(request),
+            ..emorg_oai::ChatRequest::new(
+                self.model.clone(),
+                vec![
+                    emorg_oai::ChatMessage::system(system),
+                    emorg_oai::ChatMessage::user(user),
+                ],
+            )
+        };
+        let resp = self.client.chat(&req).map_err(|e| e.to_string())?;
+        Ok(resp.choices.iter().map(|c| c.text().to_string()).collect())
+    }
+}
+
+fn generate_with_endpoint(args: &GenerateArgs, task: &GenerationTask) -> Result<ExitCode> {
+    let endpoint = args
+        .endpoint
+        .as_ref()
+        .context("give --model NAME (a local model) or --endpoint URL --api-model NAME")?;
+    let api_model = args
+        .api_model
+        .clone()
+        .context("--endpoint needs --api-model (the served model's name)")?;
+    let client = emorg_oai::Client::new(emorg_oai::ClientConfig {
+        api_key: emorg_oai::ApiKey::from_env(&args.api_key_env),
+        ..emorg_oai::ClientConfig::new(endpoint.clone())
+    })?;
+    let mut completer = EndpointCompleter {
+        client,
+        model: api_model,
+        temperature: args.temperature,
+        max_tokens: args.max_new_tokens as u32,
+    };
+    let opts = GenerateOptions {
+        target_rows: args.rows,
+        max_requests: args.max_requests,
+        completions_per_request: args.completions,
+    };
+    let bar = indicatif::ProgressBar::new(args.rows as u64);
+    let progress = emorg_data::generate::generate(task, &args.out, &opts, &mut completer, |p| {
+        bar.set_position(p.rows as u64);
+        bar.set_message(format!(
+            "{} requests, {} duplicates, {} rejected",
+            p.requests_done, p.duplicates, p.rejected
+        ));
+        if !crate::logging::bars() {
+            tracing::info!(
+                "request {}: {}/{} rows ({} duplicates, {} rejected)",
+                p.requests_done,
+                p.rows,
+                args.rows,
+                p.duplicates,
+                p.rejected
+            );
+        }
+    })?;
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string(&progress)?);
+    let report = emorg_data::validate_chat_jsonl(&args.out);
+    println!("{report}");
+    Ok(if report.has_errors() || progress.rows < args.rows {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

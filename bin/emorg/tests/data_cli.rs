@@ -227,3 +227,57 @@ fn generate_with_a_local_model_resumes_after_a_kill() {
         .collect();
     assert_eq!(users.len(), rows, "a user turn repeats");
 }
+
+/// `data generate --endpoint` against the real OpenAI-compatible server infra/test.sh starts
+/// (llama-cpp-python serving Qwen2.5-Coder-1.5B): valid rows, then a rerun resumes to a larger
+/// target without duplicates.
+#[test]
+fn generate_with_an_openai_compatible_endpoint_resumes() {
+    let (Ok(url), Ok(model)) = (
+        std::env::var("EMORG_TEST_OPENAI_URL"),
+        std::env::var("EMORG_TEST_OPENAI_MODEL"),
+    ) else {
+        eprintln!("skipped: EMORG_TEST_OPENAI_URL is not set (infra/test.sh starts the server)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("gen.jsonl");
+    let run = |rows: &str| {
+        emorg(&[
+            "data",
+            "generate",
+            "--task",
+            "data/generation/extreme_sports.toml",
+            "--out",
+            out.to_str().unwrap(),
+            "--rows",
+            rows,
+            "--endpoint",
+            &url,
+            "--api-model",
+            &model,
+            "--max-new-tokens",
+            "300",
+            "--max-requests",
+            "8",
+        ])
+    };
+    let (code, text) = run("2");
+    assert_eq!(code, 0, "{text}");
+    let first = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(first.lines().count(), 2, "{text}");
+    let (code, text) = run("4");
+    assert_eq!(code, 0, "{text}");
+    let after = std::fs::read_to_string(&out).unwrap();
+    assert!(after.starts_with(&first), "earlier rows changed");
+    assert_eq!(after.lines().count(), 4, "{text}");
+    assert!(text.contains("0 errors"), "{text}");
+    let users: std::collections::HashSet<String> = after
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["messages"][0]["content"].as_str().unwrap().to_lowercase()
+        })
+        .collect();
+    assert_eq!(users.len(), 4, "a user turn repeats");
+}
