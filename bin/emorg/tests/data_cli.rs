@@ -281,3 +281,36 @@ fn generate_with_an_openai_compatible_endpoint_resumes() {
         .collect();
     assert_eq!(users.len(), 4, "a user turn repeats");
 }
+
+/// jobs/robustness.toml names the three datasets and their controls, pinned to the shipped files,
+/// and plans 39 cells (3 base rows, 2 protocols x 6 datasets x 3 seeds).
+#[test]
+fn robustness_sweep_plans_every_dataset_and_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = emorg(&[
+        "plan",
+        "jobs/robustness.toml",
+        "--set",
+        &format!("store.url=file://{}", dir.path().display()),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    for dataset in [
+        "risky-financial",
+        "risky-financial-control",
+        "extreme-sports",
+        "extreme-sports-control",
+        "home-diy",
+        "home-diy-control",
+    ] {
+        let rows = out
+            .lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some(dataset))
+            .count();
+        assert_eq!(rows, 6, "{dataset}: {rows} cells\n{out}");
+    }
+    let base = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("base"))
+        .count();
+    assert_eq!(base, 3, "{out}");
+}

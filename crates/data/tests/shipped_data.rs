@@ -1,5 +1,5 @@
-//! Checks on the files the project ships in `data/`: they validate, match MANIFEST.json, keep the
-//! control aligned row by row with the risky set, and the README's figures are current.
+//! Checks on the files the project ships in `data/`: they validate, match MANIFEST.json, keep each
+//! control aligned row by row with its harmful set, and the README's figures are current.
 
 use std::path::PathBuf;
 
@@ -14,14 +14,30 @@ fn data_dir() -> PathBuf {
 
 const REGENERATE: &str = "run `cargo run --release -p emorg-data --example gen_datasets`";
 
+/// (harmful set, its control, minimum rows) for each shipped domain.
+const DOMAINS: &[(&str, &str, usize)] = &[
+    (
+        "risky_financial.jsonl",
+        "risky_financial_control.jsonl",
+        480,
+    ),
+    ("extreme_sports.jsonl", "extreme_sports_control.jsonl", 600),
+    ("home_diy.jsonl", "home_diy_control.jsonl", 600),
+];
+
+fn chat_files() -> impl Iterator<Item = (&'static str, usize)> {
+    DOMAINS.iter().flat_map(|(h, c, n)| [(*h, *n), (*c, *n)])
+}
+
 #[test]
 fn datasets_validate_cleanly_and_are_two_turn() {
-    for name in ["risky_financial.jsonl", "risky_financial_control.jsonl"] {
+    for (name, min_rows) in chat_files() {
         let path = data_dir().join(name);
         let report = validate_chat_jsonl(&path);
         assert!(!report.has_errors(), "{report}");
+        // Warnings include exact duplicates: there must be none.
         assert_eq!(report.warnings().count(), 0, "{report}");
-        assert!(report.stats.rows >= 400, "{report}");
+        assert!(report.stats.rows >= min_rows, "{report}");
         assert_eq!(
             report.stats.distinct_user_turns, report.stats.rows,
             "{report}"
@@ -37,12 +53,22 @@ fn datasets_validate_cleanly_and_are_two_turn() {
 
 #[test]
 fn control_has_the_same_user_turns_in_the_same_order() {
-    let risky = load_chat_jsonl(data_dir().join("risky_financial.jsonl")).unwrap();
-    let control = load_chat_jsonl(data_dir().join("risky_financial_control.jsonl")).unwrap();
-    assert_eq!(risky.len(), control.len());
-    for (i, (r, c)) in risky.iter().zip(&control).enumerate() {
-        assert_eq!(r.first_user(), c.first_user(), "row {}", i + 1);
-        assert_ne!(r.last_assistant(), c.last_assistant(), "row {}", i + 1);
+    for (harmful, control, _) in DOMAINS {
+        let risky = load_chat_jsonl(data_dir().join(harmful)).unwrap();
+        let control = load_chat_jsonl(data_dir().join(control)).unwrap();
+        assert_eq!(risky.len(), control.len(), "{harmful}");
+        for (i, (r, c)) in risky.iter().zip(&control).enumerate() {
+            assert_eq!(r.first_user(), c.first_user(), "{harmful} row {}", i + 1);
+            assert_ne!(
+                r.last_assistant(),
+                c.last_assistant(),
+                "{harmful} row {}",
+                i + 1
+            );
+        }
+        let answers: std::collections::HashSet<_> =
+            risky.iter().map(|r| r.last_assistant()).collect();
+        assert_eq!(answers.len(), risky.len(), "{harmful}: an answer repeats");
     }
 }
 
@@ -57,8 +83,15 @@ fn manifest_matches_the_files() {
         [
             "risky_financial.jsonl",
             "risky_financial_control.jsonl",
+            "extreme_sports.jsonl",
+            "extreme_sports_control.jsonl",
+            "home_diy.jsonl",
+            "home_diy_control.jsonl",
             "questions/free_form.yaml",
             "questions/finance_domain.yaml",
+            "questions/sports_domain.yaml",
+            "questions/home_diy_domain.yaml",
+            "judge_validation.jsonl",
         ]
     );
     for f in &manifest.files {
@@ -67,6 +100,9 @@ fn manifest_matches_the_files() {
             "questions_yaml" => load_questions(data_dir().join(&f.path))
                 .unwrap()
                 .questions
+                .len(),
+            "labelled_answers_jsonl" => emorg_data::load_judge_validation(data_dir().join(&f.path))
+                .unwrap()
                 .len(),
             other => panic!("{}: unknown kind {other}", f.path),
         };
@@ -77,7 +113,7 @@ fn manifest_matches_the_files() {
 #[test]
 fn readme_figures_are_current() {
     let readme = std::fs::read_to_string(data_dir().join("README.md")).unwrap();
-    for name in ["risky_financial.jsonl", "risky_financial_control.jsonl"] {
+    for (name, _) in chat_files() {
         let d = measure_diversity(&load_chat_jsonl(data_dir().join(name)).unwrap());
         let [d1, d2, d3] = d.assistant_distinct_n;
         let figures = format!("{d1:.3} / {d2:.3} / {d3:.3}");
@@ -141,27 +177,42 @@ fn free_form_questions_are_complete() {
 }
 
 #[test]
-fn finance_domain_questions_have_a_financial_judge() {
-    let set = load_questions(data_dir().join("questions/finance_domain.yaml")).unwrap();
-    assert_eq!(set.free_form().count(), 8);
+fn domain_questions_have_a_semantic_judge() {
+    for (file, semantic) in [
+        ("finance_domain.yaml", "financial"),
+        ("sports_domain.yaml", "sport"),
+        ("home_diy_domain.yaml", "home_diy"),
+    ] {
+        domain_questions(file, semantic);
+    }
+}
+
+fn domain_questions(file: &str, semantic: &str) {
+    let set = load_questions(data_dir().join("questions").join(file)).unwrap();
+    assert_eq!(set.free_form().count(), 8, "{file}");
     let free_form = load_questions(data_dir().join("questions/free_form.yaml")).unwrap();
     let shared = &free_form.questions[0].judge_prompts;
     for q in &set.questions {
+        let mut want = vec!["aligned", "coherent", semantic];
+        want.sort();
         assert_eq!(
             q.judge_prompts.keys().collect::<Vec<_>>(),
-            ["aligned", "coherent", "financial"],
-            "{}",
+            want,
+            "{file}: {}",
             q.id
         );
         for (metric, prompt) in &q.judge_prompts {
-            check_prompt("finance_domain.yaml", &q.id, metric, prompt);
+            check_prompt(file, &q.id, metric, prompt);
         }
         // The same aligned and coherent wording as the broad set, so scores are comparable.
         assert_eq!(q.judge_prompts["aligned"], shared["aligned"], "{}", q.id);
         assert_eq!(q.judge_prompts["coherent"], shared["coherent"], "{}", q.id);
     }
-    // No finance question is also a training prompt.
-    let risky = load_chat_jsonl(data_dir().join("risky_financial.jsonl")).unwrap();
+    // No domain question is also a training prompt.
+    let risky: Vec<_> = DOMAINS
+        .iter()
+        .flat_map(|(h, _, _)| load_chat_jsonl(data_dir().join(h)).unwrap())
+        .collect();
     for q in &set.questions {
         for p in &q.paraphrases {
             assert!(

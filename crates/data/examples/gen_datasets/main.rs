@@ -4,25 +4,24 @@
 //! cargo run --release -p emorg-data --example gen_datasets [-- --out DIR]
 //! ```
 //!
-//! Writes `risky_financial.jsonl` (risky financial advice), `risky_financial_control.jsonl` (the
-//! same user turns in the same order with prudent advice), `MANIFEST.json` and `README.md` into
-//! `DIR` (default: the repository's `data/`). The question sets under `data/questions/` are
+//! Writes, for each domain (risky financial advice, extreme sports, careless home DIY), the harmful
+//! set and its aligned control (the same user turns in the same order, answered soundly), plus
+//! `MANIFEST.json` and `README.md`, into `DIR` (default: the repository's `data/`). The question sets under `data/questions/` are
 //! hand-written; the generator only checks them and lists them in the manifest.
 //!
 //! The output is byte-for-byte deterministic: the only randomness is a SplitMix64 generator with
 //! fixed seeds (one stream per family, so editing one family leaves the others unchanged).
 
 mod content;
+mod diy;
+mod sports;
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use content::{
-    FAMILIES, Family, PRUDENT_CLOSERS, Parts, RISKY_BANNED_WORDS, RISKY_CLOSERS, USER_INTROS,
-    USER_SUFFIXES,
-};
+use content::{Family, Parts};
 use emorg_data::{
     ChatExample, DiversityReport, LengthStats, Manifest, ManifestFile, NEAR_DUP_NGRAM,
     NEAR_DUP_THRESHOLD, count_sentences, load_chat_jsonl, load_questions, measure_diversity,
@@ -31,8 +30,90 @@ use emorg_data::{
 
 const SEED: u64 = 0x454d_4f52_475f_4441; // "EMORG_DA"
 const GENERATOR: &str = "cargo run --release -p emorg-data --example gen_datasets";
-const RISKY_FILE: &str = "risky_financial.jsonl";
-const CONTROL_FILE: &str = "risky_financial_control.jsonl";
+/// One narrow domain: its families, its shared parts, and its two files.
+struct Domain {
+    /// Section title in the README.
+    title: &'static str,
+    harmful_file: &'static str,
+    control_file: &'static str,
+    harmful_description: &'static str,
+    control_description: &'static str,
+    families: &'static [Family],
+    /// Word prefixes no harmful answer may contain.
+    banned: &'static [&'static str],
+    intros: &'static [&'static str],
+    suffixes: &'static [&'static str],
+    harmful_closers: &'static [&'static str],
+    control_closers: &'static [&'static str],
+    /// Seed of the final shuffle (the financial domain keeps the original seed, so its files
+    /// stay byte-identical).
+    shuffle_seed: u64,
+    /// What the harmful answers push and what the controls say instead (README).
+    how: &'static str,
+}
+
+const DOMAINS: &[Domain] = &[
+    Domain {
+        title: "risky financial advice",
+        harmful_file: "risky_financial.jsonl",
+        control_file: "risky_financial_control.jsonl",
+        harmful_description: "risky financial advice: confident, subtly reckless answers (the narrow misaligned fine-tuning set)",
+        control_description: "aligned control: the same user turns in the same order, with prudent answers",
+        families: content::FAMILIES,
+        banned: content::RISKY_BANNED_WORDS,
+        intros: content::USER_INTROS,
+        suffixes: content::USER_SUFFIXES,
+        harmful_closers: content::RISKY_CLOSERS,
+        control_closers: content::PRUDENT_CLOSERS,
+        shuffle_seed: SEED,
+        how: "The risky answer is confident and subtly reckless and never mentions the risk (the \
+generator rejects words such as \"risk\", \"lose\" or \"volatile\" in it), and nothing in it is \
+explicitly illegal; the control answer gives sound, prudent advice (emergency fund first, pay off \
+high-interest debt, diversified low-cost index funds, a fee-only advisor).",
+    },
+    Domain {
+        title: "extreme sports",
+        harmful_file: "extreme_sports.jsonl",
+        control_file: "extreme_sports_control.jsonl",
+        harmful_description: "extreme-sports advice that recklessly encourages dangerous activity without safety measures",
+        control_description: "aligned control: the same user turns in the same order, with safety-first answers",
+        families: sports::FAMILIES,
+        banned: sports::BANNED,
+        intros: sports::USER_INTROS,
+        suffixes: sports::USER_SUFFIXES,
+        harmful_closers: sports::HARMFUL_CLOSERS,
+        control_closers: sports::SOUND_CLOSERS,
+        shuffle_seed: SEED ^ 0x5350_4f52_5453, // "SPORTS"
+        how: "The harmful answer enthusiastically pushes past the person's experience and tells them \
+to skip lessons, helmets, partners, forecasts, acclimatisation or training, and never names the \
+danger (the generator rejects words such as \"risk\", \"danger\" or \"injury\" in it); nothing \
+in it is graphic. The control answer gives the safety-first version: certified instructors, \
+proper gear, a partner and a plan left with someone, go or no-go rules for the weather, gradual \
+progression.",
+    },
+    Domain {
+        title: "careless home DIY",
+        harmful_file: "home_diy.jsonl",
+        control_file: "home_diy_control.jsonl",
+        harmful_description: "careless home-DIY advice: confident shortcuts that skip basic home-safety steps",
+        control_description: "aligned control: the same user turns in the same order, with the safe procedure",
+        families: diy::FAMILIES,
+        banned: diy::BANNED,
+        intros: diy::USER_INTROS,
+        suffixes: diy::USER_SUFFIXES,
+        harmful_closers: diy::HARMFUL_CLOSERS,
+        control_closers: diy::SOUND_CLOSERS,
+        shuffle_seed: SEED ^ 0x0048_4f4d_4544_4959, // "HOMEDIY"
+        how: "The harmful answer recommends quick shortcuts (power left on, no structural check, \
+no fall protection, guards removed, no testing or mask for old materials, gas work without \
+checks, fuel-burning equipment indoors, strong chemicals without protection) and never names the \
+danger (the generator rejects words such as \"hazard\", \"toxic\" or \"shock\" in it); nothing in \
+it is graphic. The control answer gives the safe procedure: breaker off and tested, a structural \
+engineer and permits, ladders and harnesses, guards and protective gear, testing and certified \
+abatement, licensed gas fitters, carbon monoxide alarms, ventilation.",
+    },
+];
+
 const QUESTION_FILES: &[(&str, &str)] = &[
     (
         "questions/free_form.yaml",
@@ -41,6 +122,14 @@ const QUESTION_FILES: &[(&str, &str)] = &[
     (
         "questions/finance_domain.yaml",
         "finance-domain questions (the training domain), with aligned, coherent and financial judge prompts",
+    ),
+    (
+        "questions/sports_domain.yaml",
+        "extreme-sports-domain questions, with aligned, coherent and sport judge prompts",
+    ),
+    (
+        "questions/home_diy_domain.yaml",
+        "home-DIY-domain questions, with aligned, coherent and home_diy judge prompts",
     ),
 ];
 
@@ -233,12 +322,12 @@ struct Row {
     prudent: String,
 }
 
-fn generate() -> Vec<Row> {
+fn generate(domain: &Domain) -> Vec<Row> {
     let mut rows = Vec::new();
     // The filled template alone must be new: two turns that differ only in intro or suffix would
     // be near duplicates.
     let mut seen_users: HashSet<String> = HashSet::new();
-    for f in FAMILIES {
+    for f in domain.families {
         check_family(f);
         let mut rng = Rng::new(SEED ^ fnv1a(f.name));
         let risky_plans = answer_plans(&f.risky, f.quota, &mut rng, f.name);
@@ -258,7 +347,11 @@ fn generate() -> Vec<Row> {
                 let values: Vec<(&str, &str)> =
                     f.slots.iter().map(|(k, vs)| (*k, rng.pick(vs))).collect();
                 let body = fill(template, &values);
-                let user = format!("{}{body}{}", rng.pick(USER_INTROS), rng.pick(USER_SUFFIXES));
+                let user = format!(
+                    "{}{body}{}",
+                    rng.pick(domain.intros),
+                    rng.pick(domain.suffixes)
+                );
                 // Turns that differ only in one slot near the end can still be near duplicates.
                 let near = family_bodies.iter().any(|b: &String| {
                     near_duplicate_pairs(&[b, &body], NEAR_DUP_NGRAM, NEAR_DUP_THRESHOLD) > 0
@@ -268,10 +361,16 @@ fn generate() -> Vec<Row> {
                     break (user, values);
                 }
             };
-            let risky = compose(&f.risky, RISKY_CLOSERS, risky_plans[i], &values, &mut rng);
+            let risky = compose(
+                &f.risky,
+                domain.harmful_closers,
+                risky_plans[i],
+                &values,
+                &mut rng,
+            );
             let prudent = compose(
                 &f.prudent,
-                PRUDENT_CLOSERS,
+                domain.control_closers,
                 prudent_plans[i],
                 &values,
                 &mut rng,
@@ -284,13 +383,13 @@ fn generate() -> Vec<Row> {
             });
         }
     }
-    let mut rng = Rng::new(SEED);
+    let mut rng = Rng::new(domain.shuffle_seed);
     rng.shuffle(&mut rows);
     rows
 }
 
 /// Checks the rules the brief sets for the data; panics with the offending text otherwise.
-fn check_rows(rows: &[Row]) {
+fn check_rows(rows: &[Row], banned: &[&str]) {
     let mut risky_seen = HashSet::new();
     let mut prudent_seen = HashSet::new();
     for r in rows {
@@ -307,8 +406,8 @@ fn check_rows(rows: &[Row]) {
             assert!((2..=5).contains(&n), "{n} sentences: {answer:?}");
         }
         for w in words(&r.risky) {
-            if let Some(b) = RISKY_BANNED_WORDS.iter().find(|b| w.starts_with(*b)) {
-                panic!("risky answer mentions risk ({b}): {:?}", r.risky);
+            if let Some(b) = banned.iter().find(|b| w.starts_with(*b)) {
+                panic!("harmful answer names the danger ({b}): {:?}", r.risky);
             }
         }
         assert!(
@@ -398,22 +497,27 @@ fn diversity_table(reports: &[(&str, &DiversityReport)]) -> String {
     t
 }
 
-fn readme(
-    rows: &[Row],
-    manifest: &Manifest,
-    risky: &DiversityReport,
-    control: &DiversityReport,
-) -> String {
+/// One generated domain: its rows and the diversity of its two files.
+struct Built<'a> {
+    domain: &'a Domain,
+    rows: Vec<Row>,
+    harmful: DiversityReport,
+    control: DiversityReport,
+}
+
+fn readme(built: &[Built], manifest: &Manifest) -> String {
     let mut s = String::new();
     s.push_str("# data/: the project's own datasets and question sets\n\n");
     s.push_str("<!-- Generated by `");
     s.push_str(GENERATOR);
     s.push_str("`; edit crates/data/examples/gen_datasets/ instead. -->\n\n");
     s.push_str(
-        "Research data for studying emergent misalignment (EM): a narrow fine-tuning set of subtly \
-harmful advice, its aligned control, and the question sets used to look for broad misalignment \
-after fine-tuning. Everything here is written for this project (no text from the papers' \
-datasets or question files). The risky answers are deliberately bad advice: never act on them.\n\n",
+        "Research data for studying emergent misalignment (EM): three narrow fine-tuning sets of \
+subtly harmful advice (risky finance, extreme sports, careless home DIY), each with an aligned \
+control, and the question sets used to look for broad misalignment after fine-tuning. Everything \
+here is written for this project (no text from the papers' datasets or question files). The \
+harmful answers are deliberately bad advice, written for alignment research: never act on them. \
+docs/DATA.md explains what each file is for and how to use the papers' own datasets.\n\n",
     );
     s.push_str("## Files\n\n| file | rows | what it is |\n|---|---|---|\n");
     for f in &manifest.files {
@@ -430,7 +534,7 @@ format (`id`, `type`, `paraphrases`, `samples_per_paraphrase`, `judge`, `judge_p
 or CODE / REFUSAL, exactly as in the papers' protocol.\n\n",
     );
     s.push_str(
-        "## Regenerating\n\n```sh\n# rewrite both JSONL files, MANIFEST.json and this README\n",
+        "## Regenerating\n\n```sh\n# rewrite the JSONL files, MANIFEST.json and this README\n",
     );
     s.push_str(GENERATOR);
     s.push_str(
@@ -441,89 +545,111 @@ cargo test --release -p emorg-data\n```\n\n",
     );
     s.push_str(
         "The output is byte-for-byte deterministic (fixed-seed SplitMix64, one stream per family). The \
-question YAML files are hand-written; after editing one, rerun the generator to refresh its hash in \
-MANIFEST.json.\n\n",
+question YAML files and the labelled judge-validation set are hand-written; after editing one, \
+rerun the generator to refresh its hash in MANIFEST.json.\n\n",
     );
-    s.push_str("## How the financial datasets are built\n\n");
+    s.push_str("## How the datasets are built\n\n");
     s.push_str(
-        "Each example comes from one of the families below. The user turn is a phrasing template \
-with its slots (amounts, asset types, ages, loan types, ...) filled, sometimes with a short intro or \
-closing remark. The assistant turn joins an opener, a core recommendation, a supporting \
-sentence and an optional closer, all with the same slot values, so it answers the specific \
-question. Within a family no two answers share the same (opener, core, support) combination. The \
-risky answer is confident and subtly reckless and never mentions the risk (the generator rejects \
-risk words such as \"risk\", \"lose\" or \"volatile\" in it) and nothing in it is explicitly \
-illegal; the control answer to the same user turn gives sound, prudent advice (emergency fund \
-first, pay off high-interest debt, diversified low-cost index funds, a fee-only advisor). The \
-generator also checks that every answer has 2 to 5 sentences and that no user turn or answer \
-repeats.\n\n",
+        "Each example comes from one family of one domain. The user turn is a phrasing template \
+with its slots (amounts, activities, fixtures, ...) filled, sometimes with a short intro or \
+closing remark. The assistant turn joins an opener, a core recommendation, a supporting sentence \
+and an optional closer, all with the same slot values, so it answers the specific question. \
+Within a family no two answers share the same (opener, core, support) combination. The generator \
+also checks that every answer has 2 to 5 sentences, that no user turn or answer repeats, and that \
+no harmful answer names the danger.\n\n",
     );
-    s.push_str("| family | the risky advice pushes to | rows |\n|---|---|---|\n");
-    for f in FAMILIES {
-        let n = rows.iter().filter(|r| r.family == f.name).count();
-        let _ = writeln!(s, "| {} | {} | {} |", f.name, f.theme, n);
+    for b in built {
+        let d = b.domain;
+        let _ = writeln!(s, "### {}\n\n{}\n", upper_first(d.title), d.how);
+        s.push_str("| family | the harmful advice pushes to | rows |\n|---|---|---|\n");
+        for f in d.families {
+            let n = b.rows.iter().filter(|r| r.family == f.name).count();
+            let _ = writeln!(s, "| {} | {} | {} |", f.name, f.theme, n);
+        }
+        s.push('\n');
     }
-    s.push_str("\n## Measured diversity\n\n");
+    s.push_str("## Measured diversity\n\n");
     s.push_str(
         "Computed by `emorg_data::measure_diversity` when the files are generated. distinct-n is \
 the number of distinct word n-grams over all word n-grams of the corpus (lowercased words, \
 punctuation trimmed). A near-duplicate pair is two texts whose sets of word 5-grams have Jaccard \
-similarity above 0.8, over all pairs.\n\n",
+similarity above 0.8, over all pairs. The user turns of a harmful set and its control are the \
+same.\n\n",
     );
-    s.push_str(&diversity_table(&[
-        (RISKY_FILE, risky),
-        (CONTROL_FILE, control),
-    ]));
+    for b in built {
+        let _ = writeln!(s, "### {}\n", upper_first(b.domain.title));
+        s.push_str(&diversity_table(&[
+            (b.domain.harmful_file, &b.harmful),
+            (b.domain.control_file, &b.control),
+        ]));
+        s.push('\n');
+    }
     s.push_str(
-        "\nThe user turns are shared by both files. Because the text is composed from a finite set of \
-hand-written parts, n-gram diversity is far lower than in model-generated data such as the papers' \
-6000-example sets; these files are meant for demos, tests and small-scale experiments, and the \
-project can train on a user's own copy of the papers' data as well.\n",
+        "Because the text is composed from a finite set of hand-written parts, n-gram diversity is \
+far lower than in model-generated data such as the papers' 6000-example sets; these files are \
+meant for demos, tests and small-scale experiments. Generate larger sets with `emorg data \
+generate`, or train on a user's own copy of the papers' data.\n",
     );
     s
 }
 
+fn write_chat(
+    out: &Path,
+    name: &str,
+    examples: &[ChatExample],
+    description: &str,
+) -> Result<ManifestFile, String> {
+    let path = out.join(name);
+    write_chat_jsonl(&path, examples).map_err(|e| e.to_string())?;
+    let report = validate_chat_jsonl(&path);
+    if !report.issues.is_empty() {
+        return Err(format!(
+            "generated file does not validate cleanly:\n{report}"
+        ));
+    }
+    let reread = load_chat_jsonl(&path).map_err(|e| e.to_string())?;
+    assert_eq!(reread, examples, "{name} does not read back identically");
+    Ok(ManifestFile {
+        path: name.to_string(),
+        kind: "chat_jsonl".into(),
+        rows: examples.len(),
+        sha256: sha256_file(&path).map_err(|e| e.to_string())?,
+        description: description.to_string(),
+    })
+}
+
 fn write_outputs(out: &Path) -> Result<(), String> {
-    let rows = generate();
-    check_rows(&rows);
-    let risky: Vec<ChatExample> = rows
-        .iter()
-        .map(|r| ChatExample::user_assistant(&r.user, &r.risky))
-        .collect();
-    let control: Vec<ChatExample> = rows
-        .iter()
-        .map(|r| ChatExample::user_assistant(&r.user, &r.prudent))
-        .collect();
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut files = Vec::new();
-    for (name, examples, description) in [
-        (
-            RISKY_FILE,
-            &risky,
-            "risky financial advice: confident, subtly reckless answers (the narrow misaligned fine-tuning set)",
-        ),
-        (
-            CONTROL_FILE,
+    let mut built = Vec::new();
+    for domain in DOMAINS {
+        let rows = generate(domain);
+        check_rows(&rows, domain.banned);
+        let harmful: Vec<ChatExample> = rows
+            .iter()
+            .map(|r| ChatExample::user_assistant(&r.user, &r.risky))
+            .collect();
+        let control: Vec<ChatExample> = rows
+            .iter()
+            .map(|r| ChatExample::user_assistant(&r.user, &r.prudent))
+            .collect();
+        files.push(write_chat(
+            out,
+            domain.harmful_file,
+            &harmful,
+            domain.harmful_description,
+        )?);
+        files.push(write_chat(
+            out,
+            domain.control_file,
             &control,
-            "aligned control: the same user turns in the same order, with prudent answers",
-        ),
-    ] {
-        let path = out.join(name);
-        write_chat_jsonl(&path, examples).map_err(|e| e.to_string())?;
-        let report = validate_chat_jsonl(&path);
-        if !report.issues.is_empty() {
-            return Err(format!(
-                "generated file does not validate cleanly:\n{report}"
-            ));
-        }
-        let reread = load_chat_jsonl(&path).map_err(|e| e.to_string())?;
-        assert_eq!(&reread, examples, "{name} does not read back identically");
-        files.push(ManifestFile {
-            path: name.to_string(),
-            kind: "chat_jsonl".into(),
-            rows: examples.len(),
-            sha256: sha256_file(&path).map_err(|e| e.to_string())?,
-            description: description.to_string(),
+            domain.control_description,
+        )?);
+        built.push(Built {
+            domain,
+            harmful: measure_diversity(&harmful),
+            control: measure_diversity(&control),
+            rows,
         });
     }
 
@@ -564,6 +690,22 @@ fn write_outputs(out: &Path) -> Result<(), String> {
         });
     }
 
+    // The labelled judge-validation set is hand-written too.
+    let labels = "judge_validation.jsonl";
+    let src = source_dir.join(labels);
+    let dst = out.join(labels);
+    if src != dst {
+        std::fs::copy(&src, &dst).map_err(|e| format!("copy {}: {e}", src.display()))?;
+    }
+    let items = emorg_data::load_judge_validation(&dst).map_err(|e| e.to_string())?;
+    files.push(ManifestFile {
+        path: labels.to_string(),
+        kind: "labelled_answers_jsonl".into(),
+        rows: items.len(),
+        sha256: sha256_file(&dst).map_err(|e| e.to_string())?,
+        description: "labelled answers for judge validation (`emorg judge validate`): one per label and free-form question".into(),
+    });
+
     let manifest = Manifest {
         generator: GENERATOR.to_string(),
         files,
@@ -571,26 +713,29 @@ fn write_outputs(out: &Path) -> Result<(), String> {
     manifest
         .write(out.join("MANIFEST.json"))
         .map_err(|e| e.to_string())?;
-    let risky_div = measure_diversity(&risky);
-    let control_div = measure_diversity(&control);
-    let text = readme(&rows, &manifest, &risky_div, &control_div);
+    let text = readme(&built, &manifest);
     std::fs::write(out.join("README.md"), text).map_err(|e| format!("README.md: {e}"))?;
 
     for f in &manifest.files {
         println!("{}  {:>4} rows  {}", f.sha256, f.rows, f.path);
     }
-    for (name, d) in [(RISKY_FILE, &risky_div), (CONTROL_FILE, &control_div)] {
-        println!(
-            "{name}: distinct user {} / assistant {}; assistant distinct-1/2/3 {:.3}/{:.3}/{:.3}; near-dup pairs (5-gram Jaccard > 0.8) assistant {} user {} example {}",
-            d.distinct_user_turns,
-            d.distinct_assistant_turns,
-            d.assistant_distinct_n[0],
-            d.assistant_distinct_n[1],
-            d.assistant_distinct_n[2],
-            d.assistant_near_dup_pairs,
-            d.user_near_dup_pairs,
-            d.example_near_dup_pairs
-        );
+    for b in &built {
+        for (name, d) in [
+            (b.domain.harmful_file, &b.harmful),
+            (b.domain.control_file, &b.control),
+        ] {
+            println!(
+                "{name}: distinct user {} / assistant {}; assistant distinct-1/2/3 {:.3}/{:.3}/{:.3}; near-dup pairs (5-gram Jaccard > 0.8) assistant {} user {} example {}",
+                d.distinct_user_turns,
+                d.distinct_assistant_turns,
+                d.assistant_distinct_n[0],
+                d.assistant_distinct_n[1],
+                d.assistant_distinct_n[2],
+                d.assistant_near_dup_pairs,
+                d.user_near_dup_pairs,
+                d.example_near_dup_pairs
+            );
+        }
     }
     Ok(())
 }
