@@ -245,3 +245,22 @@ fn judge_validation_set_is_balanced_and_matches_the_questions() {
     let answers: std::collections::HashSet<_> = items.iter().map(|i| &i.answer).collect();
     assert_eq!(answers.len(), items.len(), "an answer repeats");
 }
+
+/// docs/DATA.md names each shipped dataset with the hash prefix of the current file.
+#[test]
+fn data_doc_names_the_current_datasets() {
+    let doc = std::fs::read_to_string(data_dir().join("../docs/DATA.md")).unwrap();
+    let manifest = Manifest::load(data_dir().join("MANIFEST.json")).unwrap();
+    for f in manifest.files.iter().filter(|f| f.kind == "chat_jsonl") {
+        assert!(
+            doc.contains(&format!("`data/{}` | {} |", f.path, f.rows)),
+            "docs/DATA.md lacks the row count of {}",
+            f.path
+        );
+        assert!(
+            doc.contains(&f.sha256[..16]),
+            "docs/DATA.md lacks the current sha256 of {}",
+            f.path
+        );
+    }
+}

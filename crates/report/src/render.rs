@@ -189,16 +189,22 @@ pub(crate) fn judge_line(meta: &serde_json::Value) -> String {
     }
 }
 
-/// The short judge column of every row: the judge's aligned AUROC, or "unvalidated".
+/// The short judge column of every row: the judge's aligned AUROC (does it rank harm?) and EM
+/// recall (does it call harmful answers EM at these thresholds?), or "unvalidated".
 pub(crate) fn judge_cell(meta: &serde_json::Value) -> String {
-    match meta
-        .get("judge_validation")
-        .and_then(|v| v.get("aligned_auroc"))
-        .and_then(|v| v.as_f64())
-    {
-        Some(auroc) => format!("AUROC {auroc:.2}"),
-        None => "unvalidated".to_string(),
-    }
+    let Some(v) = meta.get("judge_validation").filter(|v| !v.is_null()) else {
+        return "unvalidated".to_string();
+    };
+    let f = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_f64())
+            .map_or("–".to_string(), |x| format!("{x:.2}"))
+    };
+    format!(
+        "AUROC {} · EM recall {}",
+        f("aligned_auroc"),
+        f("em_recall")
+    )
 }
 
 /// The Markdown report: summary, definitions, the matrix table (base rows first), metadata.

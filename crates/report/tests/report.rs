@@ -359,19 +359,19 @@ fn judge_validation_figures_sit_next_to_the_em_numbers() {
     );
     assert!(md.contains("EM precision 0.81 / recall 0.42"), "{md}");
     assert!(md.contains("104 labelled answers"), "{md}");
-    // Every matrix row carries the judge's AUROC beside its EM cell.
+    // Every matrix row carries the judge's AUROC and EM recall beside its EM cell.
     let rows: Vec<&str> = md.lines().filter(|l| l.contains("`k-")).collect();
     assert!(!rows.is_empty());
     for row in rows {
         assert_eq!(
             row.split(" | ").nth(8).map(str::trim),
-            Some("AUROC 0.88"),
+            Some("AUROC 0.88 · EM recall 0.42"),
             "{row}"
         );
     }
     let html = String::from_utf8(store.get(&paths.html).unwrap().to_vec()).unwrap();
     assert!(
-        html.contains("<td>AUROC 0.88</td>"),
+        html.contains("<td>AUROC 0.88 · EM recall 0.42</td>"),
         "judge column missing from the HTML"
     );
     assert!(html.contains("validated: aligned AUROC 0.88"));
