@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use emorg_spec::{Stage, explain_values, resolve};
+use emorg_spec::{Stage, explain_values};
 
 use crate::PlanArgs;
-use crate::record::{SweepRecord, load_sweep, open_store};
+use crate::record::{SweepRecord, load_and_resolve, open_store};
 use crate::resolver::LocalResolver;
 use crate::state::{StageState, cell_states};
 
@@ -38,8 +38,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 pub fn plan(args: &PlanArgs) -> Result<ExitCode> {
-    let sweep = load_sweep(&args.sweep, &[])?;
-    let cells = resolve(&sweep, &LocalResolver::from_env())?;
+    let (sweep, resolution) = load_and_resolve(&args.sweep, &[], &LocalResolver::from_env())?;
+    let cells = resolution.cells;
     let store = open_store(&sweep.file.store.url)?;
     let previous = if args.explain {
         SweepRecord::load(&store, &sweep.file.name)?

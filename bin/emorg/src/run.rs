@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use emorg_models::{CacheState, FetchOptions};
-use emorg_spec::{Axes, Cell, InputKind, Stage, resolve_full};
+use emorg_spec::{Axes, Cell, InputKind, Stage};
 use emorg_store::{DoneState, Store, layout};
 use indicatif::ProgressStyle;
 use tracing::{Span, error, info, warn};
@@ -30,7 +30,7 @@ use tracing_indicatif::span_ext::IndicatifSpanExt;
 
 use crate::RunArgs;
 use crate::logging;
-use crate::record::{SweepRecord, load_sweep, open_store};
+use crate::record::{SweepRecord, load_and_resolve, open_store};
 use crate::resolver::LocalResolver;
 use crate::state::{StageState, stage_state};
 
@@ -431,9 +431,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if let Some(t) = args.threads {
         extra.push(format!("executor.threads_per_job={t}"));
     }
-    let sweep = load_sweep(&args.sweep, &extra)?;
     let resolver = LocalResolver::from_env();
-    let resolution = resolve_full(&sweep, &resolver)?;
+    let (sweep, resolution) = load_and_resolve(&args.sweep, &extra, &resolver)?;
     let cells = resolution.cells;
     let worker = worker_path()?;
 

@@ -106,6 +106,28 @@ fn token_lengths_count_truncated_rows_by_line() {
     );
 }
 
+/// The quickstart with the papers' bad-medical-advice added as dataset `medical`, no path given,
+/// and `matrix.dataset` set to `datasets`; written into `dir`.
+fn quickstart_with_papers_dataset(dir: &Path, datasets: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("jobs/quickstart.toml"))
+        .unwrap()
+        .replace(
+            "[datasets.risky-financial]",
+            "[datasets.medical]\npaper = \"bad-medical-advice\"\n\n[datasets.risky-financial]",
+        )
+        .replace(
+            "dataset = [\"risky-financial\"]",
+            &format!("dataset = {datasets}"),
+        );
+    assert!(
+        text.contains("\"medical\"]"),
+        "the quickstart's matrix changed shape"
+    );
+    let path = dir.join("papers.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn papers_datasets_are_listed_and_never_assumed() {
     let (code, out) = emorg(&["data", "papers"]);
@@ -122,22 +144,7 @@ fn papers_datasets_are_listed_and_never_assumed() {
 
     // A sweep naming one without a path: plan fails and says how to supply it.
     let dir = tempfile::tempdir().unwrap();
-    let sweep = dir.path().join("papers.toml");
-    let text = std::fs::read_to_string(repo().join("jobs/quickstart.toml"))
-        .unwrap()
-        .replace(
-            "[datasets.risky-financial]",
-            "[datasets.medical]\npaper = \"bad-medical-advice\"\n\n[datasets.risky-financial]",
-        )
-        .replace(
-            "dataset = [\"risky-financial\"]",
-            "dataset = [\"risky-financial\", \"medical\"]",
-        );
-    assert!(
-        text.contains("\"medical\"]"),
-        "the quickstart's matrix changed shape"
-    );
-    std::fs::write(&sweep, text).unwrap();
+    let sweep = quickstart_with_papers_dataset(dir.path(), "[\"risky-financial\", \"medical\"]");
     let (code, out) = emorg(&[
         "plan",
         sweep.to_str().unwrap(),
@@ -313,4 +320,53 @@ fn robustness_sweep_plans_every_dataset_and_control() {
         .filter(|l| l.split_whitespace().nth(1) == Some("base"))
         .count();
     assert_eq!(base, 3, "{out}");
+}
+
+/// On a terminal, a papers' dataset named without a path makes emorg ask for the user's copy,
+/// which is then verified against the published hash like any pinned file. The terminal is
+/// util-linux `script` (skipped where it is missing).
+#[test]
+fn a_terminal_user_is_asked_for_a_papers_dataset_and_the_copy_is_verified() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` command to provide a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = quickstart_with_papers_dataset(dir.path(), "[\"medical\"]");
+    // A stand-in "copy" that is not the published file.
+    let copy = dir.path().join("bad_medical_advice.jsonl");
+    std::fs::copy(repo().join("data/home_diy.jsonl"), &copy).unwrap();
+    let cmd = format!(
+        "{EMORG} plan {} --set store.url=file://{}",
+        sweep.display(),
+        dir.path().join("store").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", copy.display()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Path to your unlocked copy"), "{text}");
+    assert!(
+        text.contains("sha256 mismatch for dataset `medical`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("34c5af4ccaf8b5eb9f3f11ecd0c36c3d67f236a5c41fc420b0e14d8adf01a842"),
+        "{text}"
+    );
+    // The copy's contents are never printed.
+    let first_row = std::fs::read_to_string(&copy).unwrap();
+    let first_answer = first_row.lines().next().unwrap();
+    assert!(!text.contains(&first_answer[30..80]), "{text}");
 }

@@ -865,8 +865,10 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
 
     // Datasets in use.
     let mut datasets: BTreeMap<&str, DatasetRef> = BTreeMap::new();
+    // Each dataset is checked once, however many cells use it (one diagnostic per problem).
+    let mut checked: std::collections::BTreeSet<&str> = Default::default();
     for a in &axes {
-        if a.dataset == "-" || datasets.contains_key(a.dataset.as_str()) {
+        if a.dataset == "-" || !checked.insert(a.dataset.as_str()) {
             continue;
         }
         let Some(def) = f.datasets.get(&a.dataset) else {

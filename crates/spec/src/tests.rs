@@ -943,3 +943,15 @@ fn the_api_key_never_reaches_the_cell_or_a_message() {
         "{e}"
     );
 }
+
+#[test]
+fn a_dataset_problem_is_reported_once_however_many_cells_use_it() {
+    let text = GOOD.replace("data/medical.jsonl", "data/nope.jsonl");
+    let e = err(&text);
+    let n = e
+        .diagnostics
+        .iter()
+        .filter(|d| d.key.as_deref() == Some("datasets.medical.path"))
+        .count();
+    assert_eq!(n, 1, "{e}");
+}
