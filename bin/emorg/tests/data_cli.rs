@@ -189,7 +189,11 @@ fn generate_with_a_local_model_resumes_after_a_kill() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("worker exited early: {status}");
         }
-        assert!(t0.elapsed().as_secs() < 120, "no request finished in 120 s");
+        // A hang guard, not a speed target.
+        assert!(
+            t0.elapsed().as_secs() < 900,
+            "no request finished in 15 minutes"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     child.kill().unwrap();
