@@ -4,6 +4,7 @@
 mod bench;
 mod context;
 mod generate_data;
+mod inspect;
 mod judge_stage;
 mod judge_validate;
 mod sample_stage;
@@ -57,6 +58,10 @@ enum Command {
     GenerateData(generate_data::GenerateDataArgs),
     /// Score a labelled set with a judge and store its validation figures (`emorg judge validate`).
     JudgeValidate(judge_validate::JudgeValidateArgs),
+    /// Token ids and pieces of a text or chat under a model's tokenizer (JSON), for parity checks.
+    Tokenize(inspect::InputArgs),
+    /// Logits of a text or chat (last position or all; JSON or .npy), optionally with an adapter.
+    Logits(inspect::LogitsArgs),
 }
 
 /// Exit code of a tool subcommand (not a stage): errors on stderr, 1.
@@ -94,6 +99,8 @@ fn main() -> ExitCode {
         Command::TokenStats(a) => return tool_exit(token_stats::main(a)),
         Command::GenerateData(a) => return tool_exit(generate_data::main(a)),
         Command::JudgeValidate(a) => return tool_exit(judge_validate::main(a)),
+        Command::Tokenize(a) => return tool_exit(inspect::tokenize(a)),
+        Command::Logits(a) => return tool_exit(inspect::logits(a)),
         Command::Train(a) => (emorg_spec::Stage::Train, a),
         Command::Sample(a) => (emorg_spec::Stage::Sample, a),
         Command::Judge(a) => (emorg_spec::Stage::Judge, a),

@@ -77,6 +77,68 @@ pub struct LoraConfig {
 }
 
 impl LoraConfig {
+    /// The config of a PEFT `adapter_config.json` for a model with `n_layers` layers:
+    /// `r`, `lora_alpha`, `use_rslora`, `target_modules` and `layers_to_transform` (absent: every
+    /// layer). Anything emorg cannot apply (DoRA, biases, other modules) is an error.
+    pub fn from_peft_config(config: &serde_json::Value, n_layers: usize) -> Result<LoraConfig> {
+        let bad = |m: String| LmError::Lora(format!("adapter_config.json: {m}"));
+        let rank = config["r"]
+            .as_u64()
+            .ok_or_else(|| bad("`r` is missing or not an integer".into()))?
+            as usize;
+        let alpha = config["lora_alpha"]
+            .as_f64()
+            .ok_or_else(|| bad("`lora_alpha` is missing or not a number".into()))?;
+        let rslora = config["use_rslora"].as_bool().unwrap_or(false);
+        if config["use_dora"].as_bool() == Some(true) {
+            return Err(bad(
+                "DoRA adapters (`use_dora: true`) are not supported".into()
+            ));
+        }
+        if let Some(bias) = config["bias"].as_str()
+            && bias != "none"
+        {
+            return Err(bad(format!(
+                "bias `{bias}` is not supported (only \"none\")"
+            )));
+        }
+        let modules = config["target_modules"]
+            .as_array()
+            .ok_or_else(|| bad("`target_modules` is missing or not a list".into()))?
+            .iter()
+            .map(|m| {
+                m.as_str()
+                    .ok_or_else(|| bad(format!("target module {m} is not a string")))
+                    .and_then(Module::parse)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let layers: Vec<usize> = match &config["layers_to_transform"] {
+            serde_json::Value::Null => (0..n_layers).collect(),
+            serde_json::Value::Number(n) => vec![n.as_u64().unwrap_or(u64::MAX) as usize],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .map(|v| v.as_u64().map(|x| x as usize))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad("`layers_to_transform` holds a non-integer".into()))?,
+            other => return Err(bad(format!("`layers_to_transform` is {other}"))),
+        };
+        if let Some(l) = layers.iter().find(|l| **l >= n_layers) {
+            return Err(bad(format!(
+                "layer {l} is out of range for a model with {n_layers} layers"
+            )));
+        }
+        let targets = layers
+            .iter()
+            .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
+            .collect();
+        Ok(LoraConfig {
+            rank,
+            alpha,
+            rslora,
+            targets,
+        })
+    }
+
     pub fn scale(&self) -> f64 {
         if self.rslora {
             self.alpha / (self.rank as f64).sqrt()
@@ -304,5 +366,53 @@ impl LoraLinear {
             y = (y + (up * ad.factor)?)?;
         }
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peft_configs_are_read_or_refused_with_the_reason() {
+        let cfg = serde_json::json!({
+            "r": 8, "lora_alpha": 16, "use_rslora": true,
+            "target_modules": ["q_proj", "down_proj"], "layers_to_transform": [2, 5],
+        });
+        let c = LoraConfig::from_peft_config(&cfg, 30).unwrap();
+        assert_eq!((c.rank, c.alpha, c.rslora), (8, 16.0, true));
+        assert_eq!(c.targets.len(), 4);
+        assert!(c.targets.contains(&(5, Module::DownProj)));
+        // Every layer when layers_to_transform is absent.
+        let mut all = cfg.clone();
+        all.as_object_mut().unwrap().remove("layers_to_transform");
+        assert_eq!(
+            LoraConfig::from_peft_config(&all, 30)
+                .unwrap()
+                .targets
+                .len(),
+            60
+        );
+        for (patch, want) in [
+            (serde_json::json!({"use_dora": true}), "DoRA"),
+            (
+                serde_json::json!({"layers_to_transform": [30]}),
+                "out of range",
+            ),
+            (
+                serde_json::json!({"target_modules": ["lm_head"]}),
+                "lm_head",
+            ),
+            (serde_json::json!({"bias": "all"}), "bias"),
+        ] {
+            let mut c = cfg.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            let e = LoraConfig::from_peft_config(&c, 30)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 }
