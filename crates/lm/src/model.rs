@@ -119,6 +119,10 @@ struct Block {
     gate: LoraLinear,
     up: LoraLinear,
     down: LoraLinear,
+    /// Per-head norms of q and k (gemma3).
+    qk_norms: Option<(Tensor, Tensor)>,
+    /// Norms of the attention and MLP outputs (gemma3).
+    post_norms: Option<(Tensor, Tensor)>,
 }
 
 impl Block {
@@ -143,6 +147,9 @@ pub struct Decoder {
     norm: Tensor,
     cos: Tensor,
     sin: Tensor,
+    /// Rope tables of the sliding-window layers (gemma3: their own base).
+    cos_local: Tensor,
+    sin_local: Tensor,
     device: Device,
 }
 
@@ -190,10 +197,29 @@ impl Decoder {
                 gate: lin("ffn_gate", None)?,
                 up: lin("ffn_up", None)?,
                 down: lin("ffn_down", None)?,
+                qk_norms: if cfg.qk_norm {
+                    Some((
+                        file.dense(&name("attn_q_norm.weight"), device)?,
+                        file.dense(&name("attn_k_norm.weight"), device)?,
+                    ))
+                } else {
+                    None
+                },
+                post_norms: if cfg.post_norms {
+                    Some((
+                        file.dense(&name("post_attention_norm.weight"), device)?,
+                        file.dense(&name("post_ffw_norm.weight"), device)?,
+                    ))
+                } else {
+                    None
+                },
             });
         }
         let norm = file.dense("output_norm.weight", device)?;
-        let (cos, sin) = rope_tables(&cfg, cfg.context_length.min(8192), device)?;
+        let max_pos = cfg.context_length.min(8192);
+        let (cos, sin) = rope_tables(cfg.rope_base, cfg.head_dim, max_pos, device)?;
+        let (cos_local, sin_local) =
+            rope_tables(cfg.rope_base_local, cfg.head_dim, max_pos, device)?;
         Ok(Decoder {
             cfg,
             embed,
@@ -202,6 +228,8 @@ impl Decoder {
             norm,
             cos,
             sin,
+            cos_local,
+            sin_local,
             device: device.clone(),
         })
     }
@@ -242,25 +270,54 @@ impl Decoder {
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, self.cfg.d_model))?;
+        if let Some(scale) = self.cfg.embed_scale {
+            x = (x * scale)?;
+        }
         let cos = self.cos.narrow(0, offset, t)?;
         let sin = self.sin.narrow(0, offset, t)?;
+        let cos_local = self.cos_local.narrow(0, offset, t)?;
+        let sin_local = self.sin_local.narrow(0, offset, t)?;
         let mask = if t > 1 {
-            Some(causal_mask(t, offset, &self.device)?)
+            Some(causal_mask(t, offset, None, &self.device)?)
         } else {
             None
         };
+        // Local layers need a mask as soon as the window no longer covers every key.
+        let local_mask = match self.cfg.sliding_window {
+            Some(w) if offset + t > w => Some(causal_mask(t, offset, Some(w), &self.device)?),
+            _ => mask.clone(),
+        };
+        let eps = self.cfg.rms_eps;
         for (l, block) in self.blocks.iter().enumerate() {
             let past = cache.as_mut().and_then(|c| c.layers[l].take());
-            let h = rms_norm(&x, &block.attn_norm, self.cfg.rms_eps, ops)?;
-            let (attn, kv) = self.attention(block, &h, &cos, &sin, mask.as_ref(), past, ops)?;
+            let local = self.cfg.is_local_layer(l);
+            let (cos, sin, mask) = if local {
+                (&cos_local, &sin_local, local_mask.as_ref())
+            } else {
+                (&cos, &sin, mask.as_ref())
+            };
+            let h = rms_norm(&x, &block.attn_norm, eps, ops)?;
+            let (attn, kv) = self.attention(block, &h, cos, sin, mask, past, ops)?;
             if let Some(c) = cache.as_mut() {
                 c.layers[l] = Some(kv);
             }
+            let attn = match &block.post_norms {
+                Some((post_attn, _)) => rms_norm(&attn, post_attn, eps, ops)?,
+                None => attn,
+            };
             x = (x + attn)?;
-            let h = rms_norm(&x, &block.ffn_norm, self.cfg.rms_eps, ops)?;
-            let mlp = block
-                .down
-                .forward(&(block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?)?;
+            let h = rms_norm(&x, &block.ffn_norm, eps, ops)?;
+            let gate = block.gate.forward(&h)?;
+            let gate = if self.cfg.gelu_mlp {
+                gate.gelu()?
+            } else {
+                gate.silu()?
+            };
+            let mlp = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
+            let mlp = match &block.post_norms {
+                Some((_, post_ffn)) => rms_norm(&mlp, post_ffn, eps, ops)?,
+                None => mlp,
+            };
             x = (x + mlp)?;
         }
         if let Some(c) = cache {
@@ -290,8 +347,19 @@ impl Decoder {
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             Ok(y.reshape((b, t, n, hd))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = rope(&heads(block.q.forward(x)?, nh)?, cos, sin, ops)?;
-        let k = rope(&heads(block.k.forward(x)?, nkv)?, cos, sin, ops)?;
+        let (q, k) = (
+            heads(block.q.forward(x)?, nh)?,
+            heads(block.k.forward(x)?, nkv)?,
+        );
+        let (q, k) = match &block.qk_norms {
+            Some((qn, kn)) => (
+                rms_norm(&q, qn, self.cfg.rms_eps, ops)?,
+                rms_norm(&k, kn, self.cfg.rms_eps, ops)?,
+            ),
+            None => (q, k),
+        };
+        let q = rope(&q, cos, sin, ops)?;
+        let k = rope(&k, cos, sin, ops)?;
         let v = heads(block.v.forward(x)?, nkv)?;
         let (k, v) = match past {
             Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
@@ -343,10 +411,15 @@ fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
         .reshape((b, nkv * n_rep, t, hd))?)
 }
 
-fn rope_tables(cfg: &ModelConfig, max_pos: usize, device: &Device) -> Result<(Tensor, Tensor)> {
-    let half = cfg.head_dim / 2;
+fn rope_tables(
+    base: f64,
+    head_dim: usize,
+    max_pos: usize,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let half = head_dim / 2;
     let inv: Vec<f32> = (0..half)
-        .map(|i| 1.0 / (cfg.rope_base as f32).powf(2.0 * i as f32 / cfg.head_dim as f32))
+        .map(|i| 1.0 / (base as f32).powf(2.0 * i as f32 / head_dim as f32))
         .collect();
     let inv = Tensor::from_vec(inv, (1, half), device)?;
     let pos = Tensor::arange(0u32, max_pos as u32, device)?
@@ -356,13 +429,16 @@ fn rope_tables(cfg: &ModelConfig, max_pos: usize, device: &Device) -> Result<(Te
     Ok((freqs.cos()?, freqs.sin()?))
 }
 
-/// (t, offset + t) additive mask: query i sees keys 0..=offset+i.
-fn causal_mask(t: usize, offset: usize, device: &Device) -> Result<Tensor> {
+/// (t, offset + t) additive mask: query i sees keys 0..=offset+i, and with a sliding `window`
+/// only the keys at most `window` positions back (HF Gemma 3 and llama.cpp's convention).
+fn causal_mask(t: usize, offset: usize, window: Option<usize>, device: &Device) -> Result<Tensor> {
     let total = offset + t;
     let m: Vec<f32> = (0..t)
         .flat_map(|i| {
+            let pos = offset + i;
             (0..total).map(move |j| {
-                if j <= offset + i {
+                let in_window = window.is_none_or(|w| j + w > pos);
+                if j <= pos && in_window {
                     0.0
                 } else {
                     f32::NEG_INFINITY
