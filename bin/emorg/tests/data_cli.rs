@@ -4,36 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const EMORG: &str = env!("CARGO_BIN_EXE_emorg");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn emorg(args: &[&str]) -> (i32, String) {
-    let out = Command::new(EMORG)
-        .args(args)
-        .current_dir(repo())
-        .env(
-            "EMORG_WORKER",
-            Path::new(EMORG).with_file_name("emorg-worker"),
-        )
-        .output()
-        .expect("run emorg");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
+mod common;
+use common::{EMORG, emorg, models_dir, repo};
 
 fn smollm2_cached() -> bool {
-    let dir = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
-        });
+    let dir = models_dir();
     let ok = dir.join("smollm2-135m-instruct.gguf").exists();
     if !ok {
         eprintln!("skipped: smollm2-135m-instruct is not in {}", dir.display());
@@ -166,11 +141,7 @@ fn generate_with_a_local_model_resumes_after_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("gen.jsonl");
     let progress = dir.path().join("gen.jsonl.progress.json");
-    let models = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
-        });
+    let models = models_dir();
     let worker = Path::new(EMORG).with_file_name("emorg-worker");
     let mut child = Command::new(&worker)
         .args(["generate-data", "--model"])

@@ -4,31 +4,9 @@
 //! infra/test.sh has started it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const EMORG: &str = env!("CARGO_BIN_EXE_emorg");
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn emorg(args: &[&str]) -> (i32, String) {
-    let out = Command::new(EMORG)
-        .args(args)
-        .current_dir(repo())
-        .env(
-            "EMORG_WORKER",
-            Path::new(EMORG).with_file_name("emorg-worker"),
-        )
-        .output()
-        .expect("run emorg");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
+mod common;
+use common::{emorg, models_dir, repo};
 
 /// The AUROC of `metric` in the printed table.
 fn auroc(out: &str, metric: &str) -> f64 {
@@ -70,14 +48,6 @@ fn few_labels(dir: &Path) -> PathBuf {
     let path = dir.join("few.jsonl");
     std::fs::write(&path, rows.join("\n") + "\n").unwrap();
     path
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
-        })
 }
 
 #[test]

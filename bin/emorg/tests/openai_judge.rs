@@ -12,7 +12,7 @@ use std::process::Command;
 const EMORG: &str = env!("CARGO_BIN_EXE_emorg");
 /// Stands in for a real key: the server ignores it, the test looks for it in every stored byte.
 const KEY: &str = "sk-emorg-test-0123456789abcdef";
-const KEY_VAR: &str = "EMORG_TEST_JUDGE_API_KEY";
+const KEY_VAR: &str = "EMORG_SENTINEL_JUDGE_API_KEY";
 
 fn worker() -> PathBuf {
     Path::new(EMORG).with_file_name("emorg-worker")
