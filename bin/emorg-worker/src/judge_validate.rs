@@ -7,7 +7,7 @@ use crate::judge_stage::{Group, judge_groups};
 use anyhow::{Context as _, Result};
 use emorg_data::LabelledAnswer;
 use emorg_judge::validate::{JudgedItem, ValidationReport};
-use emorg_spec::JudgeSpec;
+use emorg_spec::JudgeRecord;
 use emorg_store::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
 use emorg_store::{Store, layout};
@@ -28,12 +28,6 @@ pub struct JudgeValidateArgs {
     /// CPU threads for the math.
     #[arg(long, env = "EMORG_THREADS")]
     pub threads: Option<usize>,
-}
-
-#[derive(serde::Deserialize)]
-struct JudgeRecord {
-    judge: JudgeSpec,
-    questions_sha256: String,
 }
 
 /// The metrics validation scores (the labels say what each should find).

@@ -16,20 +16,13 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context as _, Result, bail};
 use emorg_judge::validate::{self, Calibration};
-use emorg_spec::{judge_id, resolve_full};
+use emorg_spec::JudgeRecord;
 use emorg_store::layout;
 use tracing::info;
 
 use crate::JudgeValidateArgs;
-use crate::record::{load_sweep, open_store};
+use crate::record::{load_and_resolve, open_store};
 use crate::resolver::LocalResolver;
-
-/// The record at `judges/<id>/judge.json`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct JudgeRecord {
-    pub judge: emorg_spec::JudgeSpec,
-    pub questions_sha256: String,
-}
 
 pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
     let labels_path = args
@@ -57,15 +50,15 @@ pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
         .sweep
         .as_ref()
         .context("give a sweep file (its [judge] is validated), or --judge oracle|random")?;
-    let sweep = load_sweep(
+    let resolver = LocalResolver::from_env();
+    let (sweep, resolution) = load_and_resolve(
         &crate::SweepArgs {
             file: sweep_args.clone(),
             set: args.set.clone(),
         },
         &[],
+        &resolver,
     )?;
-    let resolver = LocalResolver::from_env();
-    let resolution = resolve_full(&sweep, &resolver)?;
     let cell = resolution
         .cells
         .first()
@@ -106,7 +99,11 @@ pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
         }
     }
 
-    let id = judge_id(&judge, &questions_sha);
+    let record = JudgeRecord {
+        judge: judge.clone(),
+        questions_sha256: questions_sha.clone(),
+    };
+    let id = record.id();
     let labels_sha = emorg_data::sha256_file(&labels_path)?;
     let store = open_store(&sweep.file.store.url)?;
     let report_key = layout::judge_validation(&id, &labels_sha, "report.md");
@@ -123,13 +120,7 @@ pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
         if !store.exists(&layout::questions(&questions_sha))? {
             store.put_file(&layout::questions(&questions_sha), &questions_path)?;
         }
-        store.put_json(
-            &layout::judge_spec(&id),
-            &JudgeRecord {
-                judge: judge.clone(),
-                questions_sha256: questions_sha.clone(),
-            },
-        )?;
+        store.put_json(&layout::judge_spec(&id), &record)?;
         if let Some(model) = judge.local_model() {
             crate::run::ensure_models(&resolver, [model.name.as_str()])?;
         }

@@ -296,6 +296,22 @@ impl Cell {
     }
 }
 
+/// A judge as validation sees it, stored at `judges/<judge_id>/judge.json` by `emorg judge
+/// validate` and read by the worker: the judge spec and the question file its prompts come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeRecord {
+    pub judge: JudgeSpec,
+    pub questions_sha256: String,
+}
+
+impl JudgeRecord {
+    /// [`judge_id`] of this record.
+    pub fn id(&self) -> String {
+        judge_id(&self.judge, &self.questions_sha256)
+    }
+}
+
 /// The identity of a judge for validation: its spec, the question file its judge prompts come
 /// from, and the worker version. Judge validation results live under `judges/<judge_id>/`, so a
 /// report finds the figures of exactly the judge that scored its cells.

@@ -19,8 +19,9 @@ pub mod schema;
 mod suggest;
 
 pub use cell::{
-    Axes, Cell, DatasetRef, EvalSpec, JudgeBackend, JudgeSpec, LoraSpec, ModelRef, OpenAiJudgeSpec,
-    Protocol, ProtocolKind, Stage, TrainSpec, WORKER_VERSION, derive_seed, judge_id,
+    Axes, Cell, DatasetRef, EvalSpec, JudgeBackend, JudgeRecord, JudgeSpec, LoraSpec, ModelRef,
+    OpenAiJudgeSpec, Protocol, ProtocolKind, Stage, TrainSpec, WORKER_VERSION, derive_seed,
+    judge_id,
 };
 pub use error::{Diagnostic, Location, SpecError};
 pub use explain::{explain, explain_values};
