@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{EMORG, emorg, models_dir, repo};
+use common::{EMORG, emorg, models_dir, openai_server, repo};
 
 fn smollm2_cached() -> bool {
     let dir = models_dir();
@@ -215,11 +215,7 @@ fn generate_with_a_local_model_resumes_after_a_kill() {
 /// target without duplicates.
 #[test]
 fn generate_with_an_openai_compatible_endpoint_resumes() {
-    let (Ok(url), Ok(model)) = (
-        std::env::var("EMORG_TEST_OPENAI_URL"),
-        std::env::var("EMORG_TEST_OPENAI_MODEL"),
-    ) else {
-        eprintln!("skipped: EMORG_TEST_OPENAI_URL is not set (infra/test.sh starts the server)");
+    let Some((url, model)) = openai_server() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

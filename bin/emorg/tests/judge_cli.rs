@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{emorg, models_dir, repo};
+use common::{emorg, models_dir, openai_server, repo};
 
 /// The AUROC of `metric` in the printed table.
 fn auroc(out: &str, metric: &str) -> f64 {
@@ -135,11 +135,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn openai_judge_validation_uses_the_endpoint() {
-    let (Ok(url), Ok(model)) = (
-        std::env::var("EMORG_TEST_OPENAI_URL"),
-        std::env::var("EMORG_TEST_OPENAI_MODEL"),
-    ) else {
-        eprintln!("skipped: EMORG_TEST_OPENAI_URL is not set (infra/test.sh starts the server)");
+    let Some((url, model)) = openai_server() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

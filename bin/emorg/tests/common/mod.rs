@@ -42,3 +42,20 @@ pub fn emorg(args: &[&str]) -> (i32, String) {
     );
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// The OpenAI-compatible test server (URL, model) that infra/test.sh starts, or `None` with the
+/// skip reason printed.
+pub fn openai_server() -> Option<(String, String)> {
+    match (
+        std::env::var("EMORG_TEST_OPENAI_URL"),
+        std::env::var("EMORG_TEST_OPENAI_MODEL"),
+    ) {
+        (Ok(url), Ok(model)) => Some((url, model)),
+        _ => {
+            eprintln!(
+                "skipped: EMORG_TEST_OPENAI_URL is not set (infra/test.sh starts the server)"
+            );
+            None
+        }
+    }
+}
