@@ -25,8 +25,32 @@ impl Message {
     }
 }
 
-/// ChatML, used when a GGUF carries no template (llama/qwen2 base models).
+/// ChatML: the default for qwen2, and for llama-family base models whose vocab has no Llama-3
+/// header tokens.
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Gemma's turn format, for gemma base models (which carry no template): the assistant's role is
+/// `model`, and Gemma has no system role, so a system message opens the next user turn, followed by
+/// a blank line. BOS is part of the text, as in Gemma's instruct template.
+const GEMMA_TURNS: &str = "{{ bos_token }}{% set ns = namespace(system='') %}{% for message in messages %}{% if message['role'] == 'system' %}{% set ns.system = ns.system + message['content'] + '\n\n' %}{% else %}{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' + ns.system + message['content'] + '<end_of_turn>\n' }}{% set ns.system = '' %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}";
+
+/// Llama-3's header format, for llama-family base models whose vocab has `<|start_header_id|>`.
+const LLAMA3_HEADERS: &str = "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}";
+
+/// The template a model without its own gets: its family's turn format.
+pub fn family_default_template(
+    architecture: &str,
+    tokenizer: &crate::GgufTokenizer,
+) -> &'static str {
+    let has = |token: &str| tokenizer.inner.token_to_id(token).is_some();
+    if architecture.starts_with("gemma") || (architecture != "qwen2" && has("<start_of_turn>")) {
+        GEMMA_TURNS
+    } else if architecture == "llama" && has("<|start_header_id|>") {
+        LLAMA3_HEADERS
+    } else {
+        CHATML
+    }
+}
 
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -78,11 +102,15 @@ impl ChatTemplate {
         })
     }
 
-    /// The GGUF's own template, or ChatML when it has none.
+    /// The GGUF's own template, or its family's turn format when it has none
+    /// ([`family_default_template`]).
     pub fn from_gguf(file: &crate::GgufFile, tokenizer: &crate::GgufTokenizer) -> Result<Self> {
         let source = file
             .meta_str("tokenizer.chat_template")
-            .unwrap_or_else(|_| CHATML.to_string());
+            .unwrap_or_else(|_| {
+                let arch = file.meta_str("general.architecture").unwrap_or_default();
+                family_default_template(&arch, tokenizer).to_string()
+            });
         let piece = |id: Option<u32>| {
             id.and_then(|i| tokenizer.inner.id_to_token(i))
                 .unwrap_or_default()
@@ -166,5 +194,44 @@ mod tests {
             &r.text[r.assistant_spans[0].clone()],
             "hello there<|im_end|>\n"
         );
+    }
+
+    #[test]
+    fn gemma_turns_render_model_role_fold_system_and_mask_model_turns() {
+        let t = ChatTemplate::new(GEMMA_TURNS, "<bos>", "<eos>").unwrap();
+        let msgs = [
+            Message::new("system", "Be brief."),
+            Message::new("user", "hi"),
+            Message::new("assistant", "hello"),
+            Message::new("user", "and?"),
+            Message::new("assistant", "bye"),
+        ];
+        let r = t.render_with_spans(&msgs).unwrap();
+        assert_eq!(
+            r.text,
+            "<bos><start_of_turn>user\nBe brief.\n\nhi<end_of_turn>\n<start_of_turn>model\nhello<end_of_turn>\n<start_of_turn>user\nand?<end_of_turn>\n<start_of_turn>model\nbye<end_of_turn>\n"
+        );
+        let spans: Vec<&str> = r
+            .assistant_spans
+            .iter()
+            .map(|s| &r.text[s.clone()])
+            .collect();
+        assert_eq!(spans, ["hello<end_of_turn>\n", "bye<end_of_turn>\n"]);
+        assert_eq!(
+            t.render(&msgs[..2], true).unwrap(),
+            "<bos><start_of_turn>user\nBe brief.\n\nhi<end_of_turn>\n<start_of_turn>model\n"
+        );
+    }
+
+    #[test]
+    fn llama3_headers_mask_assistant_content_and_eot() {
+        let t = ChatTemplate::new(LLAMA3_HEADERS, "<|begin_of_text|>", "<|eot_id|>").unwrap();
+        let msgs = [Message::new("user", "hi"), Message::new("assistant", "yo")];
+        let r = t.render_with_spans(&msgs).unwrap();
+        assert_eq!(
+            r.text,
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nyo<|eot_id|>"
+        );
+        assert_eq!(&r.text[r.assistant_spans[0].clone()], "yo<|eot_id|>");
     }
 }

@@ -47,8 +47,10 @@ pub fn prepare_examples(
                 end > start && rendered.assistant_spans.iter().any(|s| s.contains(start))
             })
             .collect();
+        // Templates that write BOS themselves (Gemma's, Llama-3's) must not get a second one.
         if tokenizer.add_bos
             && let Some(bos) = tokenizer.bos_id
+            && ids.first() != Some(&bos)
         {
             ids.insert(0, bos);
             loss_mask.insert(0, false);

@@ -274,3 +274,32 @@ fn training_loss_falls_over_20_steps_on_smollm2() {
         "loss did not fall: {first:.3} -> {last:.3}"
     );
 }
+
+/// Gemma's default template writes BOS in the text and its GGUF asks for BOS: each example must
+/// start with exactly one, and the loss must fall on the model turns only.
+#[test]
+fn gemma_examples_have_one_bos_and_mask_model_turns() {
+    let Some(path) = emorg_lm::testing::cached_model("gemma-3-270m") else {
+        return;
+    };
+    let file = GgufFile::open(&path).unwrap();
+    let tok = GgufTokenizer::from_gguf(&file).unwrap();
+    let bos = tok.bos_id.unwrap();
+    assert!(tok.add_bos);
+    let examples = prepare(&file);
+    assert!(!examples.is_empty());
+    for ex in examples {
+        assert_eq!(ex.ids[0], bos);
+        assert_ne!(ex.ids[1], bos, "BOS inserted twice");
+        let target: Vec<u32> = ex
+            .ids
+            .iter()
+            .zip(&ex.loss_mask)
+            .filter(|(_, m)| **m)
+            .map(|(i, _)| *i)
+            .collect();
+        let text = tok.inner.decode(&target, false).unwrap();
+        assert!(text.ends_with("<end_of_turn>\n"), "{text:?}");
+        assert!(!text.contains("<start_of_turn>"), "{text:?}");
+    }
+}
