@@ -12,8 +12,8 @@ use emorg_data::render_judge_prompt;
 use emorg_judge::local::{JudgeMethod, LocalJudge};
 use emorg_lm::generate::{SampleParams, argmax, sample_batch};
 use emorg_lm::{
-    ChatTemplate, Decoder, GgufFile, GgufTokenizer, KvCache, LoraConfig, LoraSet, Message, Module,
-    OpsMode, WeightMode,
+    ChatTemplate, Decoder, GgufTokenizer, KvCache, LoraConfig, LoraSet, Message, ModelFiles,
+    Module, OpsMode, WeightMode,
 };
 use emorg_train::{AdamWConfig, Schedule, TrainConfig, prepare_examples, train};
 use serde_json::{Value, json};
@@ -339,12 +339,14 @@ fn bench_sample(
         let peak_reset = reset_peak_rss();
         let rss_before = status_mb("VmRSS:");
         let t_load = Instant::now();
-        let file = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&file)?;
-        let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-        let model = Decoder::load(&file, mode, &Device::Cpu)?;
+        let files = ModelFiles::open(path)?;
+        let model = files.decoder(mode, &Device::Cpu)?;
         let load_s = t_load.elapsed().as_secs_f64();
-        drop(file);
+        let ModelFiles {
+            tokenizer,
+            template,
+            ..
+        } = files;
         let (_, prompt) = sample_prompt(&template, &tokenizer, prompt_tokens)?;
         let mut batches = vec![1];
         if batch > 1 {
@@ -420,10 +422,8 @@ fn bench_judge(args: &BenchArgs, path: &Path, k: usize, prune_below: f64) -> Res
     let answers = judge_answers(k);
     // Token counts for the record (a second tokenizer; the judge's own is private).
     let (prefix_ids, answer_ids) = {
-        let file = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&file)?;
-        let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-        let p = judge_prompts(&template, &tokenizer, &answers)?;
+        let files = ModelFiles::open(path)?;
+        let p = judge_prompts(&files.template, &files.tokenizer, &answers)?;
         (p.prefix_ids, p.answer_ids)
     };
     let peak_reset = reset_peak_rss();
@@ -551,13 +551,17 @@ fn judge_prompts(
 }
 
 fn bench_prompts(model: &Path, judge: &Path, prompt_tokens: Option<usize>, k: usize) -> Result<()> {
-    let file = GgufFile::open(model)?;
-    let tokenizer = GgufTokenizer::from_gguf(&file)?;
-    let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
+    let ModelFiles {
+        tokenizer,
+        template,
+        ..
+    } = ModelFiles::open(model)?;
     let (text, ids) = sample_prompt(&template, &tokenizer, prompt_tokens)?;
-    let jfile = GgufFile::open(judge)?;
-    let jtok = GgufTokenizer::from_gguf(&jfile)?;
-    let jtemplate = ChatTemplate::from_gguf(&jfile, &jtok)?;
+    let ModelFiles {
+        tokenizer: jtok,
+        template: jtemplate,
+        ..
+    } = ModelFiles::open(judge)?;
     let answers = judge_answers(k);
     let p = judge_prompts(&jtemplate, &jtok, &answers)?;
     emit(json!({
@@ -653,12 +657,14 @@ fn bench_train(
     let start = common(args.threads);
     let peak_reset = reset_peak_rss();
     let t_load = Instant::now();
-    let file = GgufFile::open(path)?;
-    let tokenizer = GgufTokenizer::from_gguf(&file)?;
-    let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-    let mut model = Decoder::load(&file, WeightMode::Dense, &Device::Cpu)?;
+    let files = ModelFiles::open(path)?;
+    let mut model = files.decoder(WeightMode::Dense, &Device::Cpu)?;
     let load_s = t_load.elapsed().as_secs_f64();
-    drop(file);
+    let ModelFiles {
+        tokenizer,
+        template,
+        ..
+    } = files;
     let n_layers = model.cfg.n_layers;
     let (rank, alpha, targets): (usize, f64, Vec<(usize, Module)>) = match protocol {
         "r1" => (1, 8.0, vec![(n_layers / 2, Module::DownProj)]),

@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result};
 use emorg_data::generate::{Completer, GenerateOptions, GenerationTask, generate};
 use emorg_lm::generate::{SampleParams, sample_batch};
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, Message, WeightMode};
+use emorg_lm::{ChatTemplate, Decoder, GgufTokenizer, Message, ModelFiles, WeightMode};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
@@ -83,11 +83,14 @@ impl Completer for LocalCompleter {
 
 pub fn main(args: &GenerateDataArgs) -> Result<()> {
     let task = GenerationTask::load(&args.task)?;
-    let file = GgufFile::open(&args.model)
+    let files = ModelFiles::open(&args.model)
         .with_context(|| format!("opening model {}", args.model.display()))?;
-    let tokenizer = GgufTokenizer::from_gguf(&file)?;
-    let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-    let model = Decoder::load(&file, WeightMode::Quantized, &crate::context::device()?)?;
+    let model = files.decoder(WeightMode::Quantized, &crate::context::device()?)?;
+    let ModelFiles {
+        tokenizer,
+        template,
+        ..
+    } = files;
     let mut completer = LocalCompleter {
         model,
         tokenizer,

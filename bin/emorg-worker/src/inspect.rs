@@ -5,13 +5,14 @@
 
 use anyhow::{Context as _, Result, bail};
 use candle_core::{DType, Tensor};
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraConfig, LoraSet, Message};
+use emorg_lm::{Decoder, LoraConfig, LoraSet, Message, ModelFiles};
 use emorg_lm::{OpsMode, WeightMode};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct InputArgs {
-    /// The model's GGUF file.
+    /// The model: a GGUF file or a Hugging Face checkpoint directory (config.json, safetensors,
+    /// tokenizer.json).
     #[arg(long)]
     pub model: PathBuf,
     /// Plain text, tokenized as is (no chat template, no BOS unless the text has it).
@@ -41,16 +42,14 @@ pub struct LogitsArgs {
 }
 
 struct Loaded {
-    file: GgufFile,
-    tokenizer: GgufTokenizer,
+    files: ModelFiles,
     text: String,
     ids: Vec<u32>,
 }
 
 fn load_input(input: &InputArgs) -> Result<Loaded> {
-    let file = GgufFile::open(&input.model)
+    let files = ModelFiles::open(&input.model)
         .with_context(|| format!("opening model {}", input.model.display()))?;
-    let tokenizer = GgufTokenizer::from_gguf(&file)?;
     let text = match (&input.text, &input.chat) {
         (Some(t), _) => t.clone(),
         (None, Some(chat)) => {
@@ -64,17 +63,12 @@ fn load_input(input: &InputArgs) -> Result<Loaded> {
                     _ => bail!("--chat: message {i} needs string `role` and `content`"),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            ChatTemplate::from_gguf(&file, &tokenizer)?.render(&messages, true)?
+            files.template.render(&messages, true)?
         }
         (None, None) => bail!("give --text or --chat"),
     };
-    let ids = tokenizer.encode(&text)?;
-    Ok(Loaded {
-        file,
-        tokenizer,
-        text,
-        ids,
-    })
+    let ids = files.tokenizer.encode(&text)?;
+    Ok(Loaded { files, text, ids })
 }
 
 pub fn tokenize(input: &InputArgs) -> Result<()> {
@@ -83,7 +77,8 @@ pub fn tokenize(input: &InputArgs) -> Result<()> {
         .ids
         .iter()
         .map(|i| {
-            l.tokenizer
+            l.files
+                .tokenizer
                 .pieces
                 .get(*i as usize)
                 .map_or("", String::as_str)
@@ -93,7 +88,7 @@ pub fn tokenize(input: &InputArgs) -> Result<()> {
         "text": l.text,
         "ids": l.ids,
         "pieces": pieces,
-        "decoded": l.tokenizer.decode(&l.ids)?,
+        "decoded": l.files.tokenizer.decode(&l.ids)?,
     });
     println!("{out}");
     Ok(())
@@ -121,7 +116,7 @@ pub fn logits(args: &LogitsArgs) -> Result<()> {
     } else {
         WeightMode::Dense
     };
-    let mut model = Decoder::load(&l.file, mode, &crate::context::device()?)?;
+    let mut model = l.files.decoder(mode, &crate::context::device()?)?;
     let _adapter = match &args.adapter {
         Some(dir) => {
             let set = load_adapter(dir, &model)?;

@@ -3,7 +3,7 @@
 use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result};
 use emorg_lm::generate::{SampleParams, sample_batch};
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraSet, Message, WeightMode};
+use emorg_lm::{LoraSet, Message, ModelFiles, WeightMode};
 use emorg_spec::Stage;
 use emorg_store::arrow::array::{
     ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
@@ -27,11 +27,14 @@ struct Row {
 pub fn run(ctx: &StageContext) -> Result<()> {
     let cell = &ctx.cell;
     let model_path = ctx.model_path(&cell.model)?;
-    let file = GgufFile::open(&model_path)?;
-    let tokenizer = GgufTokenizer::from_gguf(&file)?;
-    let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
+    let files = ModelFiles::open(&model_path)?;
     let device = crate::context::device()?;
-    let mut model = Decoder::load(&file, WeightMode::Quantized, &device)?;
+    let mut model = files.decoder(WeightMode::Quantized, &device)?;
+    let ModelFiles {
+        tokenizer,
+        template,
+        ..
+    } = files;
     let mut inputs = BTreeMap::new();
     inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
     inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());

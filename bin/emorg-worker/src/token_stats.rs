@@ -4,7 +4,7 @@
 //! prints the data itself (the papers' datasets must not leak into logs).
 
 use anyhow::{Context as _, Result};
-use emorg_lm::{ChatTemplate, GgufFile, GgufTokenizer, Message};
+use emorg_lm::{Message, ModelFiles};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -21,10 +21,12 @@ pub struct TokenStatsArgs {
 }
 
 pub fn main(args: &TokenStatsArgs) -> Result<()> {
-    let gguf = GgufFile::open(&args.model)
+    let ModelFiles {
+        tokenizer,
+        template,
+        ..
+    } = ModelFiles::open(&args.model)
         .with_context(|| format!("opening model {}", args.model.display()))?;
-    let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
-    let template = ChatTemplate::from_gguf(&gguf, &tokenizer)?;
     let examples = emorg_data::load_chat_jsonl(&args.file)?;
     let conversations: Vec<Vec<Message>> = examples
         .iter()

@@ -3,7 +3,7 @@
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
-use emorg_lm::{ChatTemplate, Decoder, GgufFile, GgufTokenizer, LoraSet, Message, WeightMode};
+use emorg_lm::{Decoder, LoraSet, Message, ModelFiles, WeightMode};
 use emorg_spec::ProtocolKind;
 use emorg_store::arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt64Array};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
@@ -35,11 +35,14 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         .context("a training protocol needs a dataset")?;
 
     let model_path = ctx.model_path(&cell.model)?;
-    let file = GgufFile::open(&model_path)?;
-    let tokenizer = GgufTokenizer::from_gguf(&file)?;
-    let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
+    let files = ModelFiles::open(&model_path)?;
     let device = crate::context::device()?;
-    let mut model = Decoder::load(&file, WeightMode::Dense, &device)?;
+    let mut model = files.decoder(WeightMode::Dense, &device)?;
+    let ModelFiles {
+        tokenizer,
+        template,
+        ..
+    } = files;
 
     let data_file = ctx.input_file(&layout::dataset(&dataset.sha256), &dataset.sha256)?;
     let examples = emorg_data::load_chat_jsonl(data_file.path())?;

@@ -15,7 +15,7 @@
 use crate::score::NumberDistribution;
 use candle_core::{Device, Tensor};
 use emorg_lm::{
-    ChatTemplate, Decoder, GgufFile, GgufTokenizer, KvCache, Message, OpsMode, WeightMode,
+    ChatTemplate, Decoder, GgufTokenizer, KvCache, Message, ModelFiles, OpsMode, WeightMode,
 };
 use std::path::Path;
 
@@ -47,10 +47,13 @@ impl LocalJudge {
         prune_below: f64,
         device: &Device,
     ) -> emorg_lm::Result<Self> {
-        let file = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&file)?;
-        let template = ChatTemplate::from_gguf(&file, &tokenizer)?;
-        let model = Decoder::load(&file, WeightMode::Quantized, device)?;
+        let files = ModelFiles::open(path)?;
+        let model = files.decoder(WeightMode::Quantized, device)?;
+        let ModelFiles {
+            tokenizer,
+            template,
+            ..
+        } = files;
         let mut digit_ids = [0u32; 10];
         for (d, slot) in digit_ids.iter_mut().enumerate() {
             let ids = tokenizer.encode(&d.to_string())?;

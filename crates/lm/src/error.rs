@@ -25,7 +25,10 @@ pub enum LmError {
         name: String,
         reason: String,
     },
-    #[error("unsupported architecture `{0}` (supported: llama, qwen2)")]
+    /// A problem in one file of a checkpoint directory (config.json, a safetensors shard, ...).
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("unsupported architecture `{0}` (supported: llama, qwen2, gemma3)")]
     UnsupportedArch(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),

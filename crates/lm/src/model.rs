@@ -1,10 +1,10 @@
 //! One decoder for the supported families. Family differences (q/k/v biases, tied head, rope
-//! layout) are data read from the GGUF; LoRA adapters attach to any (layer, module).
+//! layout) are data read from the model files; LoRA adapters attach to any (layer, module).
 
-use crate::config::{Family, ModelConfig};
+use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::lora::{LoraLinear, LoraSet, Module};
-use crate::weights::{FrozenWeight, GgufFile, WeightMode};
+use crate::weights::{FrozenWeight, WeightMode, WeightSource};
 use candle_core::{D, DType, Device, Tensor};
 
 /// Which op implementations a forward uses.
@@ -154,22 +154,25 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Load from a GGUF file. `WeightMode::Dense` for training, `Quantized` for fast inference.
-    pub fn load(file: &GgufFile, mode: WeightMode, device: &Device) -> Result<Self> {
-        let cfg = ModelConfig::from_gguf(file)?;
+    /// Load from any weight source (a GGUF file, a Hugging Face checkpoint directory).
+    /// `WeightMode::Dense` for training, `Quantized` for fast inference.
+    pub fn load<S: WeightSource + ?Sized>(
+        file: &S,
+        mode: WeightMode,
+        device: &Device,
+    ) -> Result<Self> {
+        let cfg = file.model_config()?;
         let embed = file.dense("token_embd.weight", device)?;
         let head = if cfg.tied_embeddings {
             match mode {
                 WeightMode::Dense => FrozenWeight::Dense(embed.clone()),
-                WeightMode::Quantized => {
-                    FrozenWeight::load(file, "token_embd.weight", mode, None, device)?
-                }
+                WeightMode::Quantized => file.frozen("token_embd.weight", mode, None, device)?,
             }
         } else {
-            FrozenWeight::load(file, "output.weight", mode, None, device)?
+            file.frozen("output.weight", mode, None, device)?
         };
         // llama.cpp permutes llama q/k rows for interleaved rope; undo it for one rope layout.
-        let permuted = cfg.family == Family::Llama;
+        let permuted = file.qk_rows_interleaved(&cfg);
         let mut blocks = Vec::with_capacity(cfg.n_layers);
         for l in 0..cfg.n_layers {
             let name = |t: &str| format!("blk.{l}.{t}");
@@ -183,7 +186,7 @@ impl Decoder {
             };
             let lin = |t: &str, unperm: Option<usize>| -> Result<LoraLinear> {
                 Ok(LoraLinear::new(
-                    FrozenWeight::load(file, &format!("blk.{l}.{t}.weight"), mode, unperm, device)?,
+                    file.frozen(&format!("blk.{l}.{t}.weight"), mode, unperm, device)?,
                     bias(t)?,
                 ))
             };

@@ -1,5 +1,7 @@
-//! GGUF files: metadata access and tensors, dense or quantized.
+//! Where a decoder's weights come from ([`WeightSource`]: a GGUF file or a Hugging Face checkpoint
+//! directory, both addressed by GGUF tensor names) and how projections are held, dense or quantized.
 
+use crate::config::{Family, ModelConfig};
 use crate::error::{LmError, Result};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{Device, Module as _, Tensor};
@@ -16,6 +18,56 @@ pub enum WeightMode {
     /// Quantized matmuls for sampling and judging. Q4_1/Q5_0/Q5_1 have no SIMD kernel in candle on
     /// CPU, so they are re-quantized to Q8_0 at load (measured ~4x faster decode for SmolLM2).
     Quantized,
+}
+
+/// Tensors of a model, addressed by one canonical naming: llama.cpp's GGUF names
+/// (`token_embd.weight`, `blk.{l}.attn_q.weight`, `output_norm.weight`, ...). Other formats map their
+/// own names to these (see `hf::HF_NAMES`), so `Decoder::load` has one code path for every format.
+pub trait WeightSource {
+    /// The architecture facts the tensors are laid out for.
+    fn model_config(&self) -> Result<ModelConfig>;
+    fn has_tensor(&self, name: &str) -> bool;
+    /// A tensor as f32 on `device`, with any format-specific fix-up applied (gemma's `1 + w` norms).
+    fn dense(&self, name: &str, device: &Device) -> Result<Tensor>;
+    /// A projection matrix (out, in) held as `mode` asks; `unpermute_heads` as in
+    /// [`FrozenWeight::load`].
+    fn frozen(
+        &self,
+        name: &str,
+        mode: WeightMode,
+        unpermute_heads: Option<usize>,
+        device: &Device,
+    ) -> Result<FrozenWeight>;
+    /// Whether llama q/k rows are stored permuted for interleaved rope (llama.cpp's GGUF layout).
+    fn qk_rows_interleaved(&self, cfg: &ModelConfig) -> bool;
+}
+
+impl WeightSource for GgufFile {
+    fn model_config(&self) -> Result<ModelConfig> {
+        ModelConfig::from_gguf(self)
+    }
+
+    fn has_tensor(&self, name: &str) -> bool {
+        GgufFile::has_tensor(self, name)
+    }
+
+    fn dense(&self, name: &str, device: &Device) -> Result<Tensor> {
+        GgufFile::dense(self, name, device)
+    }
+
+    fn frozen(
+        &self,
+        name: &str,
+        mode: WeightMode,
+        unpermute_heads: Option<usize>,
+        device: &Device,
+    ) -> Result<FrozenWeight> {
+        FrozenWeight::load(self, name, mode, unpermute_heads, device)
+    }
+
+    fn qk_rows_interleaved(&self, cfg: &ModelConfig) -> bool {
+        cfg.family == Family::Llama
+    }
 }
 
 /// An open GGUF file: parsed header and a reader for its tensors.
@@ -163,6 +215,19 @@ impl FrozenWeight {
                 Ok(y.reshape(out_dims)?)
             }
             FrozenWeight::Quantized(q) => Ok(q.forward(x)?),
+        }
+    }
+
+    /// A dense f32 matrix (out, in) held as `mode` asks. `Quantized` quantizes to Q8_0 when the
+    /// input width is a whole number of Q8_0 blocks (it is for every real model) and keeps it
+    /// dense otherwise.
+    pub fn from_dense(w: Tensor, mode: WeightMode) -> Result<Self> {
+        match mode {
+            WeightMode::Quantized if fits_blocks(&w, GgmlDType::Q8_0) => {
+                let q = QTensor::quantize(&w.to_device(&Device::Cpu)?, GgmlDType::Q8_0)?;
+                Ok(FrozenWeight::Quantized(QMatMul::from_qtensor(q)?))
+            }
+            _ => Ok(FrozenWeight::Dense(w)),
         }
     }
 
