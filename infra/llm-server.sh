@@ -243,9 +243,12 @@ print_env() {
   if ! running; then
     say "warning: the server is not running; run: infra/llm-server.sh start"
   fi
+  # EMORG_TEST_LLAMA_PY: the venv's python, whose llama_cpp (llama.cpp's own tokenizer) the
+  # tokenizer parity tests use as an independent implementation.
   printf 'export %s=%q\n' \
     EMORG_TEST_OPENAI_URL "$BASE_URL" \
-    EMORG_TEST_OPENAI_MODEL "$ALIAS"
+    EMORG_TEST_OPENAI_MODEL "$ALIAS" \
+    EMORG_TEST_LLAMA_PY "$PY"
 }
 
 # Everything runs from main, called (with exit) on the last line: bash has then read the whole

@@ -25,8 +25,12 @@ eval "$(infra/s3-local.sh env)"
 # judge's openai backend; stopped on exit with the S3 server.
 infra/llm-server.sh start
 trap "infra/llm-server.sh stop; infra/s3-local.sh stop" EXIT
-# Exports EMORG_TEST_OPENAI_URL and EMORG_TEST_OPENAI_MODEL (those tests run only when set).
+# Exports EMORG_TEST_OPENAI_URL and EMORG_TEST_OPENAI_MODEL (those tests run only when set), and
+# EMORG_TEST_LLAMA_PY (llama-cpp-python's interpreter, for the tokenizer parity tests).
 eval "$(infra/llm-server.sh env)"
+# The Python reference stack (torch, transformers, PEFT; pinned, cached in the user's cache):
+# exports EMORG_TEST_PY for the HF-checkpoint, tokenizer and PEFT parity tests.
+eval "$(infra/py-reference.sh env)"
 cargo nextest run --release --locked --workspace --all-targets --no-fail-fast
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
