@@ -53,6 +53,10 @@ pub struct ModelRef {
 pub struct Protocol {
     pub name: String,
     pub kind: ProtocolKind,
+    /// The preset the protocol started from (informational: the values below are what counts).
+    /// Absent from the JSON when none, so cells without a preset kept their keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// Present for `kind = "lora"`.
     pub lora: Option<LoraSpec>,
     /// Present for every kind that trains.
@@ -66,6 +70,8 @@ pub enum ProtocolKind {
     Base,
     /// LoRA adapters on a frozen base.
     Lora,
+    /// Full fine-tuning: every weight of the model is trained.
+    Full,
 }
 
 /// Which (layer, module) pairs get an adapter, and its shape.
