@@ -35,7 +35,28 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let mut inputs = BTreeMap::new();
     inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
     inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
-    let _adapter = if cell.trains() {
+    if cell.protocol.kind == emorg_spec::ProtocolKind::Full {
+        // A full fine-tune: its weights replace the model's (dense f32, as trained).
+        let train = ctx.require_done(Stage::Train)?;
+        let name = crate::train_stage::FULL_MODEL;
+        let entry = train
+            .output(name)
+            .context("the train stage's manifest lists no model weights")?;
+        let bytes = ctx
+            .store
+            .get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
+        if emorg_store::sha256_hex(&bytes) != entry.sha256 {
+            anyhow::bail!(
+                "model weights of cell {} do not match their manifest's sha256: rerun train",
+                ctx.key
+            );
+        }
+        inputs.insert("weights".to_string(), entry.sha256.clone());
+        model = Decoder::load(&file, WeightMode::Dense, &device)?;
+        let tensors = emorg_lm::candle_core::safetensors::load_buffer(&bytes, &device)?;
+        model.load_hf_weights(&tensors.into_iter().collect())?;
+    }
+    let _adapter = if cell.trains() && cell.protocol.kind == emorg_spec::ProtocolKind::Lora {
         let train = ctx.require_done(Stage::Train)?;
         let name = "adapter/adapter_model.safetensors";
         let entry = train

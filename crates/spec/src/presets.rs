@@ -165,7 +165,10 @@ impl TrainOverrides {
             max_examples,
             max_seq_len,
             holdout,
-            checkpoint_every
+            checkpoint_every,
+            checkpoint_keep_last,
+            checkpoint_keep_every,
+            max_grad_norm
         );
         t
     }

@@ -131,6 +131,12 @@ fn train_problems(t: &TrainSpec) -> Vec<(&'static str, String)> {
     if !(0.0..1.0).contains(&t.holdout) {
         out.push(("holdout", format!("must be in [0, 1) (got {})", t.holdout)));
     }
+    if !(t.max_grad_norm.is_finite() && t.max_grad_norm >= 0.0) {
+        out.push((
+            "max_grad_norm",
+            format!("must be >= 0 (0 = no clipping; got {})", t.max_grad_norm),
+        ));
+    }
     out
 }
 

@@ -414,6 +414,9 @@ pub struct TrainOverrides {
     pub max_seq_len: Option<usize>,
     pub holdout: Option<f64>,
     pub checkpoint_every: Option<usize>,
+    pub checkpoint_keep_last: Option<usize>,
+    pub checkpoint_keep_every: Option<usize>,
+    pub max_grad_norm: Option<f64>,
 }
 
 impl TrainOverrides {
@@ -438,7 +441,10 @@ impl TrainOverrides {
             max_examples,
             max_seq_len,
             holdout,
-            checkpoint_every
+            checkpoint_every,
+            checkpoint_keep_last,
+            checkpoint_keep_every,
+            max_grad_norm
         );
         t
     }
@@ -564,6 +570,9 @@ impl Default for Defaults {
                 max_seq_len: 512,
                 holdout: 0.0,
                 checkpoint_every: 0,
+                checkpoint_keep_last: 2,
+                checkpoint_keep_every: 0,
+                max_grad_norm: 0.0,
             },
             eval: EvalConfig {
                 questions: "data/questions/free_form.yaml".into(),
