@@ -712,16 +712,27 @@ fn bench_train(
         epochs: 1,
         max_steps: steps,
         data_seed: 0,
+        max_grad_norm: 0.0,
     };
     let mut step_s = Vec::new();
     let mut step_tok_s = Vec::new();
     let mut losses = Vec::new();
-    let summary = train(&model, &lora, &data, &cfg, tokenizer.eos_id, |m, _| {
-        step_s.push(m.seconds);
-        step_tok_s.push(m.tokens as f64 / m.seconds);
-        losses.push(m.loss);
-        Ok(())
-    })?;
+    let (summary, _) = train(
+        &model,
+        &lora,
+        &data,
+        &cfg,
+        tokenizer.eos_id,
+        None,
+        None,
+        |v| {
+            let m = v.metrics;
+            step_s.push(m.seconds);
+            step_tok_s.push(m.tokens as f64 / m.seconds);
+            losses.push(m.loss);
+            Ok(())
+        },
+    )?;
     let label = match protocol {
         "r1" => format!("rank 1, layer {} down_proj", n_layers / 2),
         _ => format!("rank 8, all 7 modules of all {n_layers} layers"),

@@ -107,6 +107,11 @@ fn main() -> ExitCode {
     };
     match run(stage, args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<train_stage::Requeue>().is_some() => {
+            tracing::warn!("{stage} of cell {}: {e:#}", args.cell);
+            eprintln!("requeue: {e:#}");
+            ExitCode::from(train_stage::REQUEUE_EXIT_CODE)
+        }
         Err(e) => {
             tracing::error!("{stage} failed for cell {}: {e:#}", args.cell);
             eprintln!("error: {e:#}");
@@ -129,7 +134,9 @@ fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
         emorg_spec::Stage::Sample => sample_stage::run(&ctx),
         emorg_spec::Stage::Judge => judge_stage::run(&ctx),
     };
-    if let Err(e) = &result {
+    if let Err(e) = &result
+        && e.downcast_ref::<train_stage::Requeue>().is_none()
+    {
         ctx.record_failure(&format!("{e:#}"))
             .context("recording the failure in the store")?;
     }

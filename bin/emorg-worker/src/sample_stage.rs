@@ -29,16 +29,43 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let model_path = ctx.model_path(&cell.model)?;
     let files = ModelFiles::open(&model_path)?;
     let device = crate::context::device()?;
-    let mut model = files.decoder(WeightMode::Quantized, &device)?;
+    let full = cell.protocol.kind == emorg_spec::ProtocolKind::Full;
+    // A full fine-tune's weights replace the model's, dense f32 as trained; otherwise the fast
+    // quantized path.
+    let mode = if full {
+        WeightMode::Dense
+    } else {
+        WeightMode::Quantized
+    };
+    let mut model = files.decoder(mode, &device)?;
+    let mut inputs = BTreeMap::new();
+    inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
+    inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
+    if full {
+        let train = ctx.require_done(Stage::Train)?;
+        let name = crate::train_stage::FULL_MODEL;
+        let entry = train
+            .output(name)
+            .context("the train stage's manifest lists no model weights")?;
+        let bytes = ctx
+            .store
+            .get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
+        if emorg_store::sha256_hex(&bytes) != entry.sha256 {
+            anyhow::bail!(
+                "model weights of cell {} do not match their manifest's sha256: rerun train",
+                ctx.key
+            );
+        }
+        inputs.insert("weights".to_string(), entry.sha256.clone());
+        let tensors = emorg_lm::candle_core::safetensors::load_buffer(&bytes, &device)?;
+        model.load_hf_weights(&tensors.into_iter().collect())?;
+    }
     let ModelFiles {
         tokenizer,
         template,
         ..
     } = files;
-    let mut inputs = BTreeMap::new();
-    inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
-    inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
-    let _adapter = if cell.trains() {
+    let _adapter = if cell.trains() && cell.protocol.kind == emorg_spec::ProtocolKind::Lora {
         let train = ctx.require_done(Stage::Train)?;
         let name = "adapter/adapter_model.safetensors";
         let entry = train

@@ -1,29 +1,65 @@
-//! `train`: LoRA fine-tuning of the cell's model on its dataset; adapters, checkpoints and metrics
-//! to the store.
+//! `train`: LoRA fine-tuning of the cell's model on its dataset; adapters, checkpoints, metrics and
+//! the rank-1 trajectory to the store.
+//!
+//! Preemption contract (relied on by the launchers): on SIGTERM or SIGUSR1 the stage finishes the
+//! optimizer step in progress, writes a checkpoint under `cells/<key>/train/ckpt/<step>/`
+//! (manifest last) and exits with [`REQUEUE_EXIT_CODE`] (75, EX_TEMPFAIL) without writing
+//! FAILED.json. Running the same stage again resumes from the newest checkpoint whose manifest
+//! verifies and ends with the same adapter bytes as an uninterrupted run.
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
 use emorg_lm::{Decoder, LoraSet, Message, ModelFiles, WeightMode};
 use emorg_spec::ProtocolKind;
-use emorg_store::arrow::array::{ArrayRef, Float64Array, RecordBatch, UInt64Array};
+use emorg_store::arrow::array::{
+    ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
+};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
 use emorg_store::layout;
+use emorg_train::checkpoint::{self, MANIFEST, STATE};
 use emorg_train::{
-    AdamWConfig, Schedule, StepMetrics, TrainConfig, prepare_examples, split_holdout, train,
+    AdamWConfig, Params, Schedule, StepMetrics, StepView, TrainConfig, TrainEnd, prepare_examples,
+    split_holdout, train_params,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Exit status of a stage that stopped on SIGTERM/SIGUSR1 after writing a checkpoint: "requeue
+/// me" (EX_TEMPFAIL from sysexits.h). A rerun of the same stage resumes.
+pub const REQUEUE_EXIT_CODE: u8 = 75;
+
+/// The error a stopped training stage returns; `main` maps it to [`REQUEUE_EXIT_CODE`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stopped by a signal after step {step} of {total}; {saved}: rerun the stage to resume (exit {REQUEUE_EXIT_CODE})"
+)]
+pub struct Requeue {
+    pub step: usize,
+    pub total: usize,
+    pub saved: String,
+}
+
+/// One step's A and B of every rank-1 adapter (the phase-transition trajectory).
+struct TrajectoryStep {
+    step: usize,
+    /// Per adapter, in the set's order: (A as a vector over inputs, B over outputs).
+    vectors: Vec<(Vec<f32>, Vec<f32>)>,
+}
 
 pub fn run(ctx: &StageContext) -> Result<()> {
     let cell = &ctx.cell;
-    if cell.protocol.kind != ProtocolKind::Lora {
+    if cell.protocol.kind == ProtocolKind::Base {
         bail!("protocol `{}` does not train", cell.protocol.name);
     }
-    let lora_spec = cell
-        .protocol
-        .lora
-        .as_ref()
-        .context("a lora protocol needs its [lora] settings")?;
+    let full = cell.protocol.kind == ProtocolKind::Full;
+    // Registered before any work, so a signal during loading still ends in a clean requeue.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGUSR1] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing the SIGTERM/SIGUSR1 handler")?;
+    }
     let spec = cell
         .protocol
         .train
@@ -79,10 +115,33 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         hold_idx.len()
     );
 
-    let lora_cfg = crate::context::lora_config(lora_spec)?;
     let init_seed = ctx.seed("lora-init");
-    let lora = LoraSet::init(lora_cfg, &model.cfg, init_seed, &device)?;
-    model.attach_lora(&lora, 1.0);
+    let (lora, full_params) = if full {
+        let params = model.make_trainable()?;
+        let n: usize = params.iter().map(|(_, v)| v.elem_count()).sum();
+        // f32 weights, gradients and AdamW's two moments: 16 bytes a parameter, plus activations.
+        tracing::info!(
+            "full fine-tuning: {} tensors, {n} parameters; weights + gradients + AdamW moments \
+             need about {:.2} GiB (f32) plus activations",
+            params.len(),
+            (n * 16) as f64 / (1u64 << 30) as f64
+        );
+        (None, params)
+    } else {
+        let lora_spec = cell
+            .protocol
+            .lora
+            .as_ref()
+            .context("a lora protocol needs its [lora] settings")?;
+        let lora_cfg = crate::context::lora_config(lora_spec)?;
+        let lora = LoraSet::init(lora_cfg, &model.cfg, init_seed, &device)?;
+        model.attach_lora(&lora, 1.0);
+        (Some(lora), Vec::new())
+    };
+    let params = match &lora {
+        Some(l) => Params::Lora(l),
+        None => Params::Full(&full_params),
+    };
     let data_seed = ctx.seed("data-order");
     let schedule = Schedule::parse(&spec.schedule).with_context(|| {
         format!(
@@ -105,48 +164,125 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         epochs: spec.epochs,
         max_steps: spec.max_steps,
         data_seed,
+        max_grad_norm: spec.max_grad_norm,
     };
     let total = emorg_train::trainer::total_steps(train_data.len(), &cfg);
-    let hold_before = holdout_loss(&model, &hold_data, tokenizer.eos_id)?;
+    let names = match &lora {
+        Some(l) => param_names(l),
+        None => full_params.iter().map(|(n, _)| n.clone()).collect(),
+    };
+    let rank1 = lora.as_ref().is_some_and(|l| l.config.rank == 1);
+
+    // Resume from the newest checkpoint that verifies, if any.
+    let mut rows: Vec<StepMetrics> = Vec::new();
+    let mut trajectory: Vec<TrajectoryStep> = Vec::new();
+    let mut resume = None;
+    let mut hold_before = None;
+    if let Some((manifest, files)) = newest_valid_checkpoint(ctx, total, data_seed)? {
+        let state = checkpoint::restore(&manifest, &files[STATE], &names, &params.vars(), &device)
+            .with_context(|| format!("restoring the checkpoint at step {}", manifest.step))?;
+        rows = serde_json::from_slice(files.get(HISTORY).context("checkpoint has no history")?)?;
+        if rank1 {
+            trajectory = trajectory_from_safetensors(
+                files
+                    .get(TRAJECTORY)
+                    .context("checkpoint has no trajectory")?,
+                lora.as_ref().context("rank 1 is LoRA")?,
+                &device,
+            )?;
+        }
+        hold_before = manifest.extra["holdout_loss_before"].as_f64();
+        tracing::info!(
+            "resuming at step {}/{total} ({} examples consumed)",
+            manifest.step,
+            manifest.examples_consumed
+        );
+        resume = Some(state);
+    }
+    let resumed_from = resume.as_ref().map(|r| r.step);
+    let hold_before = match hold_before {
+        Some(h) => h,
+        None => holdout_loss(&model, &hold_data, tokenizer.eos_id)?,
+    };
+    let n_params: usize = params.vars().iter().map(|v| v.elem_count()).sum();
     tracing::info!(
-        "training {} adapters ({} params) for {total} steps; holdout loss {hold_before:.4}",
-        lora.adapters.len(),
-        lora.n_params()
+        "training {} tensors ({n_params} params) for {total} steps; holdout loss {hold_before:.4}",
+        names.len(),
     );
 
     let base_name = cell.model.name.clone();
-    let mut rows: Vec<StepMetrics> = Vec::new();
-    let summary = train(
+    let mut saved_at = None;
+    let (summary, end) = train_params(
         &model,
-        &lora,
+        params,
         &train_data,
         &cfg,
         tokenizer.eos_id,
-        |m, set| {
+        resume,
+        Some(&stop),
+        |v: &StepView| {
+            let m = v.metrics;
             tracing::info!(
-                "step {}/{total} loss {:.4} lr {:.2e} grad_norm {:.4} ({:.1} tok/s)",
+                "step {}/{total} loss {:.4} lr {:.2e} grad_norm {:.4}{} ({:.1} tok/s)",
                 m.step,
                 m.loss,
                 m.lr,
                 m.grad_norm,
+                if m.clipped { " (clipped)" } else { "" },
                 m.tokens as f64 / m.seconds
             );
             rows.push(m.clone());
-            if spec.checkpoint_every > 0 && m.step % spec.checkpoint_every == 0 && m.step < total {
-                write_adapter(ctx, &format!("ckpt/{:06}", m.step), set, &base_name)
-                    .map_err(|e| format!("{e:#}"))?;
+            if rank1 && let Some(l) = v.lora {
+                trajectory.push(trajectory_step(m.step, l).map_err(|e| format!("{e:#}"))?);
+            }
+            let every = spec.checkpoint_every > 0 && m.step.is_multiple_of(spec.checkpoint_every);
+            if (every && m.step < total) || v.stopping {
+                write_checkpoint(
+                    ctx,
+                    v,
+                    &names,
+                    data_seed,
+                    &rows,
+                    &trajectory,
+                    hold_before,
+                    &base_name,
+                )
+                .map_err(|e| format!("writing the checkpoint at step {}: {e:#}", m.step))?;
+                saved_at = Some(m.step);
             }
             Ok(())
         },
     )?;
+    if let TrainEnd::Stopped { step } = end {
+        let saved = match saved_at {
+            Some(s) if s == step => format!("checkpoint at step {s} saved"),
+            _ if step == 0 => "no step was done, nothing to save".to_string(),
+            _ => format!("the newest checkpoint (step {step}) is kept"),
+        };
+        return Err(Requeue { step, total, saved }.into());
+    }
     let hold_after = holdout_loss(&model, &hold_data, tokenizer.eos_id)?;
     tracing::info!("holdout loss {hold_before:.4} -> {hold_after:.4}");
 
-    write_adapter(ctx, "adapter", &lora, &base_name)?;
+    match &lora {
+        Some(l) => write_adapter(ctx, "adapter", l, &base_name)?,
+        None => write_full_model(ctx, &model, &full_params)?,
+    }
     ctx.put_output(
         "metrics.parquet",
         emorg_store::table::to_parquet(&metrics_table(&rows)?)?,
     )?;
+    if rank1 {
+        ctx.put_output(
+            "trajectory.parquet",
+            emorg_store::table::to_parquet(&trajectory_table(
+                &trajectory,
+                lora.as_ref().context("rank 1 is LoRA")?,
+            )?)?,
+        )?;
+    }
+    let kept_checkpoints = checkpoint_steps(ctx)?;
+    let clipped_steps = rows.iter().filter(|r| r.clipped).count();
     let mut inputs = BTreeMap::new();
     inputs.insert("model".into(), cell.model.gguf_sha256.clone());
     inputs.insert("dataset".into(), dataset.sha256.clone());
@@ -159,18 +295,319 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         seeds,
         serde_json::json!({
             "steps": summary.steps,
-            "first_loss": summary.first_loss,
-            "last_loss": summary.last_loss,
+            "total_steps": total,
+            "first_loss": rows.first().map(|r| r.loss),
+            "last_loss": rows.last().map(|r| r.loss),
+            "resumed_from_step": resumed_from,
+            "truncated_examples": prep.truncated,
+            "max_seq_len": spec.max_seq_len,
+            "clipped_steps": clipped_steps,
+            "checkpoints": kept_checkpoints,
             "holdout_loss_before": hold_before,
             "holdout_loss_after": hold_after,
             "train_tokens": summary.tokens,
             "seconds": summary.seconds,
             "tokens_per_second": summary.tokens as f64 / summary.seconds,
             "examples": prep,
-            "lora_params": lora.n_params(),
+            "trained_params": n_params,
         }),
     )
 }
+
+/// Checkpoint files besides the trainer state: the metrics rows so far (JSON, exact floats) and the
+/// rank-1 trajectory so far (safetensors, `a/<adapter>` steps x in, `b/<adapter>` steps x out).
+const HISTORY: &str = "history.json";
+const TRAJECTORY: &str = "trajectory.safetensors";
+
+/// Parameter names in optimizer order ([`LoraSet::vars`]: A then B of each adapter).
+fn param_names(lora: &LoraSet) -> Vec<String> {
+    lora.adapters
+        .iter()
+        .flat_map(|a| {
+            let p = a.peft_prefix();
+            [format!("{p}.lora_A.weight"), format!("{p}.lora_B.weight")]
+        })
+        .collect()
+}
+
+/// Steps of the checkpoints in the store that have a manifest, ascending.
+fn checkpoint_steps(ctx: &StageContext) -> Result<Vec<usize>> {
+    let mut steps: Vec<usize> = ctx
+        .store
+        .list(&layout::checkpoints_prefix(&ctx.key))?
+        .iter()
+        .filter(|k| k.ends_with(&format!("/{MANIFEST}")))
+        .filter_map(|k| layout::checkpoint_step(k))
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    Ok(steps)
+}
+
+/// A checkpoint's manifest and its verified files by name.
+type VerifiedCheckpoint = (checkpoint::CheckpointManifest, BTreeMap<String, Vec<u8>>);
+
+/// The newest checkpoint of this run whose manifest verifies (every file present with its sha256)
+/// and matches this run (same number of steps and data seed); others are skipped with a warning.
+fn newest_valid_checkpoint(
+    ctx: &StageContext,
+    total: usize,
+    data_seed: u64,
+) -> Result<Option<VerifiedCheckpoint>> {
+    for step in checkpoint_steps(ctx)?.into_iter().rev() {
+        let manifest_bytes = ctx
+            .store
+            .get(&layout::checkpoint(&ctx.key, step, MANIFEST))?;
+        let verified = checkpoint::verify(&manifest_bytes, |name| {
+            ctx.store
+                .get_opt(&layout::checkpoint(&ctx.key, step, name))
+                .ok()
+                .flatten()
+                .map(|b| b.to_vec())
+        });
+        match verified {
+            Ok((m, files)) if m.total_steps == total && m.data_seed == data_seed => {
+                return Ok(Some((m, files)));
+            }
+            Ok((m, _)) => tracing::warn!(
+                "checkpoint at step {step} is of another run ({} steps, data seed {}): skipped",
+                m.total_steps,
+                m.data_seed
+            ),
+            Err(e) => tracing::warn!("checkpoint at step {step} does not verify ({e}): skipped"),
+        }
+    }
+    Ok(None)
+}
+
+/// One checkpoint: state, PEFT adapter, history and trajectory, then the manifest; then the
+/// retention rule deletes what it no longer keeps (manifest first, so a half-deleted checkpoint
+/// never verifies).
+#[allow(clippy::too_many_arguments)]
+fn write_checkpoint(
+    ctx: &StageContext,
+    v: &StepView,
+    names: &[String],
+    data_seed: u64,
+    rows: &[StepMetrics],
+    trajectory: &[TrajectoryStep],
+    hold_before: f64,
+    base: &str,
+) -> Result<()> {
+    let step = v.metrics.step;
+    let mut extra = vec![(HISTORY.to_string(), serde_json::to_vec(rows)?)];
+    if let Some(lora) = v.lora {
+        // A PEFT adapter per checkpoint, so a checkpoint can be sampled like the final adapter.
+        extra.push((
+            "adapter_model.safetensors".to_string(),
+            lora.to_safetensors()?,
+        ));
+        extra.push((
+            "adapter_config.json".to_string(),
+            serde_json::to_vec_pretty(&lora.peft_config_json(base))?,
+        ));
+        if !trajectory.is_empty() {
+            extra.push((
+                TRAJECTORY.to_string(),
+                trajectory_safetensors(trajectory, lora)?,
+            ));
+        }
+    }
+    let (files, manifest) = checkpoint::build(
+        step,
+        v.total_steps,
+        v.examples_consumed,
+        data_seed,
+        names,
+        v.opt,
+        extra,
+        serde_json::json!({ "holdout_loss_before": hold_before }),
+    )?;
+    for (name, bytes) in files {
+        ctx.store
+            .put(&layout::checkpoint(&ctx.key, step, &name), bytes)?;
+    }
+    ctx.store
+        .put(&layout::checkpoint(&ctx.key, step, MANIFEST), manifest)?;
+    tracing::info!("checkpoint at step {step} saved");
+    let spec = ctx.cell.protocol.train.as_ref().context("train settings")?;
+    let drop = checkpoint::to_delete(
+        &checkpoint_steps(ctx)?,
+        spec.checkpoint_keep_last.max(1),
+        spec.checkpoint_keep_every,
+    );
+    for old in drop {
+        ctx.store
+            .delete(&layout::checkpoint(&ctx.key, old, MANIFEST))?;
+        let prefix = layout::checkpoint(&ctx.key, old, "");
+        for key in ctx.store.list(&prefix)? {
+            ctx.store.delete(&key)?;
+        }
+    }
+    Ok(())
+}
+
+fn trajectory_step(step: usize, lora: &LoraSet) -> Result<TrajectoryStep> {
+    let vectors = lora
+        .adapters
+        .iter()
+        .map(|a| {
+            Ok((
+                a.a.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+                a.b.as_tensor().flatten_all()?.to_vec1::<f32>()?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TrajectoryStep { step, vectors })
+}
+
+fn trajectory_safetensors(steps: &[TrajectoryStep], lora: &LoraSet) -> Result<Vec<u8>> {
+    use emorg_lm::candle_core::Tensor;
+    let device = emorg_lm::candle_core::Device::Cpu;
+    let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
+    let first = steps.first().map_or(0, |s| s.step) as u32;
+    tensors.insert("first_step".into(), Tensor::new(&[first], &device)?);
+    for (i, ad) in lora.adapters.iter().enumerate() {
+        let n = steps.len();
+        let a: Vec<f32> = steps.iter().flat_map(|s| s.vectors[i].0.clone()).collect();
+        let b: Vec<f32> = steps.iter().flat_map(|s| s.vectors[i].1.clone()).collect();
+        let (da, db) = (a.len() / n.max(1), b.len() / n.max(1));
+        tensors.insert(
+            format!("a/{}", ad.short_name()),
+            Tensor::from_vec(a, (n, da), &device)?,
+        );
+        tensors.insert(
+            format!("b/{}", ad.short_name()),
+            Tensor::from_vec(b, (n, db), &device)?,
+        );
+    }
+    Ok(safetensors::tensor::serialize(
+        tensors.iter().map(|(k, v)| (k.as_str(), v)),
+        None,
+    )?)
+}
+
+fn trajectory_from_safetensors(
+    bytes: &[u8],
+    lora: &LoraSet,
+    device: &emorg_lm::candle_core::Device,
+) -> Result<Vec<TrajectoryStep>> {
+    let t = emorg_lm::candle_core::safetensors::load_buffer(bytes, device)?;
+    let first = t
+        .get("first_step")
+        .context("trajectory has no first_step")?
+        .to_vec1::<u32>()?[0] as usize;
+    let mut per_adapter = Vec::new();
+    for ad in &lora.adapters {
+        let get = |k: String| -> Result<Vec<Vec<f32>>> {
+            Ok(t.get(&k)
+                .with_context(|| format!("trajectory has no `{k}`"))?
+                .to_vec2::<f32>()?)
+        };
+        per_adapter.push((
+            get(format!("a/{}", ad.short_name()))?,
+            get(format!("b/{}", ad.short_name()))?,
+        ));
+    }
+    let n = per_adapter.first().map_or(0, |p| p.0.len());
+    Ok((0..n)
+        .map(|i| TrajectoryStep {
+            step: first + i,
+            vectors: per_adapter
+                .iter()
+                .map(|(a, b)| (a[i].clone(), b[i].clone()))
+                .collect(),
+        })
+        .collect())
+}
+
+/// `trajectory.parquet`: one row per (step, adapter): step, layer, module, a, b, |a|, |b|.
+fn trajectory_table(steps: &[TrajectoryStep], lora: &LoraSet) -> Result<RecordBatch> {
+    let n = steps.len() * lora.adapters.len();
+    let mut step = Vec::with_capacity(n);
+    let mut layer = Vec::with_capacity(n);
+    let mut module = Vec::with_capacity(n);
+    let mut a_norm = Vec::with_capacity(n);
+    let mut b_norm = Vec::with_capacity(n);
+    let mut a_col = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float32,
+        false,
+    )));
+    let mut b_col = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float32,
+        false,
+    )));
+    let norm = |v: &[f32]| {
+        v.iter()
+            .map(|x| (*x as f64) * (*x as f64))
+            .sum::<f64>()
+            .sqrt()
+    };
+    for s in steps {
+        for (ad, (a, b)) in lora.adapters.iter().zip(&s.vectors) {
+            step.push(s.step as u64);
+            layer.push(ad.layer as u32);
+            module.push(ad.module.hf_name());
+            a_norm.push(norm(a));
+            b_norm.push(norm(b));
+            a_col.values().append_slice(a);
+            a_col.append(true);
+            b_col.values().append_slice(b);
+            b_col.append(true);
+        }
+    }
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let fields = vec![
+        Field::new("step", DataType::UInt64, false),
+        Field::new("layer", DataType::UInt32, false),
+        Field::new("module", DataType::Utf8, false),
+        Field::new("a", DataType::List(item.clone()), false),
+        Field::new("b", DataType::List(item), false),
+        Field::new("a_norm", DataType::Float64, false),
+        Field::new("b_norm", DataType::Float64, false),
+    ];
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(UInt64Array::from(step)),
+        Arc::new(UInt32Array::from(layer)),
+        Arc::new(StringArray::from(module)),
+        Arc::new(a_col.finish()),
+        Arc::new(b_col.finish()),
+        Arc::new(Float64Array::from(a_norm)),
+        Arc::new(Float64Array::from(b_norm)),
+    ];
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+/// A full fine-tune as `model/model.safetensors` under HF tensor names (q/k in the HF layout,
+/// gemma norms without llama.cpp's +1), every weight in f32.
+fn write_full_model(
+    ctx: &StageContext,
+    model: &Decoder,
+    params: &[(String, emorg_lm::candle_core::Var)],
+) -> Result<()> {
+    let mut tensors: BTreeMap<String, emorg_lm::candle_core::Tensor> = BTreeMap::new();
+    for (name, var) in params {
+        let offset = model.hf_norm_offset(name);
+        let t = var.as_tensor();
+        let t = if offset != 0.0 {
+            (t - offset)?
+        } else {
+            t.clone()
+        };
+        tensors.insert(name.clone(), t);
+    }
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("format".to_string(), "pt".to_string());
+    let bytes =
+        safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))?;
+    ctx.put_output(FULL_MODEL, bytes)?;
+    Ok(())
+}
+
+/// Where a full fine-tune's weights go under the train stage.
+pub const FULL_MODEL: &str = "model/model.safetensors";
 
 fn write_adapter(ctx: &StageContext, dir: &str, set: &LoraSet, base: &str) -> Result<()> {
     ctx.put_output(
@@ -207,6 +644,7 @@ fn metrics_table(rows: &[StepMetrics]) -> Result<RecordBatch> {
         Field::new("loss", DataType::Float64, false),
         Field::new("lr", DataType::Float64, false),
         Field::new("grad_norm", DataType::Float64, false),
+        Field::new("clipped", DataType::Boolean, false),
         Field::new("tokens", DataType::UInt64, false),
         Field::new("target_tokens", DataType::UInt64, false),
         Field::new("seconds", DataType::Float64, false),
@@ -219,6 +657,9 @@ fn metrics_table(rows: &[StepMetrics]) -> Result<RecordBatch> {
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.lr))),
         Arc::new(Float64Array::from_iter_values(
             rows.iter().map(|r| r.grad_norm),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.clipped).collect::<Vec<_>>(),
         )),
         Arc::new(UInt64Array::from_iter_values(
             rows.iter().map(|r| r.tokens as u64),

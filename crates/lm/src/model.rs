@@ -1,11 +1,11 @@
 //! One decoder for the supported families. Family differences (q/k/v biases, tied head, rope
 //! layout) are data read from the model files; LoRA adapters attach to any (layer, module).
 
-use crate::config::ModelConfig;
+use crate::config::{Family, ModelConfig};
 use crate::error::Result;
 use crate::lora::{LoraLinear, LoraSet, Module};
 use crate::weights::{FrozenWeight, WeightMode, WeightSource};
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor, Var};
 
 /// Which op implementations a forward uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +139,20 @@ impl Block {
     }
 }
 
+/// A place in the model that holds a weight (see [`Decoder::make_trainable`]).
+enum WeightSlot<'a> {
+    Plain(&'a mut Tensor),
+    Linear(&'a mut FrozenWeight),
+}
+
+fn q_dims(q: &candle_core::quantized::QMatMul) -> Vec<usize> {
+    match q {
+        candle_core::quantized::QMatMul::QTensor(t) => t.shape().dims().to_vec(),
+        candle_core::quantized::QMatMul::Tensor(t)
+        | candle_core::quantized::QMatMul::TensorF16(t) => t.dims().to_vec(),
+    }
+}
+
 pub struct Decoder {
     pub cfg: ModelConfig,
     embed: Tensor,
@@ -239,6 +253,164 @@ impl Decoder {
 
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Every weight of the model under its Hugging Face name, in a fixed order (embedding, then
+    /// each layer's norms, projections and biases, then the final norm and an untied head).
+    /// The tensors are the model's own (q/k already in the HF layout: llama.cpp's permutation is
+    /// undone at load). Gemma's norm weights are stored here as llama.cpp has them (HF's weight
+    /// plus one); [`hf_norm_offset`](Self::hf_norm_offset) gives the offset to subtract.
+    fn named_weights_mut(&mut self) -> Result<Vec<(String, WeightSlot<'_>)>> {
+        let mut out: Vec<(String, WeightSlot<'_>)> = Vec::new();
+        let tied = self.cfg.tied_embeddings;
+        out.push((
+            "model.embed_tokens.weight".into(),
+            WeightSlot::Plain(&mut self.embed),
+        ));
+        let gemma = self.cfg.family == Family::Gemma3;
+        for (l, b) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{l}");
+            out.push((
+                format!("{p}.input_layernorm.weight"),
+                WeightSlot::Plain(&mut b.attn_norm),
+            ));
+            // HF names: llama/qwen2 call the pre-MLP norm post_attention_layernorm; gemma3 has a
+            // post-attention norm of its own and calls the pre-MLP one pre_feedforward_layernorm.
+            let ffn_norm_name = if gemma {
+                "pre_feedforward_layernorm"
+            } else {
+                "post_attention_layernorm"
+            };
+            out.push((
+                format!("{p}.{ffn_norm_name}.weight"),
+                WeightSlot::Plain(&mut b.ffn_norm),
+            ));
+            if let Some((qn, kn)) = &mut b.qk_norms {
+                out.push((
+                    format!("{p}.self_attn.q_norm.weight"),
+                    WeightSlot::Plain(qn),
+                ));
+                out.push((
+                    format!("{p}.self_attn.k_norm.weight"),
+                    WeightSlot::Plain(kn),
+                ));
+            }
+            if let Some((pa, pf)) = &mut b.post_norms {
+                out.push((
+                    format!("{p}.post_attention_layernorm.weight"),
+                    WeightSlot::Plain(pa),
+                ));
+                out.push((
+                    format!("{p}.post_feedforward_layernorm.weight"),
+                    WeightSlot::Plain(pf),
+                ));
+            }
+            for (name, lin) in [
+                ("self_attn.q_proj", &mut b.q),
+                ("self_attn.k_proj", &mut b.k),
+                ("self_attn.v_proj", &mut b.v),
+                ("self_attn.o_proj", &mut b.o),
+                ("mlp.gate_proj", &mut b.gate),
+                ("mlp.up_proj", &mut b.up),
+                ("mlp.down_proj", &mut b.down),
+            ] {
+                let LoraLinear { weight, bias, .. } = lin;
+                out.push((format!("{p}.{name}.weight"), WeightSlot::Linear(weight)));
+                if let Some(bias) = bias {
+                    out.push((format!("{p}.{name}.bias"), WeightSlot::Plain(bias)));
+                }
+            }
+        }
+        out.push((
+            "model.norm.weight".into(),
+            WeightSlot::Plain(&mut self.norm),
+        ));
+        if !tied {
+            out.push(("lm_head.weight".into(), WeightSlot::Linear(&mut self.head)));
+        }
+        Ok(out)
+    }
+
+    /// What to subtract from a norm weight named `name` to get the HF value (gemma3 stores
+    /// `1 + w` in GGUF and uses it as is; HF stores `w`). 0 for other weights and families.
+    pub fn hf_norm_offset(&self, name: &str) -> f64 {
+        if self.cfg.family == Family::Gemma3 && name.ends_with("norm.weight") {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    /// Full fine-tuning: turn every weight into a trainable `Var` (dense f32 weights only) and
+    /// return them under their HF names, in a fixed order. A tied head shares the embedding's Var.
+    /// Linear layers switch to the plain matmul, whose backward gives their weights' gradients.
+    pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        let tied = self.cfg.tied_embeddings;
+        let mut vars = Vec::new();
+        for (name, slot) in self.named_weights_mut()? {
+            let t = match &slot {
+                WeightSlot::Plain(t) => (*t).clone(),
+                WeightSlot::Linear(FrozenWeight::Dense(w) | FrozenWeight::Trainable(w)) => {
+                    w.clone()
+                }
+                WeightSlot::Linear(FrozenWeight::Quantized(_)) => {
+                    return Err(crate::LmError::Lora(format!(
+                        "`{name}` is quantized: full fine-tuning needs the model loaded with dense weights"
+                    )));
+                }
+            };
+            let var = Var::from_tensor(&t.to_dtype(DType::F32)?)?;
+            match slot {
+                WeightSlot::Plain(t) => *t = var.as_tensor().clone(),
+                WeightSlot::Linear(w) => *w = FrozenWeight::Trainable(var.as_tensor().clone()),
+            }
+            vars.push((name, var));
+        }
+        if tied {
+            self.head = FrozenWeight::Trainable(self.embed.clone());
+        }
+        Ok(vars)
+    }
+
+    /// Replace the model's weights by the HF-named tensors of a full fine-tune (every weight must
+    /// be present with its shape; see [`make_trainable`](Self::make_trainable) for the names).
+    pub fn load_hf_weights(
+        &mut self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<()> {
+        let tied = self.cfg.tied_embeddings;
+        let gemma = self.cfg.family == Family::Gemma3;
+        let device = self.device.clone();
+        for (name, slot) in self.named_weights_mut()? {
+            let t = tensors.get(&name).ok_or_else(|| {
+                crate::LmError::Lora(format!("the weights file has no tensor `{name}`"))
+            })?;
+            let mut t = t.to_dtype(DType::F32)?.to_device(&device)?;
+            if gemma && name.ends_with("norm.weight") {
+                t = (t + 1.0)?;
+            }
+            let want = match &slot {
+                WeightSlot::Plain(x) => x.dims().to_vec(),
+                WeightSlot::Linear(FrozenWeight::Dense(w) | FrozenWeight::Trainable(w)) => {
+                    w.dims().to_vec()
+                }
+                WeightSlot::Linear(FrozenWeight::Quantized(q)) => q_dims(q),
+            };
+            if t.dims() != want.as_slice() {
+                return Err(crate::LmError::Lora(format!(
+                    "`{name}` has shape {:?}, the model expects {want:?}",
+                    t.dims()
+                )));
+            }
+            match slot {
+                WeightSlot::Plain(x) => *x = t,
+                WeightSlot::Linear(w) => *w = FrozenWeight::Dense(t),
+            }
+        }
+        if tied {
+            self.head = FrozenWeight::Dense(self.embed.clone());
+        }
+        Ok(())
     }
 
     /// Attach every adapter of `set` (scaled by `multiplier`, 1.0 for the trained model).

@@ -194,6 +194,9 @@ impl GgufFile {
 pub enum FrozenWeight {
     Dense(Tensor),
     Quantized(QMatMul),
+    /// A weight that is trained (full fine-tuning): the plain matmul, whose backward also gives
+    /// the weight's gradient. The tensor is a `Var`'s, so updates are seen in place.
+    Trainable(Tensor),
 }
 
 impl FrozenWeight {
@@ -205,7 +208,7 @@ impl FrozenWeight {
             {
                 Ok(x.contiguous()?.apply_op1(FrozenMatmul { w: w.clone() })?)
             }
-            FrozenWeight::Dense(w) => {
+            FrozenWeight::Dense(w) | FrozenWeight::Trainable(w) => {
                 let dims = x.dims().to_vec();
                 let d_in = dims[dims.len() - 1];
                 let rows = x.elem_count() / d_in;

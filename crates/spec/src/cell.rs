@@ -53,6 +53,10 @@ pub struct ModelRef {
 pub struct Protocol {
     pub name: String,
     pub kind: ProtocolKind,
+    /// The preset the protocol started from (informational: the values below are what counts).
+    /// Absent from the JSON when none, so cells without a preset kept their keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// Present for `kind = "lora"`.
     pub lora: Option<LoraSpec>,
     /// Present for every kind that trains.
@@ -66,6 +70,8 @@ pub enum ProtocolKind {
     Base,
     /// LoRA adapters on a frozen base.
     Lora,
+    /// Full fine-tuning: every weight of the model is trained.
+    Full,
 }
 
 /// Which (layer, module) pairs get an adapter, and its shape.
@@ -106,6 +112,37 @@ pub struct TrainSpec {
     pub holdout: f64,
     /// Save a checkpoint every N optimizer steps (0 = only the final one).
     pub checkpoint_every: usize,
+    /// Keep the newest N checkpoints (older ones are deleted unless `checkpoint_keep_every` keeps
+    /// them). Default 2. Fields at their default are left out of the JSON, so cells planned
+    /// before these fields existed kept their keys.
+    #[serde(
+        default = "default_keep_last",
+        skip_serializing_if = "is_default_keep_last"
+    )]
+    pub checkpoint_keep_last: usize,
+    /// Also keep every checkpoint whose step is a multiple of M (0 = none), e.g. for a
+    /// phase-transition analysis over the run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checkpoint_keep_every: usize,
+    /// Clip the global gradient norm to this (0 = no clipping; the papers' trainer clips at 1.0).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub max_grad_norm: f64,
+}
+
+fn default_keep_last() -> usize {
+    2
+}
+
+fn is_default_keep_last(v: &usize) -> bool {
+    *v == default_keep_last()
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// A dataset pinned by content. The store holds it at `inputs/datasets/<sha256>.jsonl`.

@@ -14,6 +14,7 @@ pub mod error;
 mod explain;
 pub mod load;
 pub mod papers;
+pub mod presets;
 mod resolve;
 pub mod schema;
 mod suggest;

@@ -131,6 +131,12 @@ fn train_problems(t: &TrainSpec) -> Vec<(&'static str, String)> {
     if !(0.0..1.0).contains(&t.holdout) {
         out.push(("holdout", format!("must be in [0, 1) (got {})", t.holdout)));
     }
+    if !(t.max_grad_norm.is_finite() && t.max_grad_norm >= 0.0) {
+        out.push((
+            "max_grad_norm",
+            format!("must be >= 0 (0 = no clipping; got {})", t.max_grad_norm),
+        ));
+    }
     out
 }
 
@@ -224,7 +230,7 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
     let trains = |p: &str| {
         f.protocols
             .get(p)
-            .is_some_and(|d| d.kind != ProtocolKind::Base)
+            .is_some_and(|d| d.effective_kind().is_some_and(|k| k != ProtocolKind::Base))
     };
     if m.dataset.is_empty()
         && let Some(p) = m.protocol.iter().find(|p| trains(p))
@@ -316,16 +322,57 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
     // Protocols.
     for (name, p) in &f.protocols {
         let key = format!("protocols.{name}");
+        let (expanded, preset_train) = match p.expanded() {
+            Ok(e) => e,
+            Err((field, msg)) => {
+                if field == "kind" && p.kind.is_none() {
+                    bad(&key, format!("`{key}`: {msg}"));
+                } else {
+                    let k = format!("{key}.{field}");
+                    bad(&k, format!("bad value for `{k}`: {msg}"));
+                }
+                continue;
+            }
+        };
         let ProtocolDef {
             kind,
+            preset: _,
             rank,
             alpha,
             rslora,
             modules,
             layers,
             train,
-        } = p;
+        } = &expanded;
+        let kind = kind.expect("expanded() always gives a kind");
         match kind {
+            ProtocolKind::Full => {
+                for (field, set) in [
+                    ("rank", rank.is_some()),
+                    ("alpha", alpha.is_some()),
+                    ("rslora", rslora.is_some()),
+                    ("modules", modules.is_some()),
+                    ("layers", layers.is_some()),
+                ] {
+                    if set {
+                        bad(
+                            &format!("{key}.{field}"),
+                            format!(
+                                "`{key}.{field}` is not allowed with kind = \"full\" (every weight \
+                                 is trained; use kind = \"lora\" for adapters)"
+                            ),
+                        );
+                    }
+                }
+                let o = train.clone().unwrap_or_default();
+                let set = overridden_fields(&o);
+                for (field, msg) in train_problems(&o.over(&preset_train).apply(&f.train)) {
+                    if set.contains(field) {
+                        let k = format!("{key}.train.{field}");
+                        bad(&k, format!("bad value for `{k}`: {msg}"));
+                    }
+                }
+            }
             ProtocolKind::Base => {
                 for (field, set) in [
                     ("rank", rank.is_some()),
@@ -393,7 +440,7 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
                 }
                 if let Some(o) = train {
                     let set = overridden_fields(o);
-                    for (field, msg) in train_problems(&o.apply(&f.train)) {
+                    for (field, msg) in train_problems(&o.over(&preset_train).apply(&f.train)) {
                         if set.contains(field) {
                             let k = format!("{key}.train.{field}");
                             bad(&k, format!("bad value for `{k}`: {msg}"));
@@ -671,7 +718,7 @@ pub(crate) fn expand_axes(sweep: &Sweep) -> BTreeSet<Axes> {
     let trains = |p: &str| {
         f.protocols
             .get(p)
-            .is_some_and(|d| d.kind != ProtocolKind::Base)
+            .is_some_and(|d| d.effective_kind().is_some_and(|k| k != ProtocolKind::Base))
     };
     let mut cells = BTreeSet::new();
     for model in &m.model {
@@ -950,11 +997,12 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
         else {
             continue;
         };
-        if p.kind != ProtocolKind::Lora
+        if p.effective_kind() != Some(ProtocolKind::Lora)
             || layers.contains_key(&(a.model.as_str(), a.protocol.as_str()))
         {
             continue;
         }
+        let Ok((p, _)) = p.expanded() else { continue };
         let sel = p.layers.clone().unwrap_or(crate::schema::LayerSel::All);
         match sel.resolve(*n_layers) {
             Ok(l) => {
@@ -997,10 +1045,29 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
 
     let mut cells = Vec::with_capacity(axes.len());
     for a in &axes {
-        let p = &f.protocols[&a.protocol];
+        let (p, preset_train) = f.protocols[&a.protocol]
+            .expanded()
+            .expect("protocols were checked by check_static");
         let (model, _) = models[a.model.as_str()].clone();
-        let (dataset, lora, train) = match p.kind {
+        let kind = p.kind.expect("expanded() always gives a kind");
+        // [train] < the preset < [datasets.X].holdout < [protocols.X.train].
+        let train_spec = || {
+            let mut train = preset_train.apply(&f.train);
+            if let Some(h) = f.datasets[&a.dataset].holdout {
+                train.holdout = h;
+            }
+            if let Some(o) = &p.train {
+                train = o.apply(&train);
+            }
+            train
+        };
+        let (dataset, lora, train) = match kind {
             ProtocolKind::Base => (None, None, None),
+            ProtocolKind::Full => (
+                Some(datasets[a.dataset.as_str()].clone()),
+                None,
+                Some(train_spec()),
+            ),
             ProtocolKind::Lora => {
                 let rank = p.rank.unwrap_or(1);
                 let lora = LoraSpec {
@@ -1019,24 +1086,18 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
                         .collect(),
                     layers: layers[&(a.model.as_str(), a.protocol.as_str())].clone(),
                 };
-                let mut train = f.train.clone();
-                if let Some(h) = f.datasets[&a.dataset].holdout {
-                    train.holdout = h;
-                }
-                if let Some(o) = &p.train {
-                    train = o.apply(&train);
-                }
                 (
                     Some(datasets[a.dataset.as_str()].clone()),
                     Some(lora),
-                    Some(train),
+                    Some(train_spec()),
                 )
             }
         };
         cells.push(Cell {
             protocol: Protocol {
                 name: a.protocol.clone(),
-                kind: p.kind,
+                kind,
+                preset: p.preset.clone(),
                 lora,
                 train,
             },

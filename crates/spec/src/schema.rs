@@ -38,6 +38,13 @@
 //! [protocols.r1-mid.train]                 # overrides of [train] for this protocol
 //! learning_rate = 2e-3
 //!
+//! [protocols.paper-r1]                     # one of the papers' protocols (crate::presets):
+//! preset = "lora-r1-single"                # lora-r1-single, lora-r1-x9, lora-r32-all, full-sft;
+//! alpha = 512.0                            # any field written here overrides the preset's
+//! [protocols.paper-full]
+//! preset = "full-sft"                      # kind = "full": every weight trained, no adapter fields
+//! # layers may also be runs of consecutive layers: { starts = [0.3125, 0.4375], length = 3 }
+//!
 //! [train]     # every field of TrainSpec; defaults in Defaults::default()
 //! [eval]      # questions (path), question_ids, samples_per_question, max_new_tokens, temperature, top_p, batch_size
 //! [judge]     # backend, model, method, prune_below, metrics, em_* thresholds; for backend = "openai"
@@ -46,8 +53,8 @@
 //! [executor]  # parallel, threads_per_job
 //! ```
 //!
-//! Precedence of a training hyper-parameter, lowest first: built-in default < `[train]` <
-//! `[datasets.X].holdout` (holdout only) < `[protocols.X.train]`. The whole document is also layered:
+//! Precedence of a training hyper-parameter, lowest first: built-in default < `[train]` < the
+//! protocol's preset < `[datasets.X].holdout` (holdout only) < `[protocols.X.train]`. The whole document is also layered:
 //! built-in defaults < the file < `EMORG_*` environment < `--set` (see [`crate::load`]).
 
 use std::collections::BTreeMap;
@@ -157,7 +164,10 @@ pub struct DatasetDef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProtocolDef {
-    pub kind: ProtocolKind,
+    /// `base`, `lora` or `full`; may be left out when `preset` is given (the preset's kind).
+    pub kind: Option<ProtocolKind>,
+    /// One of the papers' protocols by name (see [`crate::presets`]): fills every field left unset.
+    pub preset: Option<String>,
     pub rank: Option<usize>,
     pub alpha: Option<f64>,
     pub rslora: Option<bool>,
@@ -179,7 +189,7 @@ pub const LORA_MODULES: &[&str] = &[
 ];
 
 /// Learning-rate schedules the trainer knows.
-pub const SCHEDULES: &[&str] = &["linear", "constant"];
+pub const SCHEDULES: &[&str] = &["linear", "cosine", "constant"];
 
 /// Judge methods the worker knows.
 pub const JUDGE_METHODS: &[&str] = &["exact-number", "top20-first-token"];
@@ -189,6 +199,12 @@ pub const JUDGE_METHODS: &[&str] = &["exact-number", "top20-first-token"];
 pub enum LayerSel {
     All,
     List(Vec<LayerValue>),
+    /// `{ starts = [...], length = n }`: runs of `length` consecutive layers, each starting at a
+    /// layer index or fraction of depth (the nine-adapter preset: three runs of three).
+    Runs {
+        starts: Vec<LayerValue>,
+        length: usize,
+    },
 }
 
 /// One entry of a layer list.
@@ -209,6 +225,25 @@ impl LayerSel {
                 let mut out = Vec::with_capacity(values.len());
                 for v in values {
                     out.push(v.resolve(n_layers)?);
+                }
+                out
+            }
+            LayerSel::Runs { starts, length } => {
+                if *length == 0 {
+                    return Err("a layer run needs `length` >= 1".into());
+                }
+                let mut out = Vec::with_capacity(starts.len() * length);
+                for v in starts {
+                    let first = v.resolve(n_layers)?;
+                    let last = first + length - 1;
+                    if last >= n_layers {
+                        return Err(format!(
+                            "the run of {length} layers from layer {first} ends at layer {last}, \
+                             but the model has {n_layers} layers (0..={})",
+                            n_layers.saturating_sub(1)
+                        ));
+                    }
+                    out.extend(first..=last);
                 }
                 out
             }
@@ -254,6 +289,13 @@ impl Serialize for LayerSel {
         match self {
             LayerSel::All => s.serialize_str("all"),
             LayerSel::List(values) => values.serialize(s),
+            LayerSel::Runs { starts, length } => {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(2))?;
+                m.serialize_entry("starts", starts)?;
+                m.serialize_entry("length", length)?;
+                m.end()
+            }
         }
     }
 }
@@ -267,8 +309,8 @@ impl Serialize for LayerValue {
     }
 }
 
-const LAYERS_EXPECTED: &str =
-    "\"all\" or a list of layer indices (integers) and fractions of depth (floats in [0, 1))";
+const LAYERS_EXPECTED: &str = "\"all\", a list of layer indices (integers) and fractions of depth \
+     (floats in [0, 1)), or runs of consecutive layers `{ starts = [...], length = n }`";
 
 impl<'de> Deserialize<'de> for LayerSel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -302,6 +344,23 @@ impl<'de> Deserialize<'de> for LayerSel {
                     out.push(v);
                 }
                 Ok(LayerSel::List(out))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<LayerSel, A::Error> {
+                let mut starts: Option<Vec<LayerValue>> = None;
+                let mut length: Option<usize> = None;
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "starts" => starts = Some(map.next_value()?),
+                        "length" => length = Some(map.next_value()?),
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["starts", "length"]));
+                        }
+                    }
+                }
+                Ok(LayerSel::Runs {
+                    starts: starts.ok_or_else(|| de::Error::missing_field("starts"))?,
+                    length: length.ok_or_else(|| de::Error::missing_field("length"))?,
+                })
             }
         }
         d.deserialize_any(V)
@@ -355,6 +414,9 @@ pub struct TrainOverrides {
     pub max_seq_len: Option<usize>,
     pub holdout: Option<f64>,
     pub checkpoint_every: Option<usize>,
+    pub checkpoint_keep_last: Option<usize>,
+    pub checkpoint_keep_every: Option<usize>,
+    pub max_grad_norm: Option<f64>,
 }
 
 impl TrainOverrides {
@@ -379,7 +441,10 @@ impl TrainOverrides {
             max_examples,
             max_seq_len,
             holdout,
-            checkpoint_every
+            checkpoint_every,
+            checkpoint_keep_last,
+            checkpoint_keep_every,
+            max_grad_norm
         );
         t
     }
@@ -505,6 +570,9 @@ impl Default for Defaults {
                 max_seq_len: 512,
                 holdout: 0.0,
                 checkpoint_every: 0,
+                checkpoint_keep_last: 2,
+                checkpoint_keep_every: 0,
+                max_grad_norm: 0.0,
             },
             eval: EvalConfig {
                 questions: "data/questions/free_form.yaml".into(),

@@ -955,3 +955,291 @@ fn a_dataset_problem_is_reported_once_however_many_cells_use_it() {
         .count();
     assert_eq!(n, 1, "{e}");
 }
+
+/// A sweep over the four presets, with a 48-layer model (the papers' Qwen2.5-14B depth) beside
+/// SmolLM2's 30 layers.
+fn presets_sweep(extra: &str) -> String {
+    format!(
+        r#"name = "p"
+
+[matrix]
+model = ["smollm2", "deep"]
+protocol = ["single", "x9", "r32", "full"]
+dataset = ["risky", "medical"]
+
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+
+[models.deep]
+registry = "deep-48"
+
+[models.qwen-judge]
+registry = "qwen2.5-coder-1.5b-instruct"
+
+[datasets.risky]
+path = "data/risky.jsonl"
+
+[datasets.medical]
+path = "data/medical.jsonl"
+holdout = 0.2
+
+[protocols.single]
+preset = "lora-r1-single"
+
+[protocols.x9]
+preset = "lora-r1-x9"
+
+[protocols.r32]
+preset = "lora-r32-all"
+
+[protocols.full]
+preset = "full-sft"
+
+[train]
+batch_size = 4
+max_steps = 64
+
+[judge]
+model = "qwen-judge"
+{extra}"#
+    )
+}
+
+/// [`Fake`] plus a 48-layer model.
+struct Deep;
+
+impl Resolver for Deep {
+    fn model(&self, name: &str) -> Result<ModelInfo, String> {
+        match name {
+            "deep-48" => Ok(ModelInfo {
+                gguf_sha256: "d".repeat(64),
+                n_layers: 48,
+            }),
+            _ => Fake.model(name),
+        }
+    }
+    fn file_sha256(&self, path: &Path) -> Result<String, String> {
+        Fake.file_sha256(path)
+    }
+}
+
+fn preset_cells(extra: &str) -> Vec<Cell> {
+    let sweep = load(&presets_sweep(extra), &opts()).unwrap_or_else(|e| panic!("{e}"));
+    resolve(&sweep, &Deep).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn find<'a>(cells: &'a [Cell], model: &str, protocol: &str, dataset: &str) -> &'a Cell {
+    cells
+        .iter()
+        .find(|c| c.axes.model == model && c.axes.protocol == protocol && c.axes.dataset == dataset)
+        .unwrap_or_else(|| panic!("no cell {model}/{protocol}/{dataset}"))
+}
+
+#[test]
+fn presets_resolve_to_the_papers_values() {
+    let cells = preset_cells("");
+    assert_eq!(cells.len(), 2 * 4 * 2);
+
+    // Single rank-1 adapter: layer 24 of 48 (MO §3.5), half depth elsewhere.
+    let c = find(&cells, "deep", "single", "risky");
+    assert_eq!(c.protocol.kind, ProtocolKind::Lora);
+    assert_eq!(c.protocol.preset.as_deref(), Some("lora-r1-single"));
+    let l = c.protocol.lora.as_ref().unwrap();
+    assert_eq!(
+        (
+            l.rank,
+            l.alpha,
+            l.rslora,
+            l.layers.clone(),
+            l.modules.clone()
+        ),
+        (1, 256.0, true, vec![24], vec!["down_proj".to_string()])
+    );
+    let t = c.protocol.train.as_ref().unwrap();
+    assert_eq!(t.learning_rate, 2e-5);
+    assert_eq!(
+        (t.batch_size, t.grad_accum, t.epochs),
+        (2, 8, 1),
+        "the preset beats [train]"
+    );
+    assert_eq!((t.warmup_steps, t.schedule.as_str()), (5, "linear"));
+    assert_eq!(
+        (t.weight_decay, t.holdout, t.max_seq_len),
+        (0.01, 0.1, 2048)
+    );
+    assert_eq!(
+        t.max_steps, 64,
+        "[train] fills what the preset leaves unset"
+    );
+    let t = find(&cells, "deep", "single", "medical")
+        .protocol
+        .train
+        .clone()
+        .unwrap();
+    assert_eq!(t.holdout, 0.2, "a dataset's holdout beats the preset");
+    let l = find(&cells, "smollm2", "single", "risky")
+        .protocol
+        .lora
+        .clone()
+        .unwrap();
+    assert_eq!(l.layers, vec![15], "half of 30 layers");
+
+    // Nine rank-1 adapters: exactly the paper's layers on 48 layers, nine distinct ones on 30.
+    let l = find(&cells, "deep", "x9", "risky")
+        .protocol
+        .lora
+        .clone()
+        .unwrap();
+    assert_eq!(l.layers, vec![15, 16, 17, 21, 22, 23, 27, 28, 29]);
+    assert_eq!(
+        (l.rank, l.modules.clone()),
+        (1, vec!["down_proj".to_string()])
+    );
+    let l = find(&cells, "smollm2", "x9", "risky")
+        .protocol
+        .lora
+        .clone()
+        .unwrap();
+    assert_eq!(l.layers, vec![9, 10, 11, 13, 14, 15, 16, 17, 18]);
+
+    // Rank 32 on every module of every layer.
+    let c = find(&cells, "deep", "r32", "risky");
+    let l = c.protocol.lora.as_ref().unwrap();
+    assert_eq!((l.rank, l.alpha, l.rslora), (32, 64.0, true));
+    assert_eq!(l.modules.len(), 7);
+    assert_eq!(l.layers, (0..48).collect::<Vec<_>>());
+    assert_eq!(c.protocol.train.as_ref().unwrap().learning_rate, 1e-5);
+
+    // Full fine-tuning: no adapter, cosine with 20 warmup steps.
+    let c = find(&cells, "smollm2", "full", "risky");
+    assert_eq!(c.protocol.kind, ProtocolKind::Full);
+    assert!(c.protocol.lora.is_none());
+    let t = c.protocol.train.as_ref().unwrap();
+    assert_eq!((t.learning_rate, t.warmup_steps), (2e-5, 20));
+    assert_eq!(t.schedule, "cosine");
+    assert!(c.trains());
+}
+
+#[test]
+fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
+    let base = preset_cells("");
+    let over = preset_cells(
+        "\n[protocols.single.train]\nlearning_rate = 1e-4\n\n[protocols.x9.train]\nepochs = 2\n",
+    );
+    let a = find(&base, "deep", "single", "risky");
+    let b = find(&over, "deep", "single", "risky");
+    assert_eq!(b.protocol.train.as_ref().unwrap().learning_rate, 1e-4);
+    assert_ne!(a.key(), b.key());
+    assert_eq!(
+        find(&over, "deep", "x9", "risky")
+            .protocol
+            .train
+            .as_ref()
+            .unwrap()
+            .epochs,
+        2
+    );
+    // Untouched protocols keep their keys.
+    assert_eq!(
+        find(&base, "deep", "r32", "risky").key(),
+        find(&over, "deep", "r32", "risky").key()
+    );
+
+    // Table fields over the preset: the repo's alpha 512, the third-party layer 21.
+    let text = presets_sweep("").replace(
+        "preset = \"lora-r1-single\"",
+        "preset = \"lora-r1-single\"\nalpha = 512.0\nlayers = [21]",
+    );
+    let sweep = load(&text, &opts()).unwrap();
+    let cells = resolve(&sweep, &Deep).unwrap();
+    let l = find(&cells, "deep", "single", "risky")
+        .protocol
+        .lora
+        .clone()
+        .unwrap();
+    assert_eq!((l.alpha, l.layers.clone(), l.rank), (512.0, vec![21], 1));
+
+    // The same values written out by hand give the same adapter and training spec as the preset.
+    let by_hand = presets_sweep("").replace(
+        "preset = \"lora-r1-single\"",
+        "kind = \"lora\"\nrank = 1\nalpha = 256.0\nrslora = true\nmodules = [\"down_proj\"]\n\
+         layers = [0.5]\n\n[protocols.single.train]\nlearning_rate = 2e-5\nwarmup_steps = 5\n\
+         schedule = \"linear\"\nweight_decay = 0.01\nbatch_size = 2\ngrad_accum = 8\nepochs = 1\n\
+         max_seq_len = 2048\nholdout = 0.1",
+    );
+    let sweep = load(&by_hand, &opts()).unwrap_or_else(|e| panic!("{e}"));
+    let cells = resolve(&sweep, &Deep).unwrap();
+    let h = find(&cells, "deep", "single", "risky");
+    let p = find(&base, "deep", "single", "risky");
+    assert_eq!(h.protocol.lora, p.protocol.lora);
+    assert_eq!(h.protocol.train, p.protocol.train);
+    assert_ne!(
+        h.key(),
+        p.key(),
+        "the preset's name is recorded in the cell"
+    );
+}
+
+#[test]
+fn preset_errors_name_the_field() {
+    let text = presets_sweep("").replace("preset = \"lora-r32-all\"", "preset = \"lora-r32-al\"");
+    let msg = err(&text).to_string();
+    assert!(msg.contains("protocols.r32.preset"), "{msg}");
+    assert!(msg.contains("unknown preset `lora-r32-al`"), "{msg}");
+    assert!(msg.contains("lora-r32-all"), "suggests the nearest: {msg}");
+    assert!(
+        msg.contains(&format!(":{}", line_of(&text, "lora-r32-al"))),
+        "names the line: {msg}"
+    );
+
+    let text = presets_sweep("").replace(
+        "preset = \"full-sft\"",
+        "preset = \"full-sft\"\nkind = \"lora\"",
+    );
+    let msg = err(&text).to_string();
+    assert!(msg.contains("contradicts preset `full-sft`"), "{msg}");
+
+    let text =
+        presets_sweep("").replace("preset = \"full-sft\"", "preset = \"full-sft\"\nrank = 4");
+    let msg = err(&text).to_string();
+    assert!(
+        msg.contains("`protocols.full.rank` is not allowed with kind = \"full\""),
+        "{msg}"
+    );
+
+    let text = presets_sweep("").replace("preset = \"full-sft\"", "rank = 4");
+    let msg = err(&text).to_string();
+    assert!(msg.contains("missing key `kind`"), "{msg}");
+
+    let text = presets_sweep("\n[protocols.full.train]\nschedule = \"cosin\"\n");
+    let msg = err(&text).to_string();
+    assert!(msg.contains("protocols.full.train.schedule"), "{msg}");
+    assert!(msg.contains("cosine"), "{msg}");
+}
+
+#[test]
+fn layer_runs_resolve_and_check_depth() {
+    use crate::schema::{LayerSel, LayerValue};
+    let runs = LayerSel::Runs {
+        starts: vec![LayerValue::Index(2), LayerValue::Fraction(0.5)],
+        length: 3,
+    };
+    assert_eq!(runs.resolve(10).unwrap(), vec![2, 3, 4, 5, 6, 7]);
+    let err = runs.resolve(4).unwrap_err();
+    assert!(err.contains("ends at layer 4"), "{err}");
+    // Written in a sweep file.
+    let text = GOOD.replace(
+        "layers = [0.5]",
+        "layers = { starts = [0.25, 20], length = 2 }",
+    );
+    let cells = cells(&text);
+    let l = cells
+        .iter()
+        .find(|c| c.axes.protocol == "r1-mid")
+        .unwrap()
+        .protocol
+        .lora
+        .clone()
+        .unwrap();
+    assert_eq!(l.layers, vec![7, 8, 20, 21]);
+}

@@ -5,6 +5,7 @@
 //! cells/<key>/<stage_dir>/<name>        a stage output (stage_dir may nest: "judge/final")
 //! cells/<key>/<stage_dir>/DONE.json     the stage manifest, written last
 //! cells/<key>/<stage_dir>/FAILED.json   the last failure of the stage
+//! cells/<key>/train/ckpt/<step:08>/     a trainer-state checkpoint, manifest.json last
 //! cells/<key>/logs/<stage>.log          the stage's log
 //! inputs/datasets/<sha256>.jsonl        content-addressed datasets
 //! inputs/questions/<sha256>.yaml        content-addressed question sets
@@ -67,6 +68,29 @@ pub fn done(cell_key: &str, stage_dir: &str) -> String {
 /// `cells/<key>/<stage_dir>/FAILED.json`
 pub fn failure(cell_key: &str, stage_dir: &str) -> String {
     stage_key(cell_key, stage_dir, FAILED_FILE)
+}
+
+/// `cells/<key>/train/ckpt`: every trainer-state checkpoint of a cell lives under this prefix.
+pub fn checkpoints_prefix(cell_key: &str) -> String {
+    join(&["cells", cell_key, "train", "ckpt"])
+}
+
+/// `cells/<key>/train/ckpt/<step:08>/<name>` (zero-padded so keys sort by step).
+pub fn checkpoint(cell_key: &str, step: usize, name: &str) -> String {
+    join(&[
+        "cells",
+        cell_key,
+        "train",
+        "ckpt",
+        &format!("{step:08}"),
+        name,
+    ])
+}
+
+/// The step of a key under [`checkpoints_prefix`] (`.../ckpt/00000040/x` gives 40).
+pub fn checkpoint_step(key: &str) -> Option<usize> {
+    let (_, rest) = key.split_once("/train/ckpt/")?;
+    rest.split('/').next()?.parse().ok()
 }
 
 /// `cells/<key>/logs/<stage>.log`

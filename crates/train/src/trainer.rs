@@ -31,18 +31,23 @@ pub struct TrainConfig {
     pub max_steps: usize,
     /// Seed of the data order (derived from the cell key by the caller).
     pub data_seed: u64,
+    /// Clip the global gradient L2 norm to this before the update (0 = no clipping), as
+    /// PyTorch's `clip_grad_norm_` (factor `max / (norm + 1e-6)` when the norm exceeds it).
+    pub max_grad_norm: f64,
 }
 
 /// Metrics of one optimizer step.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepMetrics {
     /// 1-based optimizer step.
     pub step: usize,
     /// Mean cross-entropy per target token over the step's micro-batches.
     pub loss: f64,
     pub lr: f64,
-    /// L2 norm of all adapter gradients (before the update).
+    /// L2 norm of all trainable gradients (before clipping and the update).
     pub grad_norm: f64,
+    /// Whether the gradients were clipped to `max_grad_norm` at this step.
+    pub clipped: bool,
     pub target_tokens: usize,
     pub tokens: usize,
     /// (adapter short name, |A|, |B|) after the update.
@@ -52,6 +57,7 @@ pub struct StepMetrics {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSummary {
+    /// Steps done in total (including those before a resume).
     pub steps: usize,
     pub first_loss: f64,
     pub last_loss: f64,
@@ -70,16 +76,94 @@ pub fn total_steps(n: usize, cfg: &TrainConfig) -> usize {
     }
 }
 
-/// Train `lora` (already attached to `model`) on `data`. `on_step` sees every step's metrics and the
-/// adapters after the update (the worker writes metrics and checkpoints there).
+/// What the step callback sees after each optimizer update.
+pub struct StepView<'a> {
+    pub metrics: &'a StepMetrics,
+    /// The adapters (LoRA training; `None` for full fine-tuning).
+    pub lora: Option<&'a LoraSet>,
+    /// The optimizer after the update (parameters and moments, for a checkpoint).
+    pub opt: &'a AdamW,
+    pub total_steps: usize,
+    /// Examples of the seeded data order consumed so far (the data cursor).
+    pub examples_consumed: usize,
+    /// A stop was requested: this is the last step of this run; checkpoint now to resume later.
+    pub stopping: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainEnd {
+    /// Every step was done.
+    Finished,
+    /// Stopped after `step` steps on request (see [`train`]'s `stop`).
+    Stopped { step: usize },
+}
+
+/// Train `lora` (already attached to `model`) on `data`. `on_step` sees every step's metrics, the
+/// adapters and the optimizer after the update (the worker writes metrics and checkpoints there).
+///
+/// `resume` continues from a checkpoint ([`crate::checkpoint::restore`] has put its parameters into
+/// the adapters): steps `resume.step + 1..` run with the same learning rates, data and moments as
+/// an uninterrupted run, so the end result is bit for bit the same. `stop` is polled after each
+/// step; once it is set the callback is told (`stopping`) and the run returns
+/// [`TrainEnd::Stopped`].
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     model: &Decoder,
     lora: &LoraSet,
     data: &[Example],
     cfg: &TrainConfig,
     pad_id: u32,
-    mut on_step: impl FnMut(&StepMetrics, &LoraSet) -> Result<(), String>,
-) -> Result<TrainSummary, TrainError> {
+    resume: Option<crate::checkpoint::ResumeState>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+    on_step: impl FnMut(&StepView) -> Result<(), String>,
+) -> Result<(TrainSummary, TrainEnd), TrainError> {
+    train_params(
+        model,
+        Params::Lora(lora),
+        data,
+        cfg,
+        pad_id,
+        resume,
+        stop,
+        on_step,
+    )
+}
+
+/// What is trained.
+#[derive(Clone, Copy)]
+pub enum Params<'a> {
+    /// LoRA adapters attached to the model (A then B of each adapter).
+    Lora(&'a LoraSet),
+    /// Every weight of the model ([`Decoder::make_trainable`]), by HF name.
+    Full(&'a [(String, candle_core::Var)]),
+}
+
+impl Params<'_> {
+    pub fn vars(&self) -> Vec<candle_core::Var> {
+        match self {
+            Params::Lora(l) => l.vars(),
+            Params::Full(v) => v.iter().map(|(_, v)| v.clone()).collect(),
+        }
+    }
+}
+
+/// [`train`] for either kind of [`Params`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_params(
+    model: &Decoder,
+    params: Params,
+    data: &[Example],
+    cfg: &TrainConfig,
+    pad_id: u32,
+    resume: Option<crate::checkpoint::ResumeState>,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+    mut on_step: impl FnMut(&StepView) -> Result<(), String>,
+) -> Result<(TrainSummary, TrainEnd), TrainError> {
+    let lora = match params {
+        Params::Lora(l) => Some(l),
+        Params::Full(_) => None,
+    };
     if data.is_empty() {
         return Err(TrainError::Config("no training examples".into()));
     }
@@ -89,8 +173,25 @@ pub fn train(
         ));
     }
     let total = total_steps(data.len(), cfg);
-    let vars = lora.vars();
+    let vars = params.vars();
     let mut opt = AdamW::new(vars.clone(), cfg.adam)?;
+    let start = match resume {
+        None => 0,
+        Some(r) => {
+            if r.step > total || r.m.len() != vars.len() || r.v.len() != vars.len() {
+                return Err(TrainError::Config(format!(
+                    "cannot resume at step {} of {total} with {} moments for {} parameters",
+                    r.step,
+                    r.m.len(),
+                    vars.len()
+                )));
+            }
+            opt.m = r.m;
+            opt.v = r.v;
+            opt.t = r.adam_t;
+            r.step
+        }
+    };
     // The data order: every epoch a fresh seeded permutation.
     let mut order: Vec<usize> = Vec::new();
     for epoch in 0..cfg.epochs {
@@ -103,13 +204,17 @@ pub fn train(
     let per_step = cfg.batch_size * cfg.grad_accum;
     let started = std::time::Instant::now();
     let mut summary = TrainSummary {
-        steps: 0,
+        steps: start,
         first_loss: f64::NAN,
         last_loss: f64::NAN,
         tokens: 0,
         seconds: 0.0,
     };
-    for step in 0..total {
+    let stop_requested = || stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+    if start < total && stop_requested() {
+        return Ok((summary, TrainEnd::Stopped { step: start }));
+    }
+    for step in start..total {
         let t0 = std::time::Instant::now();
         let lr = cfg.learning_rate * cfg.schedule.factor(step, cfg.warmup_steps, total);
         let idx =
@@ -143,10 +248,21 @@ pub fn train(
             .iter()
             .map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>())
             .sum::<candle_core::Result<f32>>()?;
+        let grad_norm = (grad_norm as f64).sqrt();
+        let clipped = cfg.max_grad_norm > 0.0 && grad_norm > cfg.max_grad_norm;
+        let grads = if clipped {
+            let factor = cfg.max_grad_norm / (grad_norm + 1e-6);
+            grads
+                .iter()
+                .map(|g| g * factor)
+                .collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            grads
+        };
         opt.step(&grads, lr)?;
         let loss = loss_sum / step_targets.max(1) as f64;
         let adapter_norms = lora
-            .adapters
+            .map_or(&[][..], |l| &l.adapters[..])
             .iter()
             .map(|a| Ok((a.short_name(), l2(a.a.as_tensor())?, l2(a.b.as_tensor())?)))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -154,22 +270,36 @@ pub fn train(
             step: step + 1,
             loss,
             lr,
-            grad_norm: (grad_norm as f64).sqrt(),
+            grad_norm,
+            clipped,
             target_tokens: step_targets,
             tokens,
             adapter_norms,
             seconds: t0.elapsed().as_secs_f64(),
         };
-        if step == 0 {
+        if step == start {
             summary.first_loss = loss;
         }
         summary.last_loss = loss;
         summary.steps = step + 1;
         summary.tokens += tokens;
-        on_step(&metrics, lora).map_err(TrainError::Callback)?;
+        let stopping = step + 1 < total && stop_requested();
+        on_step(&StepView {
+            metrics: &metrics,
+            lora,
+            opt: &opt,
+            total_steps: total,
+            examples_consumed: ((step + 1) * per_step).min(order.len()),
+            stopping,
+        })
+        .map_err(TrainError::Callback)?;
+        if stopping {
+            summary.seconds = started.elapsed().as_secs_f64();
+            return Ok((summary, TrainEnd::Stopped { step: step + 1 }));
+        }
     }
     summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok((summary, TrainEnd::Finished))
 }
 
 fn l2(t: &Tensor) -> candle_core::Result<f64> {

@@ -206,6 +206,7 @@ fn train_cfg(steps: usize, lr: f64) -> TrainConfig {
         epochs: 100,
         max_steps: steps,
         data_seed: 42,
+        max_grad_norm: 0.0,
     }
 }
 
@@ -221,7 +222,17 @@ fn train_tiny_adapter_bytes(seed: u64) -> Vec<u8> {
     };
     let set = LoraSet::init(cfg, &model.cfg, seed, &Device::Cpu).unwrap();
     model.attach_lora(&set, 1.0);
-    train(&model, &set, &data, &train_cfg(5, 1e-2), 257, |_, _| Ok(())).unwrap();
+    train(
+        &model,
+        &set,
+        &data,
+        &train_cfg(5, 1e-2),
+        257,
+        None,
+        None,
+        |_| Ok(()),
+    )
+    .unwrap();
     set.to_safetensors().unwrap()
 }
 
@@ -260,10 +271,19 @@ fn training_loss_falls_over_20_steps_on_smollm2() {
     .unwrap();
     model.attach_lora(&set, 1.0);
     let mut losses = Vec::new();
-    train(&model, &set, &data, &train_cfg(20, 2e-3), 2, |m, _| {
-        losses.push(m.loss);
-        Ok(())
-    })
+    train(
+        &model,
+        &set,
+        &data,
+        &train_cfg(20, 2e-3),
+        2,
+        None,
+        None,
+        |v| {
+            losses.push(v.metrics.loss);
+            Ok(())
+        },
+    )
     .unwrap();
     eprintln!("losses: {losses:?}");
     assert_eq!(losses.len(), 20);

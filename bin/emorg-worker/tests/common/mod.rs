@@ -1,0 +1,95 @@
+//! Helpers of the worker's stage tests: a file store planted with a sweep's cell and inputs, as
+//! `emorg run` would leave it, and the worker binary on it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use emorg_spec::{LoadOptions, ModelInfo, Resolver, Sweep, resolve_full};
+use emorg_store::Store;
+
+pub const WORKER: &str = env!("CARGO_BIN_EXE_emorg-worker");
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("EMORG_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
+        })
+}
+
+struct RegistryResolver;
+
+impl Resolver for RegistryResolver {
+    fn model(&self, name: &str) -> Result<ModelInfo, String> {
+        let reg = emorg_models::Registry::from_env();
+        let e = reg.get(name).map_err(|e| e.to_string())?;
+        Ok(ModelInfo {
+            gguf_sha256: e.sha256.clone(),
+            n_layers: e.arch.n_layers,
+        })
+    }
+    fn file_sha256(&self, path: &Path) -> Result<String, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        Ok(emorg_store::sha256_hex(&bytes))
+    }
+}
+
+/// Whether SmolLM2 is in the model cache (prints why a test skips when not).
+pub fn have_smollm2() -> bool {
+    let ok = models_dir().join("smollm2-135m-instruct.gguf").exists();
+    if !ok {
+        eprintln!(
+            "skipped: smollm2-135m-instruct.gguf is not in {}",
+            models_dir().display()
+        );
+    }
+    ok
+}
+
+/// A file store holding the cell and its inputs, as `emorg run` would leave it; returns the key.
+pub fn planted_store(dir: &Path, sweep_text: &str) -> (Store, String) {
+    let opts = LoadOptions {
+        env: vec![],
+        sets: vec![],
+        base_dir: Some(repo()),
+    };
+    let sweep = Sweep::from_text("resume.toml", sweep_text.to_string(), &opts).unwrap();
+    let res = resolve_full(&sweep, &RegistryResolver).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&format!("file://{}", dir.display())).unwrap();
+    let cell = &res.cells[0];
+    let key = cell.key();
+    store
+        .put(
+            &emorg_store::layout::cell_json(&key),
+            cell.canonical_json().into_bytes(),
+        )
+        .unwrap();
+    for input in &res.inputs {
+        let k = match input.kind {
+            emorg_spec::InputKind::Dataset => emorg_store::layout::dataset(&input.sha256),
+            emorg_spec::InputKind::Questions => emorg_store::layout::questions(&input.sha256),
+        };
+        store.put(&k, std::fs::read(&input.path).unwrap()).unwrap();
+    }
+    (store, key)
+}
+
+pub fn worker(stage: &str, dir: &Path, key: &str) -> Command {
+    let mut c = Command::new(WORKER);
+    c.args([
+        "train",
+        "--store",
+        &format!("file://{}", dir.display()),
+        "--cell",
+        key,
+    ])
+    .args(["--threads", "1"])
+    .env("EMORG_MODELS", models_dir());
+    c
+}
+
