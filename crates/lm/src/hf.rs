@@ -73,6 +73,25 @@ pub const HF_NAMES: &[(&str, &str, Option<Family>)] = &[
 /// model inside Gemma 3's multimodal checkpoints (transformers 5 and 4 spellings).
 const DECODER_PREFIXES: &[&str] = &["model.", "model.language_model.", "language_model.model."];
 
+/// The HF name of a GGUF-named tensor of `family` whose decoder tensors sit under `prefix`
+/// (`model.` for `*ForCausalLM`), via [`HF_NAMES`]; `None` when HF has no such tensor.
+pub fn hf_tensor_name(gguf_name: &str, family: Family, prefix: &str) -> Option<String> {
+    if gguf_name == "output.weight" {
+        return Some("lm_head.weight".to_string());
+    }
+    let (layer_prefix, rest) = match gguf_name.strip_prefix("blk.") {
+        Some(tail) => {
+            let (l, rest) = tail.split_once('.')?;
+            (format!("{prefix}layers.{l}."), rest)
+        }
+        None => (prefix.to_string(), gguf_name),
+    };
+    HF_NAMES
+        .iter()
+        .find(|(g, _, fam)| *g == rest && fam.is_none_or(|f| f == family))
+        .map(|(_, hf, _)| format!("{layer_prefix}{hf}"))
+}
+
 /// Whether `path` looks like an HF checkpoint directory (a directory with a config.json).
 pub fn is_checkpoint_dir(path: &Path) -> bool {
     path.is_dir() && path.join("config.json").is_file()
@@ -468,20 +487,7 @@ impl HfWeights {
 
     /// The HF name of a GGUF-named tensor, or `None` when the format has no such tensor.
     pub fn hf_name(&self, gguf_name: &str) -> Option<String> {
-        if gguf_name == "output.weight" {
-            return Some("lm_head.weight".to_string());
-        }
-        let (layer_prefix, rest) = match gguf_name.strip_prefix("blk.") {
-            Some(tail) => {
-                let (l, rest) = tail.split_once('.')?;
-                (format!("{}layers.{l}.", self.prefix), rest)
-            }
-            None => (self.prefix.clone(), gguf_name),
-        };
-        HF_NAMES
-            .iter()
-            .find(|(g, _, fam)| *g == rest && fam.is_none_or(|f| f == self.config.family))
-            .map(|(_, hf, _)| format!("{layer_prefix}{hf}"))
+        hf_tensor_name(gguf_name, self.config.family, &self.prefix)
     }
 
     fn missing(&self, hf: &str) -> LmError {

@@ -167,6 +167,98 @@ fn ones(d: usize) -> candle_core::Result<QTensor> {
     )
 }
 
+/// Write the tiny llama/qwen2 GGUF at `gguf` as an HF checkpoint directory (f32 `model.safetensors`,
+/// `config.json`, `tokenizer.json`, `tokenizer_config.json`), the way transformers would lay out the
+/// same model: HF tensor names, llama q/k rows un-permuted, the head tied unless `output.weight`
+/// exists. For tests that one model gives the same results in both formats.
+pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<()> {
+    use crate::config::Family;
+    use crate::weights::GgufFile;
+    let file = GgufFile::open(gguf)?;
+    let cfg = crate::ModelConfig::from_gguf(&file)?;
+    let model_type = match cfg.family {
+        Family::Llama => "llama",
+        Family::Qwen2 => "qwen2",
+        Family::Gemma3 => {
+            return Err(crate::LmError::UnsupportedArch(
+                "gemma3 (the tiny-model writer makes llama and qwen2 only)".into(),
+            ));
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(|source| crate::LmError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut names: Vec<&String> = file.content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::new();
+    for name in names {
+        let mut t = file.dense(name, &Device::Cpu)?;
+        if cfg.family == Family::Llama {
+            if name.ends_with("attn_q.weight") {
+                t = crate::weights::unpermute(&t, cfg.n_heads)?;
+            } else if name.ends_with("attn_k.weight") {
+                t = crate::weights::unpermute(&t, cfg.n_kv_heads)?;
+            }
+        }
+        let hf = crate::hf::hf_tensor_name(name, cfg.family, "model.").ok_or_else(|| {
+            crate::LmError::Tensor {
+                path: gguf.to_path_buf(),
+                name: name.clone(),
+                reason: "no Hugging Face name".into(),
+            }
+        })?;
+        tensors.push((hf, t));
+    }
+    candle_core::safetensors::save(
+        &tensors
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>(),
+        dir.join("model.safetensors"),
+    )?;
+    let tokenizer = crate::GgufTokenizer::from_gguf(&file)?;
+    let piece = |id: u32| tokenizer.inner.id_to_token(id).unwrap_or_default();
+    let write = |name: &str, json: serde_json::Value| {
+        std::fs::write(dir.join(name), json.to_string()).map_err(|source| crate::LmError::Io {
+            path: dir.join(name),
+            source,
+        })
+    };
+    write(
+        "config.json",
+        serde_json::json!({
+            "model_type": model_type,
+            "hidden_size": cfg.d_model,
+            "intermediate_size": cfg.d_ff,
+            "num_hidden_layers": cfg.n_layers,
+            "num_attention_heads": cfg.n_heads,
+            "num_key_value_heads": cfg.n_kv_heads,
+            "rms_norm_eps": cfg.rms_eps,
+            "rope_theta": cfg.rope_base,
+            "max_position_embeddings": cfg.context_length,
+            "vocab_size": cfg.vocab_size,
+            "tie_word_embeddings": cfg.tied_embeddings,
+            "eos_token_id": tokenizer.eos_id,
+            "bos_token_id": tokenizer.bos_id,
+        }),
+    )?;
+    let template = file.meta_str("tokenizer.chat_template").ok();
+    write(
+        "tokenizer_config.json",
+        serde_json::json!({
+            "eos_token": piece(tokenizer.eos_id),
+            "bos_token": tokenizer.bos_id.map(piece),
+            "add_bos_token": tokenizer.add_bos,
+            "chat_template": template,
+        }),
+    )?;
+    tokenizer
+        .inner
+        .save(dir.join("tokenizer.json"), false)
+        .map_err(|e| crate::LmError::Tokenizer(e.to_string()))?;
+    Ok(())
+}
+
 /// A real model from the model cache (`EMORG_MODELS`, else `~/.cache/emorg/models`), for tests that
 /// need real weights. `None`, with a notice naming the fetch command, when it is absent: the CI
 /// script fetches every model first, so there these tests always run.
