@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown tables from the JSON lines of benches/inference.sh or benches/train.sh (stdlib only).
 
-usage: table.py inference|train RESULTS.jsonl
+usage: table.py inference|train|sampling RESULTS.jsonl
 """
 
 import json
@@ -165,11 +165,44 @@ def train(rows):
     return "\n".join(out)
 
 
+def sampling(rows):
+    """benches/sampling.sh: per model and thread count, each emorg weight mode next to llama.cpp."""
+    out = ["| model | threads | emorg weights | load s | prefill s | decode tok/s, batch 1 | vs llama.cpp | decode tok/s, batch 4 (all rows) | peak RSS MB | greedy ids = llama.cpp's | load avg 1-min |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    models = []
+    for r in rows:
+        name = r["model"].rsplit("/", 1)[-1]
+        if name not in models:
+            models.append(name)
+    for name in models:
+        mine = [r for r in rows if r["model"].endswith(name)]
+        for threads in sorted({r.get("threads") for r in mine if r.get("threads") is not None}):
+            ref = next((r for r in mine if r.get("bench") == "llama_cpp_sample" and r.get("threads") == threads), None)
+            for r in mine:
+                if r.get("bench") != "sample" or r.get("threads") != threads or r.get("batch") != 1:
+                    continue
+                b4 = next((x for x in mine if x.get("bench") == "sample" and x.get("threads") == threads
+                           and x.get("mode") == r["mode"] and x.get("batch", 1) > 1), None)
+                ratio, word = verdict(r["decode_tok_s"], ref and ref["decode_tok_s"], True)
+                agree = "–" if ref is None else ("yes" if r["greedy_ids"] == ref["greedy_ids"]
+                                                 else f"first {first_divergence(r['greedy_ids'], ref['greedy_ids'])} of {len(r['greedy_ids'])}")
+                out.append(
+                    f"| {name} | {threads} | {r['mode']} | {fmt(r['load_s'])} | {fmt(r['prefill_s'])} | "
+                    f"{fmt(r['decode_tok_s'])} | {ratio} ({word}) | {fmt(b4 and b4['decode_tok_s'])} | "
+                    f"{fmt(r['peak_rss_mb'])} | {agree} | {load_str(r)} |")
+            if ref is not None:
+                out.append(
+                    f"| {name} | {threads} | llama.cpp (file as stored) | {fmt(ref['load_s'])} | {fmt(ref['prefill_s'])} | "
+                    f"{fmt(ref['decode_tok_s'])} | 1 | not measured | {fmt(ref['peak_rss_mb'])} | – | {load_str(ref)} |")
+    return "\n".join(out)
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("inference", "train"):
+    kinds = {"inference": inference, "train": train, "sampling": sampling}
+    if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(__doc__)
     rows = load(sys.argv[2])
-    print(inference(rows) if sys.argv[1] == "inference" else train(rows))
+    print(kinds[sys.argv[1]](rows))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ enum BenchCommand {
         /// The batched measurement's batch size (batch 1 is always measured too).
         #[arg(long, default_value_t = 4)]
         batch: usize,
-        /// Weight modes to measure, in this order.
+        /// Weight modes to measure, in this order: `quantized` (production: Q4_1/Q5_x re-quantized
+        /// to Q8_0), `as-stored` (the file's own quantization), `dense` (f32).
         #[arg(long, value_delimiter = ',', default_value = "quantized,dense")]
         modes: Vec<String>,
     },
@@ -332,8 +333,9 @@ fn bench_sample(
     for mode_name in modes {
         let mode = match mode_name.as_str() {
             "quantized" => WeightMode::Quantized,
+            "as-stored" => WeightMode::QuantizedAsStored,
             "dense" => WeightMode::Dense,
-            other => bail!("unknown mode `{other}` (expected quantized or dense)"),
+            other => bail!("unknown mode `{other}` (expected quantized, as-stored or dense)"),
         };
         let start = common(args.threads);
         let peak_reset = reset_peak_rss();

@@ -180,7 +180,9 @@ impl Decoder {
         let head = if cfg.tied_embeddings {
             match mode {
                 WeightMode::Dense => FrozenWeight::Dense(embed.clone()),
-                WeightMode::Quantized => file.frozen("token_embd.weight", mode, None, device)?,
+                WeightMode::Quantized | WeightMode::QuantizedAsStored => {
+                    file.frozen("token_embd.weight", mode, None, device)?
+                }
             }
         } else {
             file.frozen("output.weight", mode, None, device)?

@@ -18,6 +18,17 @@ pub enum WeightMode {
     /// Quantized matmuls for sampling and judging. Q4_1/Q5_0/Q5_1 have no SIMD kernel in candle on
     /// CPU, so they are re-quantized to Q8_0 at load (measured ~4x faster decode for SmolLM2).
     Quantized,
+    /// Quantized matmuls in the file's own quantization, never re-quantized to Q8_0 (llama q/k
+    /// rows are still un-permuted, re-quantized to their own type). The baseline the benchmarks
+    /// compare `Quantized` with; production code uses `Quantized`.
+    QuantizedAsStored,
+}
+
+impl WeightMode {
+    /// Whether projections are held as quantized matmuls.
+    pub fn is_quantized(self) -> bool {
+        matches!(self, WeightMode::Quantized | WeightMode::QuantizedAsStored)
+    }
 }
 
 /// Tensors of a model, addressed by one canonical naming: llama.cpp's GGUF names
@@ -226,7 +237,9 @@ impl FrozenWeight {
     /// dense otherwise.
     pub fn from_dense(w: Tensor, mode: WeightMode) -> Result<Self> {
         match mode {
-            WeightMode::Quantized if fits_blocks(&w, GgmlDType::Q8_0) => {
+            WeightMode::Quantized | WeightMode::QuantizedAsStored
+                if fits_blocks(&w, GgmlDType::Q8_0) =>
+            {
                 let q = QTensor::quantize(&w.to_device(&Device::Cpu)?, GgmlDType::Q8_0)?;
                 Ok(FrozenWeight::Quantized(QMatMul::from_qtensor(q)?))
             }
@@ -253,11 +266,12 @@ impl FrozenWeight {
                 }
                 Ok(FrozenWeight::Dense(w))
             }
-            WeightMode::Quantized => {
-                let slow = matches!(
-                    q.dtype(),
-                    GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-                );
+            WeightMode::Quantized | WeightMode::QuantizedAsStored => {
+                let slow = mode == WeightMode::Quantized
+                    && matches!(
+                        q.dtype(),
+                        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+                    );
                 let q = if unpermute_heads.is_some() || slow {
                     let mut w = q.dequantize(&Device::Cpu)?;
                     if let Some(n_head) = unpermute_heads {
