@@ -19,7 +19,8 @@
 # features differ), CUDA_COMPUTE_CAP (GPU architecture for candle's kernels: nvidia-smi's if it
 # works, else 90 = H100/H200, whose `sm_90a` code runs on nothing else; 80 for A100),
 # CUDAFORGE_THREADS (parallel nvcc jobs, default all cores), EMORG_PYTHON (default python3).
-# A cold build takes ~20 min on 2 cores (the 15 mmq kernels are most of it); reruns are seconds.
+# A cold build takes ~20 min on 2 quiet cores (the 15 mmq kernels are most of it; 71 min measured
+# under nice with other builds on the same 2 cores); reruns are seconds.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -187,7 +188,7 @@ build() {
   install_toolkit
   eval "$(build_exports)"
   export CARGO_TARGET_DIR="$TARGET_DIR"
-  say "building emorg-worker --features cuda into $CARGO_TARGET_DIR (CUDA_HOME=$CUDA_HOME, CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP; a cold build is ~20 min on 2 cores)"
+  say "building emorg-worker --features cuda into $CARGO_TARGET_DIR (CUDA_HOME=$CUDA_HOME, CUDA_COMPUTE_CAP=$CUDA_COMPUTE_CAP; a cold build is 20-70 min on 2 cores)"
   (cd "$HERE/.." && check_cuda_features && cargo build --release --locked -p emorg-worker --features cuda)
   # Proof that the CUDA path was compiled and linked in, not silently left out.
   readelf -d "$WORKER" | grep -q 'NEEDED.*libcuda\.so\.1' \
