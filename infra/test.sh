@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 source infra/env.sh
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 cargo build --release --locked --workspace --all-targets
+# The worker built with --features cuda (CUDA 13.0 from PyPI wheels, a stub libcuda; cached in
+# ~/.cache/emorg/target-cuda: 20-70 min on the first run, seconds after; before the servers start so
+# they do not idle meanwhile). tests/cuda_build.rs starts it with the stub driver (only in its own
+# child processes) when the two variables test-env exports are set.
+infra/cuda-build.sh build >/dev/null
+eval "$(infra/cuda-build.sh test-env)"
 # Real GGUF models for the tests (cached; verified by sha256).
 "$EMORG_BIN/emorg" models fetch smollm2-135m-instruct
 "$EMORG_BIN/emorg" models fetch qwen2.5-coder-1.5b-instruct

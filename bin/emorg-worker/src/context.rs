@@ -182,12 +182,43 @@ pub fn lora_config(spec: &emorg_spec::LoraSpec) -> Result<emorg_lm::LoraConfig> 
     })
 }
 
-/// The device the math runs on. With the `cuda` feature the worker uses GPU 0 when the driver
-/// reports one; otherwise, or when `EMORG_DEVICE=cpu`, the CPU. `EMORG_DEVICE=cuda` makes a missing
-/// GPU an error instead of a fallback (for GPU partitions, where running on CPU would waste the job).
+/// Which device `EMORG_DEVICE` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// GPU 0 when CUDA is usable, else the CPU with a warning (unset, empty or `auto`).
+    Auto,
+    Cpu,
+    /// GPU 0 or an error: for GPU partitions, where running on the CPU would waste the job.
+    Cuda,
+}
+
+impl DeviceChoice {
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("EMORG_DEVICE").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("") | Ok("auto") => Ok(Self::Auto),
+            Ok("cpu") => Ok(Self::Cpu),
+            Ok("cuda") => Ok(Self::Cuda),
+            Ok(other) => bail!("EMORG_DEVICE={other:?}: expected cpu, cuda or auto (the default)"),
+            Err(e) => bail!("EMORG_DEVICE: {e}"),
+        }
+    }
+}
+
+/// The device the math runs on, chosen once per process by `EMORG_DEVICE` (see [`DeviceChoice`]).
+/// Once: two `Device::new_cuda(0)` calls give two devices whose tensors cannot be mixed.
+/// `Device::cuda_if_available` is no help: with the `cuda` feature it returns the driver's error
+/// instead of falling back, so the Err of `new_cuda` is handled here.
 pub fn device() -> Result<candle_core::Device> {
-    let wanted = std::env::var("EMORG_DEVICE").unwrap_or_default();
-    if wanted == "cpu" {
+    static DEVICE: std::sync::OnceLock<candle_core::Device> = std::sync::OnceLock::new();
+    if let Some(d) = DEVICE.get() {
+        return Ok(d.clone());
+    }
+    let d = choose_device(DeviceChoice::from_env()?)?;
+    Ok(DEVICE.get_or_init(|| d).clone())
+}
+
+fn choose_device(choice: DeviceChoice) -> Result<candle_core::Device> {
+    if choice == DeviceChoice::Cpu {
         return Ok(candle_core::Device::Cpu);
     }
     #[cfg(feature = "cuda")]
@@ -197,14 +228,56 @@ pub fn device() -> Result<candle_core::Device> {
                 tracing::info!("running on CUDA device 0");
                 return Ok(d);
             }
-            Err(e) if wanted == "cuda" => bail!("EMORG_DEVICE=cuda but no usable GPU: {e}"),
-            Err(e) => tracing::warn!("no usable GPU ({e}); running on CPU"),
+            Err(e) => {
+                let cause = cuda_failure(&e.to_string());
+                if choice == DeviceChoice::Cuda {
+                    bail!(
+                        "EMORG_DEVICE=cuda but CUDA is not usable on this node: {cause}; run on a GPU node or set EMORG_DEVICE=cpu"
+                    );
+                }
+                tracing::warn!(
+                    "CUDA is not usable on this node ({cause}): running on the CPU (set EMORG_DEVICE=cuda to make this an error)"
+                );
+            }
         }
     }
-    if wanted == "cuda" {
-        bail!("EMORG_DEVICE=cuda but this emorg-worker was built without the `cuda` feature");
+    if choice == DeviceChoice::Cuda {
+        bail!(
+            "EMORG_DEVICE=cuda but this emorg-worker was built without the `cuda` feature; build it with infra/cuda-build.sh (or cargo build --release -p emorg-worker --features cuda)"
+        );
     }
     Ok(candle_core::Device::Cpu)
+}
+
+/// One line naming why CUDA failed: the driver's error code with what it usually means, else
+/// candle's whole message.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn cuda_failure(message: &str) -> String {
+    let code = message.find("CUDA_ERROR_").map(|at| {
+        let rest = &message[at..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(rest.len());
+        &rest[..len]
+    });
+    let hint = match code {
+        Some("CUDA_ERROR_STUB_LIBRARY") => {
+            "the libcuda on the loader path is a stub, not a real NVIDIA driver"
+        }
+        Some("CUDA_ERROR_NO_DEVICE") => {
+            "the driver sees no GPU (check CUDA_VISIBLE_DEVICES and the job's GPU request)"
+        }
+        Some("CUDA_ERROR_INSUFFICIENT_DRIVER") => {
+            "the NVIDIA driver is older than the CUDA version this worker was built with"
+        }
+        Some("CUDA_ERROR_INVALID_DEVICE") => "GPU 0 is not a valid device for this process",
+        _ => "",
+    };
+    match (code, hint) {
+        (Some(code), "") => code.to_string(),
+        (Some(code), hint) => format!("{code} ({hint})"),
+        (None, _) => message.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 /// The tokenised questions of a cell: (question id, paraphrase index, text, system prompt, judge prompts).
@@ -243,4 +316,25 @@ pub fn asked_questions(ctx: &StageContext) -> Result<Vec<AskedQuestion>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::cuda_failure;
+
+    #[test]
+    fn cuda_failure_names_the_driver_code_in_one_line() {
+        // The shape of candle's message for the stub driver (measured on a GPU-less node).
+        let stub =
+            r#"DriverError(CUDA_ERROR_STUB_LIBRARY, "<Failure when calling cuGetErrorString()>")"#;
+        assert_eq!(
+            cuda_failure(stub),
+            "CUDA_ERROR_STUB_LIBRARY (the libcuda on the loader path is a stub, not a real NVIDIA driver)"
+        );
+        assert_eq!(
+            cuda_failure("DriverError(CUDA_ERROR_LAUNCH_FAILED, \"x\")"),
+            "CUDA_ERROR_LAUNCH_FAILED"
+        );
+        assert_eq!(cuda_failure("no\nfoo  bar"), "no foo bar");
+    }
 }
