@@ -13,7 +13,7 @@
 # munged runs as user munge, NodeName must be `hostname -s`. EnforcePartLimits=ALL so that an
 # impossible request is refused at sbatch time instead of pending forever; a fast scheduler interval
 # so a trivial job completes in about a second; cred_expire=10 so a requeued job is eligible after
-# about 10 s instead of 120 s.
+# about 10 s instead of 120 s; MaxJobCount=100000 so a 5,000-cell sweep (15,000 array tasks) fits.
 #
 # Settings:
 #   SLURM_LOCAL_ACCOUNTING  1 (default): MariaDB + slurmdbd, so sacct works; 0: accounting/none
@@ -239,6 +239,7 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MaxArraySize=$MAX_ARRAY_SIZE
+MaxJobCount=100000
 $overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP

@@ -40,7 +40,10 @@ pub fn sbatch(script: &Path, dependency: Option<&str>, test_only: bool) -> Resul
         args.push(format!("--dependency=aftercorr:{dep}"));
     }
     if test_only {
+        // One index stands for the array: Slurm 22.05's --test-only fails with "allocation
+        // failure: Resource temporarily unavailable" on arrays of about 1000 tasks.
         args.push("--test-only".into());
+        args.push("--array=0".into());
     }
     args.push(script.display().to_string());
     let out = run("sbatch", &args)?;
