@@ -488,3 +488,35 @@ fn refusals_leave_nothing_half_written() {
     assert_eq!(scripts, 5);
     assert!(sweep.submissions().is_empty());
 }
+
+#[test]
+fn a_timed_out_stage_is_failed_and_rerun() {
+    if skip() {
+        return;
+    }
+    // Slurm checks time limits about every 30 s, so a 1-minute limit ends the task at 60-100 s.
+    let sweep = Sweep::new("slurm-timeout", "time = \"1\"\nsetup = [\"sleep 600\"]\n");
+    let only_r1 = ["--set", "matrix.protocol=[\"r1\"]"];
+    let file = sweep.file();
+    let (code, out) = sweep.emorg(&[&["submit", file.as_str()][..], &only_r1].concat(), &[]);
+    assert_eq!(code, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let st = r1_states(&sweep);
+        if st[0].1 == "timeout" {
+            assert_eq!(st[0].2, "TIMEOUT", "{st:?}");
+            assert!(st[1..].iter().all(|s| s.1 == "blocked"), "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no timeout: {st:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // A timeout is a failure: rerun --failed submits the cell again (then it is cancelled).
+    let r1 = key_of(&sweep.status(), "r1");
+    let (code, out) = sweep.emorg(&["rerun", &file, "--failed"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("rerun {}", &r1[..12])), "{out}");
+    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    let (code, out) = sweep.emorg(&["cancel", &file], &[]);
+    assert_eq!(code, 0, "{out}");
+}
