@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: build, fetch the real models the tests use, start the real
-# servers some tests need (S3, an OpenAI-compatible LLM server), run every test with nextest
+# The whole test suite, as CI runs it: build (the CPU workspace and the cuda-featured worker), fetch
+# the real models the tests use, start the real servers some tests need (S3, an OpenAI-compatible
+# LLM server, a one-node Slurm cluster, the Python reference stack), run every test with nextest
 # (release profile: candle is ~60x slower unoptimised), then fmt and clippy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,12 @@ eval "$(infra/s3-local.sh env)"
 # judge's openai backend; stopped on exit with the S3 server.
 infra/llm-server.sh start
 trap "infra/llm-server.sh stop; infra/s3-local.sh stop" EXIT
+# A real single-node Slurm cluster (Debian's slurm-wlm, munge, MariaDB + slurmdbd for sacct) on
+# 127.0.0.1 for the Slurm executor's tests (installed with apt-get on first use); stopped on exit.
+# Exports EMORG_TEST_SLURM, EMORG_TEST_SLURM_PARTITION and EMORG_TEST_SLURM_ACCOUNTING.
+infra/slurm-local.sh start
+trap "infra/slurm-local.sh stop; infra/llm-server.sh stop; infra/s3-local.sh stop" EXIT
+eval "$(infra/slurm-local.sh env)"
 # Exports EMORG_TEST_OPENAI_URL and EMORG_TEST_OPENAI_MODEL (those tests run only when set), and
 # EMORG_TEST_LLAMA_PY (llama-cpp-python's interpreter, for the tokenizer parity tests).
 eval "$(infra/llm-server.sh env)"

@@ -13,6 +13,7 @@ mod record;
 mod report;
 mod resolver;
 mod run;
+mod slurm;
 mod state;
 mod tools;
 
@@ -50,6 +51,78 @@ enum Cmd {
     /// Judges: how far their scores can be trusted.
     #[command(subcommand)]
     Judge(JudgeCmd),
+    /// Write the Slurm job scripts `submit` would send (for inspection), without submitting.
+    Render(RenderArgs),
+    /// Submit a sweep to Slurm: one job array per stage over the cells that need it, later stages
+    /// depending element-wise on earlier ones; exits at once (`--wait` to follow).
+    Submit(SubmitArgs),
+    /// Each cell's stages: done/failed from the store, pending/running/failed/cancelled from Slurm.
+    Status(StatusArgs),
+    /// A cell's stage logs (the Slurm log of its last submission, else the store's copy).
+    Logs(LogsArgs),
+    /// Cancel a sweep's pending and running Slurm jobs.
+    Cancel(CancelArgs),
+    /// Submit again the cells with a failed stage (`--failed`).
+    Rerun(RerunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Directory for the scripts and cells files (default: slurm-render/<sweep>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Wait until no task is pending or running, then print the status (exit 1 if a cell failed).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Only these cells: a key prefix (4+ hex characters) or AXIS=VALUE[,AXIS=VALUE].
+    #[arg(long)]
+    pub cell: Vec<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// The cell: a key prefix (4+ hex characters) or AXIS=VALUE[,AXIS=VALUE].
+    pub cell: String,
+    /// train, sample or judge (default: every stage of the cell).
+    pub stage: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct RerunArgs {
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Rerun the cells with a failed stage (failed, timed out, out of memory, node failure; not
+    /// cancelled ones).
+    #[arg(long, required = true)]
+    pub failed: bool,
+    /// Wait as for `submit --wait`.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +302,12 @@ fn main() -> ExitCode {
         Cmd::Models(cmd) => tools::models(&cmd),
         Cmd::Data(cmd) => tools::data(&cmd),
         Cmd::Judge(JudgeCmd::Validate(args)) => judge::validate_cmd(&args),
+        Cmd::Render(args) => slurm::render(&args),
+        Cmd::Submit(args) => slurm::submit_sweep(&args.sweep, None, args.wait),
+        Cmd::Status(args) => slurm::status(&args),
+        Cmd::Logs(args) => slurm::logs(&args),
+        Cmd::Cancel(args) => slurm::cancel(&args),
+        Cmd::Rerun(args) => slurm::rerun(&args),
     };
     match result {
         Ok(code) => code,

@@ -423,19 +423,14 @@ pub fn ensure_models<'a>(
     Ok(())
 }
 
-pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let mut extra = Vec::new();
-    if let Some(p) = args.parallel {
-        extra.push(format!("executor.parallel={p}"));
-    }
-    if let Some(t) = args.threads {
-        extra.push(format!("executor.threads_per_job={t}"));
-    }
-    let resolver = LocalResolver::from_env();
-    let (sweep, resolution) = load_and_resolve(&args.sweep, &extra, &resolver)?;
-    let cells = resolution.cells;
-    let worker = worker_path()?;
-
+/// What every executor does before a stage runs: checks the inputs (chat JSONL, question file),
+/// fetches missing models into the local cache, uploads the inputs (content-addressed) and each
+/// `cell.json` to the store (skipped when present). Returns the store and its URL.
+pub fn prepare(
+    sweep: &emorg_spec::Sweep,
+    resolution: &emorg_spec::Resolution,
+    resolver: &LocalResolver,
+) -> Result<(Store, String)> {
     // Inputs must be sound before anything is uploaded.
     for input in &resolution.inputs {
         match input.kind {
@@ -458,15 +453,20 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
 
     // Models in the local cache (the worker reads them from there).
-    let mut models: BTreeSet<&str> = cells.iter().map(|c| c.model.name.as_str()).collect();
+    let mut models: BTreeSet<&str> = resolution
+        .cells
+        .iter()
+        .map(|c| c.model.name.as_str())
+        .collect();
     // A judge behind an API needs no local model.
     models.extend(
-        cells
+        resolution
+            .cells
             .iter()
             .filter_map(|c| c.judge.local_model())
             .map(|m| m.name.as_str()),
     );
-    ensure_models(&resolver, models)?;
+    ensure_models(resolver, models)?;
 
     let url = sweep.file.store.url.clone();
     let store = open_store(&url)?;
@@ -482,12 +482,29 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             info!("uploaded {} to {key}", input.path.display());
         }
     }
-    for cell in &cells {
+    for cell in &resolution.cells {
         let key = layout::cell_json(&cell.key());
         if !store.exists(&key)? {
             store.put(&key, cell.canonical_json().into_bytes())?;
         }
     }
+    Ok((store, url))
+}
+
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let mut extra = Vec::new();
+    if let Some(p) = args.parallel {
+        extra.push(format!("executor.parallel={p}"));
+    }
+    if let Some(t) = args.threads {
+        extra.push(format!("executor.threads_per_job={t}"));
+    }
+    let resolver = LocalResolver::from_env();
+    let (sweep, resolution) = load_and_resolve(&args.sweep, &extra, &resolver)?;
+    let cells = resolution.cells.clone();
+    let worker = worker_path()?;
+
+    let (store, url) = prepare(&sweep, &resolution, &resolver)?;
     let record = SweepRecord::new(&sweep, &cells, &url);
     record.save(&store)?;
 

@@ -17,6 +17,7 @@ pub mod papers;
 pub mod presets;
 mod resolve;
 pub mod schema;
+pub mod slurm;
 mod suggest;
 
 pub use cell::{
@@ -30,6 +31,7 @@ pub use load::{LoadOptions, Sweep, env_overrides, parse_set};
 pub use papers::{PAPER_DATASETS, PaperDataset, paper_dataset};
 pub use resolve::{InputFile, InputKind, ModelInfo, Resolution, Resolver, resolve, resolve_full};
 pub use schema::{Defaults, JudgeBackendKind, LayerSel, SweepFile};
+pub use slurm::{SlurmConfig, SlurmResources};
 
 #[cfg(test)]
 mod tests;

@@ -620,6 +620,7 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
         }
     }
     out.extend(located);
+    out.extend(crate::slurm::check_slurm(sweep));
     out
 }
 

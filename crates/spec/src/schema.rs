@@ -51,6 +51,7 @@
 //!             # also base_url, api_key_env, concurrency, max_retries, timeout_s (see JudgeConfig)
 //! [store]     # url
 //! [executor]  # parallel, threads_per_job
+//! [slurm]     # resources for `emorg submit`, per stage and per protocol (see crate::slurm)
 //! ```
 //!
 //! Precedence of a training hyper-parameter, lowest first: built-in default < `[train]` < the
@@ -85,6 +86,9 @@ pub struct SweepFile {
     pub judge: JudgeConfig,
     pub store: StoreConfig,
     pub executor: ExecutorConfig,
+    /// `[slurm]`: resources for `emorg submit` (see [`crate::slurm`]); never part of a cell.
+    #[serde(default)]
+    pub slurm: crate::slurm::SlurmConfig,
 }
 
 /// `[matrix]`: the axes whose product gives the cells.

@@ -14,6 +14,7 @@
 //! judges/<judge_id>/validation/<labels_sha256>/   scores.parquet, report.md, report.json (last)
 //! judgments/<model>/<method>/<h[..2]>/<h>.json   cached API judgments (emorg_judge::cache)
 //! sweeps/<sweep>/latest.json            the newest submission record of a sweep
+//! sweeps/<sweep>/submissions/<id>.json  what one `emorg submit` sent to Slurm (job ids, cells per index)
 //! reports/<sweep>/<run_id>/             matrix.parquet, report.md, index.html
 //! ```
 //!
@@ -143,6 +144,16 @@ pub fn sweep_record(sweep: &str) -> String {
     join(&["sweeps", sweep, "latest.json"])
 }
 
+/// `sweeps/<sweep>/submissions`: the prefix of a sweep's Slurm submission records.
+pub fn sweep_submissions(sweep: &str) -> String {
+    join(&["sweeps", sweep, "submissions"])
+}
+
+/// `sweeps/<sweep>/submissions/<id>.json`: one Slurm submission (ids sort by time).
+pub fn sweep_submission(sweep: &str, id: &str) -> String {
+    join(&["sweeps", sweep, "submissions", &format!("{id}.json")])
+}
+
 /// `reports/<sweep>/<run_id>`
 pub fn report_dir(sweep: &str, run_id: &str) -> String {
     join(&["reports", sweep, run_id])
@@ -172,6 +183,10 @@ mod tests {
         assert_eq!(dataset("ff00"), "inputs/datasets/ff00.jsonl");
         assert_eq!(questions("ff00"), "inputs/questions/ff00.yaml");
         assert_eq!(sweep_record("quick"), "sweeps/quick/latest.json");
+        assert_eq!(
+            sweep_submission("quick", "2026-01-01T00-00-00.000Z"),
+            "sweeps/quick/submissions/2026-01-01T00-00-00.000Z.json"
+        );
         assert_eq!(
             report_dir("quick", "2026-01-01T00-00"),
             "reports/quick/2026-01-01T00-00"

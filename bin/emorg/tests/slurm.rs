@@ -1,0 +1,522 @@
+//! The Slurm executor against a real local Slurm cluster (infra/slurm-local.sh start; gated on
+//! EMORG_TEST_SLURM=1, which `infra/slurm-local.sh env` exports): a tiny sweep on the real SmolLM2
+//! (2 training steps, 2 short answers, SmolLM2 as its own judge) submitted as job arrays with
+//! element-wise dependencies; status of completed, failed and cancelled jobs; `rerun --failed`
+//! resubmits exactly the failed cell; refusals (unknown template variable, invalid partition, no
+//! sbatch) leave nothing recorded and nothing queued.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{EMORG, models_dir, repo};
+use serde_json::Value;
+
+fn worker() -> PathBuf {
+    Path::new(EMORG).with_file_name("emorg-worker")
+}
+
+/// Why the test cannot run here, if it cannot.
+fn skip_reason() -> Option<String> {
+    if std::env::var("EMORG_TEST_SLURM").as_deref() != Ok("1") {
+        return Some(
+            "EMORG_TEST_SLURM is not 1 (run infra/slurm-local.sh start; eval \"$(infra/slurm-local.sh env)\")".into(),
+        );
+    }
+    if !worker().exists() {
+        return Some(format!("no worker at {}", worker().display()));
+    }
+    if !models_dir().join("smollm2-135m-instruct.gguf").exists() {
+        return Some("smollm2-135m-instruct is not in the model cache".into());
+    }
+    None
+}
+
+fn skip() -> bool {
+    match skip_reason() {
+        Some(r) => {
+            eprintln!("skipped: {r}");
+            true
+        }
+        None => false,
+    }
+}
+
+struct Sweep {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Sweep {
+    fn new(name: &str, slurm: &str) -> Sweep {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = std::fs::canonicalize(repo()).unwrap();
+        let text = format!(
+            r#"name = "{name}"
+
+[matrix]
+model = ["smollm2"]
+protocol = ["base", "r1", "broken"]
+dataset = ["risky"]
+
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+
+[datasets.risky]
+path = "{repo}/data/risky_financial.jsonl"
+
+[protocols.base]
+kind = "base"
+
+[protocols.r1]
+kind = "lora"
+rank = 1
+modules = ["down_proj"]
+layers = [0.5]
+
+[protocols.broken]
+kind = "lora"
+rank = 1
+modules = ["down_proj"]
+layers = [0.5]
+
+[train]
+max_steps = 2
+batch_size = 2
+grad_accum = 1
+max_seq_len = 128
+
+[eval]
+questions = "{repo}/data/questions/free_form.yaml"
+question_ids = ["found_wallet"]
+samples_per_question = 2
+max_new_tokens = 8
+
+[judge]
+model = "smollm2-135m-instruct"
+
+[store]
+url = "file://{store}"
+
+[slurm]
+state_dir = "{state}"
+throttle = 2
+cpus_per_task = 1
+{slurm}
+"#,
+            repo = repo.display(),
+            store = dir.path().join("store").display(),
+            state = dir.path().join("slurm").display(),
+        );
+        std::fs::write(dir.path().join("sweep.toml"), text).unwrap();
+        Sweep {
+            dir,
+            name: name.to_string(),
+        }
+    }
+
+    fn file(&self) -> String {
+        self.dir.path().join("sweep.toml").display().to_string()
+    }
+
+    fn emorg(&self, args: &[&str], envs: &[(&str, &str)]) -> (i32, String) {
+        let mut cmd = Command::new(EMORG);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("EMORG_WORKER", worker())
+            .env("EMORG_MODELS", models_dir())
+            .stdin(std::process::Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn status(&self) -> Value {
+        let (code, out) = self.emorg(&["status", &self.file(), "--json"], &[]);
+        assert_eq!(code, 0, "{out}");
+        // stdout (the JSON) comes first; stderr may follow.
+        serde_json::Deserializer::from_str(&out[out.find('{').unwrap()..])
+            .into_iter::<Value>()
+            .next()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    fn submissions(&self) -> Vec<Value> {
+        let dir = self
+            .dir
+            .path()
+            .join("store/sweeps")
+            .join(&self.name)
+            .join("submissions");
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(r) => r.map(|e| e.unwrap().path()).collect(),
+            Err(_) => vec![],
+        };
+        files.sort();
+        files
+            .iter()
+            .map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Submission directories left under the state dir.
+    fn submission_dirs(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("slurm").join(&self.name))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    }
+}
+
+/// (protocol -> [(stage, state, slurm_state, exit_code)]) from a status report.
+/// (stage, state, slurm_state, exit_code)
+type StageRow = (String, String, String, String);
+
+fn states(report: &Value) -> Vec<(String, Vec<StageRow>)> {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["axes"]["protocol"].as_str().unwrap().to_string(),
+                r["stages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| {
+                        let f = |k: &str| s[k].as_str().unwrap_or("").to_string();
+                        (f("stage"), f("state"), f("slurm_state"), f("exit_code"))
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn key_of(report: &Value, protocol: &str) -> String {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["axes"]["protocol"] == protocol)
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn squeue_names() -> String {
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%j %T"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn arrays_with_dependencies_status_logs_and_rerun_failed() {
+    if skip() {
+        return;
+    }
+    let sweep = Sweep::new(
+        "slurm-it",
+        "[slurm.protocols.broken.train]\nsetup = [\"echo broken on purpose >&2\", \"exit 3\"]\n",
+    );
+    let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
+    assert_eq!(
+        code, 1,
+        "a cell fails on purpose, so --wait exits 1:\n{out}"
+    );
+    assert!(out.contains("submitted 3 cells as 8 job arrays"), "{out}");
+
+    // One chunk per (profile, stages left): base samples and judges; r1 and broken train too.
+    let subs = sweep.submissions();
+    assert_eq!(subs.len(), 1);
+    let chunks = subs[0]["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 3, "{:#}", subs[0]);
+    for c in chunks {
+        let jobs = c["jobs"].as_array().unwrap();
+        assert_eq!(c["cells"].as_array().unwrap().len(), 1);
+        assert!(jobs[0]["dependency"].is_null());
+        for w in jobs.windows(2) {
+            assert_eq!(
+                w[1]["dependency"].as_str().unwrap(),
+                format!("aftercorr:{}", w[0]["job_id"].as_str().unwrap())
+            );
+        }
+        // The script is what Slurm ran: an array with the throttle, requeue and the grace signal.
+        let script = std::fs::read_to_string(jobs[0]["script"].as_str().unwrap()).unwrap();
+        for line in [
+            "#SBATCH --array=0-0%2",
+            "#SBATCH --requeue",
+            "#SBATCH --signal=B:USR1@120",
+            "#SBATCH --cpus-per-task=1",
+        ] {
+            assert!(script.lines().any(|l| l == line), "{line} not in\n{script}");
+        }
+    }
+    assert_eq!(subs[0]["sbatch_calls"], 16, "8 checks + 8 submissions");
+
+    let report = sweep.status();
+    let st = states(&report);
+    let get = |p: &str| st.iter().find(|(q, _)| q == p).unwrap().1.clone();
+    for p in ["base", "r1"] {
+        assert!(get(p).iter().all(|s| s.1 == "done"), "{p}: {:?}", get(p));
+    }
+    let broken = get("broken");
+    assert_eq!(broken[0].0, "train");
+    assert_eq!(broken[0].1, "failed", "{broken:?}");
+    assert_eq!(broken[0].2, "FAILED", "{broken:?}");
+    if std::env::var("EMORG_TEST_SLURM_ACCOUNTING").as_deref() == Ok("1") {
+        assert_eq!(broken[0].3, "3:0", "sacct's exit code: {broken:?}");
+    }
+    assert!(broken[1..].iter().all(|s| s.1 == "blocked"), "{broken:?}");
+    // The store is the truth for done: the judged cells have scores.
+    let r1 = key_of(&report, "r1");
+    assert!(
+        sweep
+            .dir
+            .path()
+            .join(format!("store/cells/{r1}/judge/final/DONE.json"))
+            .is_file()
+    );
+
+    // The text status names the failure; logs shows the failed task's output.
+    let (code, out) = sweep.emorg(&["status", &sweep.file()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("failed"), "{out}");
+    let broken_key = key_of(&report, "broken");
+    let (code, out) = sweep.emorg(&["logs", &sweep.file(), &broken_key[..8], "train"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("broken on purpose"), "{out}");
+    let (code, out) = sweep.emorg(&["logs", &sweep.file(), "protocol=r1", "sample"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the worker exited with code 0"), "{out}");
+    let (code, out) = sweep.emorg(&["logs", &sweep.file(), "dataset=risky"], &[]);
+    assert_eq!(code, 2);
+    assert!(out.contains("matches 2 cells"), "{out}");
+
+    // rerun --failed: exactly the broken cell, all its stages, and now it passes.
+    let (code, out) = sweep.emorg(
+        &[
+            "rerun",
+            &sweep.file(),
+            "--failed",
+            "--wait",
+            "--set",
+            "slurm.protocols.broken.train.setup=[]",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("rerun {}", &broken_key[..12])),
+        "{out}"
+    );
+    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    let subs = sweep.submissions();
+    assert_eq!(subs.len(), 2);
+    let chunks = subs[1]["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0]["cells"], serde_json::json!([broken_key]));
+    let report = sweep.status();
+    assert!(
+        states(&report)
+            .iter()
+            .all(|(_, s)| s.iter().all(|s| s.1 == "done")),
+        "{report:#}"
+    );
+    let (code, out) = sweep.emorg(&["rerun", &sweep.file(), "--failed"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no failed cell"), "{out}");
+}
+
+/// The r1 cell's stages (status without --set shows every cell of the file).
+fn r1_states(sweep: &Sweep) -> Vec<StageRow> {
+    states(&sweep.status())
+        .into_iter()
+        .find(|(p, _)| p == "r1")
+        .unwrap()
+        .1
+}
+
+#[test]
+fn cancel_shows_cancelled_and_blocked() {
+    if skip() {
+        return;
+    }
+    let sweep = Sweep::new("slurm-cancel", "setup = [\"sleep 300\"]\n");
+    let (code, out) = sweep.emorg(
+        &["submit", &sweep.file(), "--set", "matrix.protocol=[\"r1\"]"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = r1_states(&sweep);
+        if st[0].1 == "running" {
+            assert_eq!(st[1].1, "pending", "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "train never ran: {st:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (code, out) = sweep.emorg(&["cancel", &sweep.file()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("cancelled 3 job arrays"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = r1_states(&sweep);
+        let s: Vec<&str> = st.iter().map(|s| s.1.as_str()).collect();
+        if s == ["cancelled", "blocked", "blocked"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not cancelled: {st:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Cancelled cells are not failed cells.
+    let (_, out) = sweep.emorg(&["rerun", &sweep.file(), "--failed"], &[]);
+    assert!(out.contains("no failed cell"), "{out}");
+}
+
+#[test]
+fn refusals_leave_nothing_half_written() {
+    if skip() {
+        return;
+    }
+    let sweep = Sweep::new("slurm-refused", "");
+
+    // A template with an unknown variable.
+    let templates = sweep.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("sample.sbatch.j2"),
+        "{% extends \"base.sbatch.j2\" %}{% block setup %}\necho {{ partiton }}{% endblock %}",
+    )
+    .unwrap();
+    let set = format!("slurm.templates={}", templates.display());
+    for cmd in ["render", "submit"] {
+        let (code, out) = sweep.emorg(&[cmd, &sweep.file(), "--set", &set], &[]);
+        assert_eq!(code, 2, "{out}");
+        assert!(
+            out.contains(
+                "sample.sbatch.j2 uses an unknown variable `partiton` (did you mean `partition`?)"
+            ),
+            "{out}"
+        );
+    }
+
+    // An invalid partition: refused by sbatch before anything is queued.
+    let (code, out) = sweep.emorg(
+        &["submit", &sweep.file(), "--set", "slurm.partition=nope"],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("invalid partition"), "{out}");
+    assert!(out.contains("nope"), "{out}");
+
+    // Only one protocol's judge stage has a bad partition: still nothing queued or recorded.
+    let (code, out) = sweep.emorg(
+        &[
+            "submit",
+            &sweep.file(),
+            "--set",
+            "slurm.protocols.broken.judge.partition=nope",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("invalid partition"), "{out}");
+
+    // No Slurm client on PATH.
+    let (code, out) = sweep.emorg(&["submit", &sweep.file()], &[("PATH", "/nonexistent")]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("is not on PATH: run emorg on a Slurm login node"),
+        "{out}"
+    );
+
+    assert!(sweep.submissions().is_empty());
+    assert_eq!(sweep.submission_dirs(), 0);
+    assert!(
+        !sweep
+            .dir
+            .path()
+            .join("store/sweeps/slurm-refused/latest.json")
+            .exists()
+    );
+    let queued = squeue_names();
+    assert!(!queued.contains("emorg-slurm-refused"), "{queued}");
+
+    // render writes the scripts for inspection (here with the fixed template set).
+    let out_dir = sweep.dir.path().join("rendered");
+    let (code, out) = sweep.emorg(
+        &[
+            "render",
+            &sweep.file(),
+            "--out",
+            &out_dir.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("3 cells need work; 5 array jobs in 2 chunks"),
+        "{out}"
+    );
+    let scripts = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sbatch")
+        })
+        .count();
+    assert_eq!(scripts, 5);
+    assert!(sweep.submissions().is_empty());
+}
+
+#[test]
+fn a_timed_out_stage_is_failed_and_rerun() {
+    if skip() {
+        return;
+    }
+    // Slurm checks time limits about every 30 s, so a 1-minute limit ends the task at 60-100 s.
+    let sweep = Sweep::new("slurm-timeout", "time = \"1\"\nsetup = [\"sleep 600\"]\n");
+    let only_r1 = ["--set", "matrix.protocol=[\"r1\"]"];
+    let file = sweep.file();
+    let (code, out) = sweep.emorg(&[&["submit", file.as_str()][..], &only_r1].concat(), &[]);
+    assert_eq!(code, 0, "{out}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let st = r1_states(&sweep);
+        if st[0].1 == "timeout" {
+            assert_eq!(st[0].2, "TIMEOUT", "{st:?}");
+            assert!(st[1..].iter().all(|s| s.1 == "blocked"), "{st:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no timeout: {st:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // A timeout is a failure: rerun --failed submits the cell again (then it is cancelled).
+    let r1 = key_of(&sweep.status(), "r1");
+    let (code, out) = sweep.emorg(&["rerun", &file, "--failed"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("rerun {}", &r1[..12])), "{out}");
+    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    let (code, out) = sweep.emorg(&["cancel", &file], &[]);
+    assert_eq!(code, 0, "{out}");
+}
