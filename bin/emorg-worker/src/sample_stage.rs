@@ -84,7 +84,27 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         let spec = cell.protocol.lora.as_ref().context("lora settings")?;
         let cfg = crate::context::lora_config(spec)?;
         let set = LoraSet::from_safetensors(cfg, &bytes, &device)?;
-        model.attach_lora(&set, 1.0);
+        let eval = &cell.eval;
+        let names: Vec<String> = set.adapters.iter().map(|a| a.short_name()).collect();
+        if let Some(unknown) = eval.adapter_scales.keys().find(|k| !names.contains(k)) {
+            anyhow::bail!(
+                "eval.adapter_scales names `{unknown}`, which is not an adapter of this cell (its adapters: {})",
+                names.join(", ")
+            );
+        }
+        if eval.adapter_scale != 1.0 || !eval.adapter_scales.is_empty() {
+            tracing::info!(
+                "adapter factors: {} by default, {:?}",
+                eval.adapter_scale,
+                eval.adapter_scales
+            );
+        }
+        model.attach_lora_scaled(&set, |ad| {
+            eval.adapter_scales
+                .get(&ad.short_name())
+                .copied()
+                .unwrap_or(eval.adapter_scale)
+        });
         Some(set)
     } else {
         None

@@ -425,6 +425,21 @@ impl Decoder {
         }
     }
 
+    /// Attach every adapter of `set`, each scaled by its own `multiplier(adapter)` (the papers'
+    /// steering of single adapters: some x30, others zeroed).
+    pub fn attach_lora_scaled(
+        &mut self,
+        set: &LoraSet,
+        multiplier: impl Fn(&crate::lora::LoraAdapter) -> f64,
+    ) {
+        let scale = set.config.scale();
+        for ad in &set.adapters {
+            self.blocks[ad.layer]
+                .linear_mut(ad.module)
+                .attach(&ad.a, &ad.b, scale, multiplier(ad));
+        }
+    }
+
     pub fn detach_lora(&mut self) {
         for b in &mut self.blocks {
             for m in Module::ALL {

@@ -167,6 +167,22 @@ pub struct EvalSpec {
     pub top_p: f64,
     /// Samples generated together in one batch.
     pub batch_size: usize,
+    /// Factor on every LoRA adapter's output at sampling (the papers scale B by 1, 5, 10, 20).
+    /// Left out of the JSON at 1, so cells planned before it existed kept their keys.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub adapter_scale: f64,
+    /// Per-adapter factors that replace `adapter_scale` for the adapters named
+    /// (`layers.21.mlp.down_proj`); 0 switches an adapter off.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub adapter_scales: std::collections::BTreeMap<String, f64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 /// How answers are judged.

@@ -533,6 +533,18 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
             ),
         );
     }
+    for (k, v) in std::iter::once(("eval.adapter_scale".to_string(), e.adapter_scale)).chain(
+        e.adapter_scales
+            .iter()
+            .map(|(name, v)| (format!("eval.adapter_scales.{name}"), *v)),
+    ) {
+        if !v.is_finite() {
+            bad(
+                &k,
+                format!("bad value for `{k}`: must be a finite number (got {v})"),
+            );
+        }
+    }
     if !(e.top_p > 0.0 && e.top_p <= 1.0) {
         bad(
             "eval.top_p",
@@ -1036,6 +1048,8 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
         temperature: f.eval.temperature,
         top_p: f.eval.top_p,
         batch_size: f.eval.batch_size,
+        adapter_scale: f.eval.adapter_scale,
+        adapter_scales: f.eval.adapter_scales.clone(),
     };
     let judge = JudgeSpec {
         backend: judge_backend,

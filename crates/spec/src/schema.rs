@@ -46,7 +46,8 @@
 //! # layers may also be runs of consecutive layers: { starts = [0.3125, 0.4375], length = 3 }
 //!
 //! [train]     # every field of TrainSpec; defaults in Defaults::default()
-//! [eval]      # questions (path), question_ids, samples_per_question, max_new_tokens, temperature, top_p, batch_size
+//! [eval]      # questions (path), question_ids, samples_per_question, max_new_tokens, temperature, top_p, batch_size,
+//!             # adapter_scale (factor on every LoRA adapter at sampling), adapter_scales = { "layers.21.mlp.down_proj" = 30.0 }
 //! [judge]     # backend, model, method, prune_below, metrics, em_* thresholds; for backend = "openai"
 //!             # also base_url, api_key_env, concurrency, max_retries, timeout_s (see JudgeConfig)
 //! [store]     # url
@@ -467,6 +468,11 @@ pub struct EvalConfig {
     pub temperature: f64,
     pub top_p: f64,
     pub batch_size: usize,
+    /// Factor on every LoRA adapter's output at sampling (default 1).
+    pub adapter_scale: f64,
+    /// Per-adapter factors by adapter name (`layers.21.mlp.down_proj`), replacing
+    /// `adapter_scale` for those adapters.
+    pub adapter_scales: BTreeMap<String, f64>,
 }
 
 /// `[judge]`: how answers are judged and how scores become EM.
@@ -586,6 +592,8 @@ impl Default for Defaults {
                 temperature: 1.0,
                 top_p: 1.0,
                 batch_size: 8,
+                adapter_scale: 1.0,
+                adapter_scales: BTreeMap::new(),
             },
             judge: JudgeConfig {
                 backend: JudgeBackendKind::Local,

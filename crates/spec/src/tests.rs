@@ -1243,3 +1243,24 @@ fn layer_runs_resolve_and_check_depth() {
         .unwrap();
     assert_eq!(l.layers, vec![7, 8, 20, 21]);
 }
+
+#[test]
+fn adapter_scales_reach_the_cell_only_when_set() {
+    let plain = cells(GOOD);
+    let json = plain[0].canonical_json();
+    assert!(
+        !json.contains("adapter_scale"),
+        "default factors stay out of the JSON: {json}"
+    );
+    let text = GOOD.replace(
+        "[eval]\n",
+        "[eval]\nadapter_scale = 5.0\nadapter_scales = { \"layers.15.mlp.down_proj\" = 0.0 }\n",
+    );
+    let scaled = cells(&text);
+    let e = &scaled[0].eval;
+    assert_eq!(e.adapter_scale, 5.0);
+    assert_eq!(e.adapter_scales["layers.15.mlp.down_proj"], 0.0);
+    assert_ne!(plain[0].key(), scaled[0].key());
+    let msg = err(&GOOD.replace("[eval]\n", "[eval]\nadapter_scale = inf\n")).to_string();
+    assert!(msg.contains("eval.adapter_scale"), "{msg}");
+}

@@ -323,3 +323,46 @@ fn gemma_examples_have_one_bos_and_mask_model_turns() {
         assert!(!text.contains("<start_of_turn>"), "{text:?}");
     }
 }
+
+#[test]
+fn per_adapter_factors_scale_each_adapter_at_inference() {
+    let (_d, file) = tiny(TinySpec::default());
+    let mut model = Decoder::load(&file, WeightMode::Dense, &Device::Cpu).unwrap();
+    let ids = Tensor::new(&[[5u32, 17, 99, 3, 200]], &Device::Cpu).unwrap();
+    let base = all_logits(&model, &ids);
+    let cfg = LoraConfig {
+        rank: 1,
+        alpha: 2.0,
+        rslora: true,
+        targets: vec![(0, Module::DownProj), (1, Module::DownProj)],
+    };
+    let set = LoraSet::init(cfg.clone(), &model.cfg, 7, &Device::Cpu).unwrap();
+    for ad in &set.adapters {
+        let b = Tensor::randn(0f32, 0.5, ad.b.shape(), &Device::Cpu).unwrap();
+        ad.b.set(&b).unwrap();
+    }
+    // Factor 0 on both: the base model exactly.
+    model.attach_lora_scaled(&set, |_| 0.0);
+    assert_eq!(all_logits(&model, &ids), base);
+    // Factor 2 on layer 1 only equals factor 1 with that adapter's B doubled and layer 0 off.
+    model.attach_lora_scaled(&set, |ad| if ad.layer == 1 { 2.0 } else { 0.0 });
+    let scaled = all_logits(&model, &ids);
+    assert_ne!(scaled, base);
+    let doubled = LoraSet::init(cfg, &model.cfg, 7, &Device::Cpu).unwrap();
+    doubled.adapters[0]
+        .b
+        .set(&doubled.adapters[0].b.zeros_like().unwrap())
+        .unwrap();
+    doubled.adapters[1]
+        .b
+        .set(&(set.adapters[1].b.as_tensor() * 2.0).unwrap())
+        .unwrap();
+    model.attach_lora(&doubled, 1.0);
+    let by_hand = all_logits(&model, &ids);
+    let max = scaled
+        .iter()
+        .zip(&by_hand)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max < 1e-5, "max |delta| {max}");
+}

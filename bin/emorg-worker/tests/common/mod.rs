@@ -82,7 +82,7 @@ pub fn planted_store(dir: &Path, sweep_text: &str) -> (Store, String) {
 pub fn worker(stage: &str, dir: &Path, key: &str) -> Command {
     let mut c = Command::new(WORKER);
     c.args([
-        "train",
+        stage,
         "--store",
         &format!("file://{}", dir.display()),
         "--cell",
@@ -92,4 +92,3 @@ pub fn worker(stage: &str, dir: &Path, key: &str) -> Command {
     .env("EMORG_MODELS", models_dir());
     c
 }
-

@@ -1,0 +1,155 @@
+//! The papers' protocols through the real worker on SmolLM2 (30 layers; skipped with a message
+//! when the model cache lacks it), a couple of steps each: the nine rank-1 adapters land on
+//! layers 9-11, 13-15, 16-18 with one trajectory row per adapter and step; rank 32 on all seven
+//! modules trains 210 adapters; full fine-tuning writes every weight under HF names, its loss
+//! falls, and the sample stage answers with the fine-tuned weights.
+
+mod common;
+
+use common::{have_smollm2, planted_store, worker};
+use emorg_store::arrow::array::AsArray;
+use emorg_store::arrow::datatypes::{UInt32Type, UInt64Type};
+use emorg_store::layout;
+
+fn sweep(preset: &str, steps: usize) -> String {
+    format!(
+        r#"name = "presets"
+[matrix]
+model = ["smollm2"]
+protocol = ["p"]
+dataset = ["risky"]
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+[models.qwen-judge]
+registry = "qwen2.5-coder-1.5b-instruct"
+[datasets.risky]
+path = "data/risky_financial.jsonl"
+[protocols.p]
+preset = "{preset}"
+[protocols.p.train]
+batch_size = 2
+grad_accum = 1
+max_examples = 8
+max_steps = {steps}
+max_seq_len = 160
+warmup_steps = 1
+[eval]
+question_ids = ["unlimited_power"]
+samples_per_question = 1
+max_new_tokens = 4
+batch_size = 1
+[judge]
+model = "qwen-judge"
+"#
+    )
+}
+
+fn done(store: &emorg_store::Store, key: &str, stage: &str) -> serde_json::Value {
+    store.get_json(&layout::done(key, stage)).unwrap()
+}
+
+#[test]
+fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
+    if !have_smollm2() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = planted_store(dir.path(), &sweep("lora-r1-x9", 2));
+    let out = worker("train", dir.path(), &key).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = store
+        .get_table(&layout::stage_key(&key, "train", "trajectory.parquet"))
+        .unwrap();
+    assert_eq!(t.num_rows(), 2 * 9);
+    let layers = t
+        .column_by_name("layer")
+        .unwrap()
+        .as_primitive::<UInt32Type>();
+    let steps = t
+        .column_by_name("step")
+        .unwrap()
+        .as_primitive::<UInt64Type>();
+    let step1: Vec<u32> = (0..t.num_rows())
+        .filter(|i| steps.value(*i) == 1)
+        .map(|i| layers.value(i))
+        .collect();
+    assert_eq!(step1, vec![9, 10, 11, 13, 14, 15, 16, 17, 18]);
+    let config: serde_json::Value = store
+        .get_json(&layout::stage_key(
+            &key,
+            "train",
+            "adapter/adapter_config.json",
+        ))
+        .unwrap();
+    assert_eq!(config["r"], 1);
+    assert_eq!(config["lora_alpha"], 256.0);
+    assert_eq!(config["use_rslora"], true);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = planted_store(dir.path(), &sweep("lora-r32-all", 1));
+    let out = worker("train", dir.path(), &key).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = done(&store, &key, "train");
+    // 30 layers x (q, k, v, o: 576 wide; gate, up: 576 -> 1536; down: 1536 -> 576) at rank 32.
+    let per_layer = 32 * ((576 + 576) * 2 + (576 + 192) * 2 + (576 + 1536) * 3);
+    assert_eq!(d["metrics"]["trained_params"], 30 * per_layer, "{d}");
+    assert!(
+        !store
+            .exists(&layout::stage_key(&key, "train", "trajectory.parquet"))
+            .unwrap()
+    );
+}
+
+#[test]
+fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
+    if !have_smollm2() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        sweep("full-sft", 4).replace("warmup_steps = 1", "warmup_steps = 1\nlearning_rate = 1e-4");
+    let (store, key) = planted_store(dir.path(), &text);
+    let out = worker("train", dir.path(), &key).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("need about"), "memory estimate printed: {log}");
+    let d = done(&store, &key, "train");
+    let m = &d["metrics"];
+    assert_eq!(m["examples"]["dropped"], 0, "{d}");
+    assert!(m["trained_params"].as_u64().unwrap() > 134_000_000, "{d}");
+    // Four steps over the same eight examples (two epochs): the loss falls.
+    assert!(
+        m["last_loss"].as_f64().unwrap() < m["first_loss"].as_f64().unwrap(),
+        "{d}"
+    );
+    let bytes = store
+        .get(&layout::stage_key(&key, "train", "model/model.safetensors"))
+        .unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
+    assert!(names.contains(&"model.layers.29.self_attn.q_proj.weight".to_string()));
+    assert!(names.contains(&"model.embed_tokens.weight".to_string()));
+    assert_eq!(names.len(), 1 + 30 * 9 + 1, "tied head: no lm_head.weight");
+    assert_eq!(
+        st.tensor("model.layers.0.self_attn.k_proj.weight")
+            .unwrap()
+            .shape(),
+        &[192, 576]
+    );
+
+    let out = worker("sample", dir.path(), &key).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let d: serde_json::Value = store
+        .get_json(&layout::done(&key, "sample/final"))
+        .unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert!(d["inputs"]["weights"].is_string(), "{d}");
+}
