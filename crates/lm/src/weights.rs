@@ -82,14 +82,27 @@ impl WeightSource for GgufFile {
 }
 
 /// An open GGUF file: parsed header and a reader for its tensors.
+///
+/// A model split by llama.cpp's `gguf-split` (or gguf-py's writer with a split limit) is opened
+/// through its first file, `NAME-00001-of-0000N.gguf`: that file carries the metadata, and the
+/// tensors are read from whichever file holds them.
 pub struct GgufFile {
     pub path: PathBuf,
+    /// Metadata and tensor index of the (first) file.
     pub content: gguf_file::Content,
+    reader: Mutex<BufReader<File>>,
+    /// The other files of a split model, in order.
+    more: Vec<GgufShard>,
+}
+
+struct GgufShard {
+    path: PathBuf,
+    content: gguf_file::Content,
     reader: Mutex<BufReader<File>>,
 }
 
-impl GgufFile {
-    pub fn open(path: &Path) -> Result<Self> {
+impl GgufShard {
+    fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|source| LmError::Io {
             path: path.to_path_buf(),
             source,
@@ -99,11 +112,110 @@ impl GgufFile {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(GgufFile {
+        Ok(GgufShard {
             path: path.to_path_buf(),
             content,
             reader: Mutex::new(reader),
         })
+    }
+
+    /// `split.no` and `split.count` (0 and 1 for a file that is not split).
+    fn split(&self) -> Result<(u64, u64)> {
+        let int = |key: &str| -> Result<Option<u64>> {
+            use gguf_file::Value::*;
+            Ok(match self.content.metadata.get(key) {
+                None => None,
+                Some(U8(v)) => Some(*v as u64),
+                Some(U16(v)) => Some(*v as u64),
+                Some(U32(v)) => Some(*v as u64),
+                Some(I32(v)) if *v >= 0 => Some(*v as u64),
+                Some(other) => {
+                    return Err(LmError::Metadata {
+                        path: self.path.clone(),
+                        key: key.to_string(),
+                        reason: format!("expected a count, found {other:?}"),
+                    });
+                }
+            })
+        };
+        Ok((
+            int("split.no")?.unwrap_or(0),
+            int("split.count")?.unwrap_or(1),
+        ))
+    }
+}
+
+/// The files of a split model, from its first: `PREFIX-00001-of-0000N.gguf` names
+/// `PREFIX-0000i-of-0000N.gguf` for i in 1..=N (llama.cpp's `llama_split_path`).
+fn split_paths(first: &Path, count: u64) -> Result<Vec<PathBuf>> {
+    let name = first.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let suffix = format!("-00001-of-{count:05}.gguf");
+    let Some(prefix) = name.strip_suffix(&suffix) else {
+        return Err(LmError::File {
+            path: first.to_path_buf(),
+            reason: format!(
+                "the file says it is the first of {count} split files, but its name does not end in `{suffix}`; keep the names gguf-split gave the files"
+            ),
+        });
+    };
+    let dir = first.parent().unwrap_or(Path::new(""));
+    Ok((1..=count)
+        .map(|i| dir.join(format!("{prefix}-{i:05}-of-{count:05}.gguf")))
+        .collect())
+}
+
+impl GgufFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let first = GgufShard::open(path)?;
+        let (no, count) = first.split()?;
+        if no != 0 {
+            return Err(LmError::File {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "this is part {} of {count} of a split model; open the first part (`...-00001-of-{count:05}.gguf`), which carries the metadata",
+                    no + 1
+                ),
+            });
+        }
+        let mut more = Vec::new();
+        if count > 1 {
+            for (i, p) in split_paths(path, count)?.into_iter().enumerate().skip(1) {
+                if !p.is_file() {
+                    return Err(LmError::File {
+                        path: p,
+                        reason: format!(
+                            "part {} of {count} of the split model {} is missing",
+                            i + 1,
+                            path.display()
+                        ),
+                    });
+                }
+                let shard = GgufShard::open(&p)?;
+                let (no, c) = shard.split()?;
+                if no != i as u64 || c != count {
+                    return Err(LmError::File {
+                        path: p,
+                        reason: format!(
+                            "says it is part {} of {c}, expected part {} of {count}: the parts come from different splits",
+                            no + 1,
+                            i + 1
+                        ),
+                    });
+                }
+                more.push(shard);
+            }
+        }
+        Ok(GgufFile {
+            path: first.path,
+            content: first.content,
+            reader: first.reader,
+            more,
+        })
+    }
+
+    /// Number of files the model is stored in (1 unless split).
+    pub fn n_files(&self) -> usize {
+        1 + self.more.len()
     }
 
     fn meta_err(&self, key: &str, reason: impl Into<String>) -> LmError {
@@ -181,14 +293,26 @@ impl GgufFile {
 
     pub fn has_tensor(&self, name: &str) -> bool {
         self.content.tensor_infos.contains_key(name)
+            || self
+                .more
+                .iter()
+                .any(|s| s.content.tensor_infos.contains_key(name))
     }
 
     pub fn qtensor(&self, name: &str) -> Result<QTensor> {
-        let mut reader = self.reader.lock().expect("reader lock poisoned");
-        self.content
+        let (path, content, reader) = match self
+            .more
+            .iter()
+            .find(|s| s.content.tensor_infos.contains_key(name))
+        {
+            Some(shard) => (&shard.path, &shard.content, &shard.reader),
+            None => (&self.path, &self.content, &self.reader),
+        };
+        let mut reader = reader.lock().expect("reader lock poisoned");
+        content
             .tensor(&mut *reader, name, &Device::Cpu)
             .map_err(|e| LmError::Tensor {
-                path: self.path.clone(),
+                path: path.clone(),
                 name: name.to_string(),
                 reason: e.to_string(),
             })
