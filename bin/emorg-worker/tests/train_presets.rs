@@ -153,3 +153,60 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
         .unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(d["inputs"]["weights"].is_string(), "{d}");
 }
+
+/// Gemma 3 (18 layers, a base model whose GGUF has no chat template: Gemma's own turn format is
+/// the family default) through the same worker: the nine rank-1 adapters scale to its depth (nine
+/// distinct layers, although the fractions of depth put the runs' starts inside each other), the
+/// adapter is written with Gemma's HF module names, and the sample stage answers with it attached.
+#[test]
+fn nine_rank1_adapters_train_and_sample_on_gemma() {
+    let gguf = common::models_dir().join("gemma-3-270m.gguf");
+    if !gguf.exists() {
+        eprintln!("skipped: {} is not cached", gguf.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = sweep("lora-r1-x9", 2).replace(
+        "registry = \"smollm2-135m-instruct\"",
+        "registry = \"gemma-3-270m\"",
+    );
+    let (store, key) = planted_store(dir.path(), &text);
+    let out = worker("train", dir.path(), &key).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = done(&store, &key, "train");
+    assert!(
+        d["metrics"]["first_loss"].as_f64().unwrap().is_finite(),
+        "{d}"
+    );
+    let config: serde_json::Value = store
+        .get_json(&layout::stage_key(
+            &key,
+            "train",
+            "adapter/adapter_config.json",
+        ))
+        .unwrap();
+    let layers: Vec<u64> = config["layers_to_transform"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Three runs of three at 15/48, 21/48, 27/48 of depth, each after the previous one.
+    assert_eq!(layers, vec![5, 6, 7, 8, 9, 10, 11, 12, 13], "{config}");
+    assert_eq!(config["target_modules"], serde_json::json!(["down_proj"]));
+
+    let out = worker("sample", dir.path(), &key).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let d: serde_json::Value = store
+        .get_json(&layout::done(&key, "sample/final"))
+        .unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert!(
+        d["inputs"]["adapter"].is_string(),
+        "the adapter is attached: {d}"
+    );
+}

@@ -1227,6 +1227,26 @@ fn layer_runs_resolve_and_check_depth() {
     assert_eq!(runs.resolve(10).unwrap(), vec![2, 3, 4, 5, 6, 7]);
     let err = runs.resolve(4).unwrap_err();
     assert!(err.contains("ends at layer 4"), "{err}");
+    // Overlapping starts: a run begins after the previous one, so every run keeps its length.
+    let overlapping = LayerSel::Runs {
+        starts: vec![LayerValue::Index(2), LayerValue::Index(3)],
+        length: 3,
+    };
+    assert_eq!(overlapping.resolve(10).unwrap(), vec![2, 3, 4, 5, 6, 7]);
+    // The nine-adapter preset stays nine on Gemma 3 270M's 18 layers (15/48 etc. of 18 overlap).
+    let x9 = crate::presets::preset("lora-r1-x9")
+        .unwrap()
+        .layers
+        .unwrap();
+    assert_eq!(x9.resolve(18).unwrap(), vec![5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    assert_eq!(
+        x9.resolve(30).unwrap(),
+        vec![9, 10, 11, 13, 14, 15, 16, 17, 18]
+    );
+    assert_eq!(
+        x9.resolve(48).unwrap(),
+        vec![15, 16, 17, 21, 22, 23, 27, 28, 29]
+    );
     // Written in a sweep file.
     let text = GOOD.replace(
         "layers = [0.5]",
