@@ -95,6 +95,15 @@ impl LoraConfig {
                 "DoRA adapters (`use_dora: true`) are not supported".into()
             ));
         }
+        // Per-module ranks or alphas would give some adapters another scale than `r`/`lora_alpha`.
+        for key in ["rank_pattern", "alpha_pattern"] {
+            if config[key].as_object().is_some_and(|m| !m.is_empty()) {
+                return Err(bad(format!(
+                    "`{key}` (per-module ranks or alphas) is not supported: {}",
+                    config[key]
+                )));
+            }
+        }
         if let Some(bias) = config["bias"].as_str()
             && bias != "none"
         {
@@ -102,35 +111,65 @@ impl LoraConfig {
                 "bias `{bias}` is not supported (only \"none\")"
             )));
         }
-        let modules = config["target_modules"]
-            .as_array()
-            .ok_or_else(|| bad("`target_modules` is missing or not a list".into()))?
-            .iter()
-            .map(|m| {
-                m.as_str()
-                    .ok_or_else(|| bad(format!("target module {m} is not a string")))
-                    .and_then(Module::parse)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let layers: Vec<usize> = match &config["layers_to_transform"] {
-            serde_json::Value::Null => (0..n_layers).collect(),
-            serde_json::Value::Number(n) => vec![n.as_u64().unwrap_or(u64::MAX) as usize],
-            serde_json::Value::Array(a) => a
-                .iter()
-                .map(|v| v.as_u64().map(|x| x as usize))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| bad("`layers_to_transform` holds a non-integer".into()))?,
-            other => return Err(bad(format!("`layers_to_transform` is {other}"))),
+        // A list of module names applies to every layer of `layers_to_transform`; a string is a
+        // regular expression PEFT full-matches against module paths (`model.layers.3.mlp.down_proj`),
+        // which is how a set of adapters that is not modules x layers is written.
+        let targets: Vec<(usize, Module)> = match &config["target_modules"] {
+            serde_json::Value::String(pattern) => {
+                if !config["layers_to_transform"].is_null() {
+                    return Err(bad(
+                        "`layers_to_transform` cannot be combined with a regular-expression `target_modules` (PEFT refuses it too)".into(),
+                    ));
+                }
+                let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
+                    bad(format!("`target_modules` {pattern:?} is not a regular expression emorg can read: {e}"))
+                })?;
+                let found: Vec<(usize, Module)> = (0..n_layers)
+                    .flat_map(|l| Module::ALL.into_iter().map(move |m| (l, m)))
+                    .filter(|(l, m)| re.is_match(&module_path(*l, *m)))
+                    .collect();
+                if found.is_empty() {
+                    return Err(bad(format!(
+                        "`target_modules` {pattern:?} matches no projection of a {n_layers}-layer model"
+                    )));
+                }
+                found
+            }
+            serde_json::Value::Array(list) => {
+                let modules = list
+                    .iter()
+                    .map(|m| {
+                        m.as_str()
+                            .ok_or_else(|| bad(format!("target module {m} is not a string")))
+                            .and_then(Module::parse)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let layers: Vec<usize> = match &config["layers_to_transform"] {
+                    serde_json::Value::Null => (0..n_layers).collect(),
+                    serde_json::Value::Number(n) => vec![n.as_u64().unwrap_or(u64::MAX) as usize],
+                    serde_json::Value::Array(a) => a
+                        .iter()
+                        .map(|v| v.as_u64().map(|x| x as usize))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| bad("`layers_to_transform` holds a non-integer".into()))?,
+                    other => return Err(bad(format!("`layers_to_transform` is {other}"))),
+                };
+                if let Some(l) = layers.iter().find(|l| **l >= n_layers) {
+                    return Err(bad(format!(
+                        "layer {l} is out of range for a model with {n_layers} layers"
+                    )));
+                }
+                layers
+                    .iter()
+                    .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
+                    .collect()
+            }
+            _ => {
+                return Err(bad(
+                    "`target_modules` is missing or not a list or a string".into()
+                ));
+            }
         };
-        if let Some(l) = layers.iter().find(|l| **l >= n_layers) {
-            return Err(bad(format!(
-                "layer {l} is out of range for a model with {n_layers} layers"
-            )));
-        }
-        let targets = layers
-            .iter()
-            .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
-            .collect();
         Ok(LoraConfig {
             rank,
             alpha,
@@ -148,6 +187,16 @@ impl LoraConfig {
     }
 }
 
+/// The HF module path of a projection, e.g. `model.layers.15.mlp.down_proj` (what PEFT matches
+/// `target_modules` against).
+pub fn module_path(layer: usize, module: Module) -> String {
+    format!(
+        "model.layers.{layer}.{}.{}",
+        module.hf_parent(),
+        module.hf_name()
+    )
+}
+
 /// One adapter's trainable tensors.
 pub struct LoraAdapter {
     pub layer: usize,
@@ -159,12 +208,7 @@ pub struct LoraAdapter {
 impl LoraAdapter {
     /// PEFT's module path, e.g. `base_model.model.model.layers.15.mlp.down_proj`.
     pub fn peft_prefix(&self) -> String {
-        format!(
-            "base_model.model.model.layers.{}.{}.{}",
-            self.layer,
-            self.module.hf_parent(),
-            self.module.hf_name()
-        )
+        format!("base_model.model.{}", module_path(self.layer, self.module))
     }
 
     /// Short name used in metrics columns, e.g. `layers.15.mlp.down_proj`.
@@ -255,7 +299,10 @@ impl LoraSet {
             .map_err(|e| LmError::Lora(format!("serialising adapter: {e}")))
     }
 
-    /// PEFT's `adapter_config.json` for these adapters.
+    /// PEFT's `adapter_config.json` for these adapters. When they are every listed module on
+    /// every listed layer (all the presets), `target_modules` is the module list and
+    /// `layers_to_transform` the layers; otherwise `target_modules` is a regular expression of
+    /// exactly their module paths, so that PEFT creates no adapter emorg did not train.
     pub fn peft_config_json(&self, base_model: &str) -> serde_json::Value {
         let mut modules: Vec<&str> = self.adapters.iter().map(|a| a.module.hf_name()).collect();
         modules.sort();
@@ -263,6 +310,19 @@ impl LoraSet {
         let mut layers: Vec<usize> = self.adapters.iter().map(|a| a.layer).collect();
         layers.sort();
         layers.dedup();
+        let mut pairs: Vec<(usize, Module)> =
+            self.adapters.iter().map(|a| (a.layer, a.module)).collect();
+        pairs.sort();
+        pairs.dedup();
+        let (targets, layers) = if pairs.len() == modules.len() * layers.len() {
+            (serde_json::json!(modules), serde_json::json!(layers))
+        } else {
+            let paths: Vec<String> = pairs
+                .iter()
+                .map(|(l, m)| regex::escape(&module_path(*l, *m)))
+                .collect();
+            (serde_json::json!(paths.join("|")), serde_json::Value::Null)
+        };
         serde_json::json!({
             "peft_type": "LORA",
             "task_type": "CAUSAL_LM",
@@ -272,7 +332,7 @@ impl LoraSet {
             "use_rslora": self.config.rslora,
             "lora_dropout": 0.0,
             "bias": "none",
-            "target_modules": modules,
+            "target_modules": targets,
             "layers_to_transform": layers,
             "fan_in_fan_out": false,
             "init_lora_weights": true,
@@ -373,6 +433,69 @@ impl LoraLinear {
 mod tests {
     use super::*;
 
+    fn set_of(targets: &[(usize, Module)]) -> LoraSet {
+        let v = || Var::zeros(1, DType::F32, &Device::Cpu).unwrap();
+        LoraSet {
+            config: LoraConfig {
+                rank: 2,
+                alpha: 4.0,
+                rslora: false,
+                targets: targets.to_vec(),
+            },
+            adapters: targets
+                .iter()
+                .map(|(layer, module)| LoraAdapter {
+                    layer: *layer,
+                    module: *module,
+                    a: v(),
+                    b: v(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Modules x layers is written as PEFT's list and layers; any other set as a regular
+    /// expression of its module paths; both read back to the same adapters.
+    #[test]
+    fn peft_config_json_round_trips_dense_and_sparse_sets() {
+        let dense = [
+            (1, Module::QProj),
+            (1, Module::DownProj),
+            (4, Module::QProj),
+            (4, Module::DownProj),
+        ];
+        let sparse = [
+            (0, Module::QProj),
+            (0, Module::VProj),
+            (5, Module::DownProj),
+        ];
+        for (targets, is_list) in [(&dense[..], true), (&sparse[..], false)] {
+            let json = set_of(targets).peft_config_json("base");
+            assert_eq!(json["target_modules"].is_array(), is_list, "{json}");
+            assert_eq!(json["layers_to_transform"].is_null(), !is_list, "{json}");
+            let mut back = LoraConfig::from_peft_config(&json, 6).unwrap().targets;
+            back.sort();
+            assert_eq!(back, targets.to_vec(), "{json}");
+        }
+        let json = set_of(&sparse).peft_config_json("base");
+        assert_eq!(
+            json["target_modules"],
+            "model\\.layers\\.0\\.self_attn\\.q_proj|model\\.layers\\.0\\.self_attn\\.v_proj|model\\.layers\\.5\\.mlp\\.down_proj"
+        );
+        // A pattern PEFT would accept but that names no projection, and one combined with layers.
+        let mut bad = json.clone();
+        bad["target_modules"] = serde_json::json!("model\\.layers\\.9\\.mlp\\.down_proj");
+        let e = LoraConfig::from_peft_config(&bad, 6)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("matches no projection"), "{e}");
+        bad["layers_to_transform"] = serde_json::json!([1]);
+        let e = LoraConfig::from_peft_config(&bad, 6)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be combined"), "{e}");
+    }
+
     #[test]
     fn peft_configs_are_read_or_refused_with_the_reason() {
         let cfg = serde_json::json!({
@@ -381,6 +504,10 @@ mod tests {
         });
         let c = LoraConfig::from_peft_config(&cfg, 30).unwrap();
         assert_eq!((c.rank, c.alpha, c.rslora), (8, 16.0, true));
+        // PEFT writes empty patterns: accepted.
+        let mut empty = cfg.clone();
+        empty["rank_pattern"] = serde_json::json!({});
+        assert!(LoraConfig::from_peft_config(&empty, 30).is_ok());
         assert_eq!(c.targets.len(), 4);
         assert!(c.targets.contains(&(5, Module::DownProj)));
         // Every layer when layers_to_transform is absent.
@@ -404,6 +531,10 @@ mod tests {
                 "lm_head",
             ),
             (serde_json::json!({"bias": "all"}), "bias"),
+            (
+                serde_json::json!({"alpha_pattern": {"down_proj": 64}}),
+                "alpha_pattern",
+            ),
         ] {
             let mut c = cfg.clone();
             for (k, v) in patch.as_object().unwrap() {
