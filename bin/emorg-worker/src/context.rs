@@ -14,6 +14,7 @@ pub struct StageContext {
     pub stage: Stage,
     pub started_at: chrono::DateTime<chrono::Utc>,
     outputs: std::cell::RefCell<Vec<OutputEntry>>,
+    claim: std::cell::RefCell<Option<crate::claim::Held>>,
 }
 
 impl StageContext {
@@ -44,7 +45,14 @@ impl StageContext {
             stage,
             started_at: chrono::Utc::now(),
             outputs: Default::default(),
+            claim: Default::default(),
         })
+    }
+
+    /// This run's claim on the stage: checked before the commit, released after it or after a
+    /// recorded failure.
+    pub fn hold(&self, held: crate::claim::Held) {
+        *self.claim.borrow_mut() = Some(held);
     }
 
     pub fn dir(&self) -> &'static str {
@@ -74,7 +82,18 @@ impl StageContext {
     }
 
     /// Write one output under the stage dir and remember it for the manifest.
+    /// An error when this run's claim on the stage was taken over (see src/claim.rs).
+    pub fn check_claim(&self) -> Result<()> {
+        match &*self.claim.borrow() {
+            Some(held) => held.check(&self.store),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks first that the claim is still this run's, so that a run whose stage was taken over
+    /// stops before it overwrites the other run's outputs.
     pub fn put_output(&self, name: &str, bytes: Vec<u8>) -> Result<OutputEntry> {
+        self.check_claim()?;
         let entry = self.store.put_output(&self.key, self.dir(), name, bytes)?;
         self.outputs.borrow_mut().push(entry.clone());
         Ok(entry)
@@ -100,7 +119,11 @@ impl StageContext {
             host: gethostname::gethostname().to_string_lossy().into_owned(),
             metrics,
         };
+        self.check_claim()?;
         self.store.commit_stage(&manifest)?;
+        if let Some(held) = self.claim.borrow_mut().take() {
+            held.release(&self.store)?;
+        }
         Ok(())
     }
 
@@ -115,6 +138,9 @@ impl StageContext {
         });
         self.store
             .put_json(&layout::failure(&self.key, self.dir()), &record)?;
+        if let Some(held) = self.claim.borrow_mut().take() {
+            held.release(&self.store)?;
+        }
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! store and writes its outputs there, DONE.json last; it needs nothing else.
 
 mod bench;
+mod claim;
 mod context;
 mod generate_data;
 mod inspect;
@@ -40,6 +41,11 @@ pub struct StageArgs {
     /// Redo the stage even when a valid DONE.json exists.
     #[arg(long)]
     pub force: bool,
+    /// Take the stage's claim over even when its run may be alive (see src/claim.rs: a claim of a
+    /// requeued Slurm task, of a process gone from this host or of an ended Slurm task is taken
+    /// over without it).
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 #[derive(Subcommand)]
@@ -112,6 +118,11 @@ fn main() -> ExitCode {
             eprintln!("requeue: {e:#}");
             ExitCode::from(train_stage::REQUEUE_EXIT_CODE)
         }
+        Err(e) if e.downcast_ref::<claim::Claimed>().is_some() => {
+            tracing::warn!("{stage} of cell {}: {e:#}", args.cell);
+            eprintln!("claimed: {e:#}");
+            ExitCode::from(claim::CLAIMED_EXIT_CODE)
+        }
         Err(e) => {
             tracing::error!("{stage} failed for cell {}: {e:#}", args.cell);
             eprintln!("error: {e:#}");
@@ -129,13 +140,21 @@ fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
         );
         return Ok(());
     }
+    ctx.hold(claim::acquire(
+        &ctx.store,
+        &ctx.key,
+        ctx.dir(),
+        args.take_over,
+    )?);
     let result = match stage {
         emorg_spec::Stage::Train => train_stage::run(&ctx),
         emorg_spec::Stage::Sample => sample_stage::run(&ctx),
         emorg_spec::Stage::Judge => judge_stage::run(&ctx),
     };
+    // A requeue keeps the claim for the requeued run; losing the claim is not a failure.
     if let Err(e) = &result
         && e.downcast_ref::<train_stage::Requeue>().is_none()
+        && e.downcast_ref::<claim::Claimed>().is_none()
     {
         ctx.record_failure(&format!("{e:#}"))
             .context("recording the failure in the store")?;

@@ -212,7 +212,9 @@ pub fn run(ctx: &StageContext) -> Result<()> {
 
     let base_name = cell.model.name.clone();
     let mut saved_at = None;
-    let (summary, end) = train_params(
+    // A lost claim inside the step callback (whose errors are strings) keeps its type here.
+    let mut lost_claim: Option<anyhow::Error> = None;
+    let result = train_params(
         &model,
         params,
         &train_data,
@@ -237,6 +239,11 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             }
             let every = spec.checkpoint_every > 0 && m.step.is_multiple_of(spec.checkpoint_every);
             if (every && m.step < total) || v.stopping {
+                if let Err(e) = ctx.check_claim() {
+                    let text = format!("{e:#}");
+                    lost_claim = Some(e);
+                    return Err(text);
+                }
                 write_checkpoint(
                     ctx,
                     v,
@@ -252,7 +259,11 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             }
             Ok(())
         },
-    )?;
+    );
+    if let Some(e) = lost_claim {
+        return Err(e);
+    }
+    let (summary, end) = result?;
     if let TrainEnd::Stopped { step } = end {
         let saved = match saved_at {
             Some(s) if s == step => format!("checkpoint at step {s} saved"),

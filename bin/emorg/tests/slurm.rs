@@ -3,7 +3,10 @@
 //! (2 training steps, 2 short answers, SmolLM2 as its own judge) submitted as job arrays with
 //! element-wise dependencies; status of completed, failed and cancelled jobs; `rerun --failed`
 //! resubmits exactly the failed cell; refusals (unknown template variable, invalid partition, no
-//! sbatch) leave nothing recorded and nothing queued.
+//! sbatch) leave nothing recorded and nothing queued; a sweep whose store is the real S3 server
+//! (EMORG_TEST_S3_URL, infra/s3-local.sh) runs on Slurm and is reported from s3://; an
+//! `scontrol requeue` in the middle of training resumes from the checkpoint and ends with the
+//! adapter bytes of an uninterrupted run.
 
 mod common;
 
@@ -115,6 +118,14 @@ cpus_per_task = 1
             dir,
             name: name.to_string(),
         }
+    }
+
+    /// Replaces `from` by `to` in the sweep file (which must contain it).
+    fn edit(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("sweep.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from:?} not in the sweep file");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
     }
 
     fn file(&self) -> String {
@@ -519,4 +530,219 @@ fn a_timed_out_stage_is_failed_and_rerun() {
     assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
     let (code, out) = sweep.emorg(&["cancel", &file], &[]);
     assert_eq!(code, 0, "{out}");
+}
+
+/// Polls `emorg status` until every stage of every cell is done (panics on a failure or after
+/// `secs`).
+fn wait_all_done(sweep: &Sweep, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let report = sweep.status();
+        let st = states(&report);
+        if st.iter().all(|(_, s)| s.iter().all(|s| s.1 == "done")) {
+            return report;
+        }
+        let bad = ["failed", "timeout", "cancelled", "blocked", "out_of_memory"];
+        assert!(
+            !st.iter()
+                .any(|(_, s)| s.iter().any(|s| bad.contains(&s.1.as_str()))),
+            "{st:?}"
+        );
+        assert!(Instant::now() < deadline, "not done after {secs} s: {st:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The store on the real S3 server: Slurm runs the arrays, every stage commits to s3:// (nothing
+/// is written to a local store), and `emorg report --sweep NAME --from s3://...` builds the report
+/// from the sweep record and results there, without the sweep file.
+#[test]
+fn a_sweep_on_slurm_with_its_store_on_s3_is_reported_from_s3() {
+    if skip() {
+        return;
+    }
+    let Ok(base) = std::env::var("EMORG_TEST_S3_URL") else {
+        eprintln!(
+            "skipped: EMORG_TEST_S3_URL is unset (infra/s3-local.sh start; eval \"$(infra/s3-local.sh env)\")"
+        );
+        return;
+    };
+    let url = format!(
+        "{}/slurm-s3-{}",
+        base.trim().trim_end_matches('/'),
+        std::process::id()
+    );
+    let sweep = Sweep::new("slurm-s3", "");
+    sweep.edit(
+        "protocol = [\"base\", \"r1\", \"broken\"]",
+        "protocol = [\"base\", \"r1\"]",
+    );
+    let local = sweep.dir.path().join("store");
+    sweep.edit(
+        &format!("url = \"file://{}\"", local.display()),
+        &format!("url = \"{url}\""),
+    );
+    let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("submitted 2 cells as"), "{out}");
+    let report = wait_all_done(&sweep, 60);
+    assert_eq!(states(&report).len(), 2);
+    assert!(
+        !local.exists(),
+        "a local store was written next to the S3 one"
+    );
+
+    let reports = sweep.dir.path().join("reports");
+    let (code, out) = sweep.emorg(
+        &[
+            "report",
+            "--sweep",
+            "slurm-s3",
+            "--from",
+            &url,
+            "--store",
+            &format!("file://{}", reports.display()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let md: Vec<PathBuf> = walk(&reports)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "report.md"))
+        .collect();
+    assert_eq!(md.len(), 1, "{out}");
+    let text = std::fs::read_to_string(&md[0]).unwrap();
+    for protocol in ["base", "r1"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(protocol) && l.contains("smollm2")),
+            "no {protocol} row in\n{text}"
+        );
+    }
+    assert!(
+        walk(&reports)
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n == "matrix.parquet")),
+        "{out}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Preemption end to end: `scontrol requeue` of the running train task (Slurm sends SIGTERM; the
+/// worker checkpoints and exits 75) makes Slurm run the task again, which resumes from the newest
+/// checkpoint in the store; the final adapter is byte for byte the one an uninterrupted run of
+/// the same cell writes (the worker run directly on a copy of the planted store, same threads).
+#[test]
+fn scontrol_requeue_mid_training_resumes_to_the_same_adapter() {
+    if skip() {
+        return;
+    }
+    let sweep = Sweep::new("slurm-requeue", "");
+    sweep.edit(
+        "protocol = [\"base\", \"r1\", \"broken\"]",
+        "protocol = [\"r1\"]",
+    );
+    sweep.edit(
+        "max_steps = 2",
+        "max_steps = 24\ncheckpoint_every = 2\ncheckpoint_keep_last = 2",
+    );
+    let (code, out) = sweep.emorg(&["submit", &sweep.file()], &[]);
+    assert_eq!(code, 0, "{out}");
+    let key = key_of(&sweep.status(), "r1");
+    let store = sweep.dir.path().join("store");
+    let train_dir = store.join(format!("cells/{key}/train"));
+    // The uninterrupted reference: the planted store (cell record and inputs) without any train
+    // output, trained by the worker in this process.
+    let reference = sweep.dir.path().join("reference");
+    copy_dir(&store, &reference);
+    let _ = std::fs::remove_dir_all(reference.join(format!("cells/{key}/train")));
+    let job = sweep.submissions()[0]["chunks"][0]["jobs"][0]["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Requeue once a checkpoint exists and training is not done.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ckpts = walk(&train_dir.join("ckpt"))
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n == "manifest.json"))
+            .count();
+        if ckpts > 0 {
+            assert!(
+                !train_dir.join("DONE.json").exists(),
+                "training ended before the requeue: raise max_steps"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = Command::new("scontrol")
+        .args(["requeue", &format!("{job}_0")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "scontrol requeue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let status = Command::new(worker())
+        .args(["train", "--store"])
+        .arg(format!("file://{}", reference.display()))
+        .args(["--cell", &key, "--threads", "1"])
+        .env("EMORG_MODELS", models_dir())
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    wait_all_done(&sweep, 300);
+    let done: Value =
+        serde_json::from_slice(&std::fs::read(train_dir.join("DONE.json")).unwrap()).unwrap();
+    let resumed = done["metrics"]["resumed_from_step"].as_u64();
+    assert!(
+        resumed.is_some_and(|s| s > 0 && s < 24),
+        "the requeued run did not resume from a checkpoint: {done:#}"
+    );
+    let (_, log) = sweep.emorg(&["logs", &sweep.file(), &key[..8], "train"], &[]);
+    assert!(log.contains("restart 1"), "{log}");
+    let adapter = "adapter/adapter_model.safetensors";
+    let a = std::fs::read(train_dir.join(adapter)).unwrap();
+    let b = std::fs::read(reference.join(format!("cells/{key}/train/{adapter}"))).unwrap();
+    assert!(
+        a == b,
+        "the requeued run's adapter differs from the uninterrupted run's"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }

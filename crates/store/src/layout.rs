@@ -25,6 +25,8 @@
 pub const DONE_FILE: &str = "DONE.json";
 /// Name of the record of a stage's last failure.
 pub const FAILED_FILE: &str = "FAILED.json";
+/// The claim of the run working on a stage (bin/emorg-worker/src/claim.rs).
+pub const CLAIM_FILE: &str = "CLAIM.json";
 
 fn join(parts: &[&str]) -> String {
     let mut out = String::new();
@@ -86,6 +88,11 @@ pub fn checkpoint(cell_key: &str, step: usize, name: &str) -> String {
         &format!("{step:08}"),
         name,
     ])
+}
+
+/// `cells/<key>/<stage_dir>/CLAIM.json`
+pub fn claim(cell_key: &str, stage_dir: &str) -> String {
+    stage_key(cell_key, stage_dir, CLAIM_FILE)
 }
 
 /// The step of a key under [`checkpoints_prefix`] (`.../ckpt/00000040/x` gives 40).

@@ -157,6 +157,47 @@ fn bad_url(url: &str, reason: impl Into<String>) -> StoreError {
     }
 }
 
+/// What the first request to an S3 store says went wrong, with what to check.
+fn explain_s3_error(bucket: &str, err: &object_store::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    let endpoint = env_nonempty("AWS_ENDPOINT_URL")
+        .or_else(|| env_nonempty("AWS_ENDPOINT"))
+        .unwrap_or_else(|| "the AWS default endpoint".to_string());
+    let detail = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let code = [
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "AccessDenied",
+        "NoSuchBucket",
+    ]
+    .into_iter()
+    .find(|c| text.contains(c));
+    match code {
+        Some("NoSuchBucket") => format!(
+            "the bucket `{bucket}` does not exist on {endpoint}: create it or fix the URL ({detail})"
+        ),
+        Some(c) => format!(
+            "{endpoint} refused the credentials ({c}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({detail})"
+        ),
+        None if text.contains("Connection refused")
+            || text.contains("error sending request")
+            || text.contains("dns error")
+            || text.contains("timed out") =>
+        {
+            format!(
+                "cannot reach the S3 endpoint {endpoint}: check AWS_ENDPOINT_URL and that the server is up ({detail})"
+            )
+        }
+        None => format!("the first request to {endpoint} failed: {detail}"),
+    }
+}
+
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -284,6 +325,26 @@ impl Store {
                 .with_endpoint(endpoint)
                 .with_virtual_hosted_style_request(false);
         }
+        // One cheap request before anything is written, with few and short retries, so that a
+        // wrong endpoint, wrong credentials or a missing bucket fail at once with the cause named
+        // (the store's own client keeps object_store's default retries with backoff, ~3 min).
+        let probe = builder
+            .clone()
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig {
+                    init_backoff: std::time::Duration::from_millis(200),
+                    max_backoff: std::time::Duration::from_secs(1),
+                    base: 2.0,
+                },
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(15),
+            })
+            .build()
+            .map_err(|e| bad_url(url, e.to_string()))?;
+        let probe_prefix = ObjPath::parse(&prefix).ok();
+        if let Err(e) = rt.block_on(probe.list_with_delimiter(probe_prefix.as_ref())) {
+            return Err(bad_url(url, explain_s3_error(bucket, &e)));
+        }
         let s3 = builder.build().map_err(|e| bad_url(url, e.to_string()))?;
         if prefix.is_empty() {
             Ok(Arc::new(s3))
@@ -325,6 +386,26 @@ impl Store {
         self.block_on(self.backend().put(&path, PutPayload::from(bytes)))
             .map(|_| ())
             .map_err(|e| StoreError::backend(key, e))
+    }
+
+    /// Writes `bytes` to `key` only if nothing is there (`PutMode::Create`): `Ok(true)` when this
+    /// call wrote it, `Ok(false)` when the key already existed. Atomic on `file://` (a hard link)
+    /// and on S3 servers that honour `If-None-Match: *` (AWS S3 does); s3s-fs checks and then
+    /// writes, so two concurrent creates can both succeed there (shared/reference/s3-local.md).
+    pub fn put_new(&self, key: &str, bytes: impl Into<Bytes>) -> Result<bool> {
+        let path = obj_path(key)?;
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self.block_on(
+            self.backend()
+                .put_opts(&path, PutPayload::from(bytes.into()), opts),
+        ) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(StoreError::backend(key, e)),
+        }
     }
 
     /// Writes `value` as pretty JSON.

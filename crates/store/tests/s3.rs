@@ -380,3 +380,17 @@ fn s3_object_store_is_usable_from_another_runtime() {
     assert_eq!(store.size("k").unwrap(), Some(1));
     assert!(t.elapsed() < limit, "store.size took {:?}", t.elapsed());
 }
+
+/// `put_new` on the real server: the second create of a key is refused and the first content
+/// stays (sequential; s3s-fs's check-then-write is not tested under concurrency, see
+/// infra/s3-local.sh).
+#[test]
+fn s3_put_new_writes_once() {
+    let Some(s) = Scratch::open("put-new") else {
+        return;
+    };
+    let store = &s.store;
+    assert!(store.put_new("cells/k/train/CLAIM.json", "one").unwrap());
+    assert!(!store.put_new("cells/k/train/CLAIM.json", "two").unwrap());
+    assert_eq!(&store.get("cells/k/train/CLAIM.json").unwrap()[..], b"one");
+}

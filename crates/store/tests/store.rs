@@ -460,3 +460,38 @@ fn s3_store_when_configured() {
     let err = store.get("nope/nothing").unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+/// `put_new` (the claims' create-only put): the first writer wins, later ones are told, and the
+/// object keeps the first content; on file:// and memory://.
+#[test]
+fn put_new_writes_once() {
+    let (_d, file) = file_store();
+    let memory = Store::open("memory://").unwrap();
+    for store in [&file, &memory] {
+        assert!(store.put_new("cells/k/train/CLAIM.json", "one").unwrap());
+        assert!(!store.put_new("cells/k/train/CLAIM.json", "two").unwrap());
+        assert_eq!(&store.get("cells/k/train/CLAIM.json").unwrap()[..], b"one");
+        store.delete("cells/k/train/CLAIM.json").unwrap();
+        assert!(store.put_new("cells/k/train/CLAIM.json", "three").unwrap());
+    }
+}
+
+/// Concurrent create-only puts on one file:// key from 8 threads: exactly one wins.
+#[test]
+fn put_new_has_one_winner_under_concurrency_on_file_stores() {
+    let (_d, store) = file_store();
+    for round in 0..5 {
+        let key = format!("race/{round}");
+        let winners: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let store = store.clone();
+                    let key = key.clone();
+                    s.spawn(move || store.put_new(&key, format!("{i}")).unwrap() as usize)
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
