@@ -7,9 +7,9 @@
 # Markdown table to $OUT (default ~/.cache/emorg/bench/sampling-<time>) and prints the table.
 #
 #   benches/sampling.sh                       # threads 2, 3 repetitions, 64 new tokens, batch 4
-#   SKIP_BUILD=1 THREADS=1 MODES=as-stored,quantized benches/sampling.sh
+#   SKIP_BUILD=1 SAMPLING_THREADS="2 1" MODES=as-stored,quantized benches/sampling.sh
 source "$(dirname "$0")/common.sh"
-THREADS="${THREADS:-2}"
+THREADS="${SAMPLING_THREADS:-2}"
 NEW_TOKENS="${NEW_TOKENS:-64}"
 BATCH="${BATCH:-4}"
 MODES="${MODES:-as-stored,quantized,dense}"

@@ -151,17 +151,24 @@ def inference(rows):
 
 
 def train(rows):
-    out = ["| protocol | threads | adapters | LoRA params | batch × seq | s / step (median) | steps (s) | train tok/s | loss first → last | load s | peak RSS MB | load avg 1-min |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    """benches/train.sh: per protocol and thread count, emorg next to PyTorch + PEFT on the same batches."""
+    out = ["| protocol | threads | trained | trained params | emorg s/step | PyTorch s/step | emorg tok/s | PyTorch tok/s | emorg / PyTorch | emorg peak RSS MB | PyTorch peak RSS MB | emorg loss first → last | PyTorch loss first → last | load avg 1-min (emorg; PyTorch) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        if r.get("bench") != "train":
+        if r.get("bench") != "train" or r.get("impl") == "pytorch+peft":
             continue
-        losses = r.get("losses") or []
+        ref = pick(rows, bench="train", impl="pytorch+peft", protocol=r["protocol"], threads=r["threads"])
+        ratio, word = verdict(r["train_tok_s"], ref and ref["train_tok_s"], True)
+
+        def losses(x):
+            ls = (x or {}).get("losses") or []
+            return f"{fmt(ls[0])} → {fmt(ls[-1])}" if ls else "–"
+
         out.append(
-            f"| {r['protocol']} | {r['threads']} | {r['adapters']} | {r['lora_params']} | {r['batch']} × {r['seq']} | "
-            f"{fmt(r['step_s'])} | {', '.join(fmt(x) for x in r['step_s_all'])} | {fmt(r['train_tok_s'])} | "
-            f"{fmt(losses[0]) if losses else '–'} → {fmt(losses[-1]) if losses else '–'} | {fmt(r['load_s'])} | "
-            f"{fmt(r['peak_rss_mb'])} | {load_str(r)} |")
+            f"| {r['protocol']} | {r['threads']} | {r['adapters']} | {r['trained_params']} | "
+            f"{fmt(r['step_s'])} | {fmt(ref and ref['step_s'])} | {fmt(r['train_tok_s'])} | {fmt(ref and ref['train_tok_s'])} | "
+            f"{ratio} ({word}) | {fmt(r['peak_rss_mb'])} | {fmt(ref and ref['peak_rss_mb'])} | {losses(r)} | {losses(ref)} | "
+            f"{load_str(r)}; {load_str(ref)} |")
     return "\n".join(out)
 
 

@@ -15,7 +15,9 @@ use emorg_lm::{
     ChatTemplate, Decoder, GgufTokenizer, KvCache, LoraConfig, LoraSet, Message, ModelFiles,
     Module, OpsMode, WeightMode,
 };
-use emorg_train::{AdamWConfig, Schedule, TrainConfig, prepare_examples, train};
+use emorg_train::{
+    AdamWConfig, Example, Params, Schedule, TrainConfig, prepare_examples, train_params,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -67,7 +69,9 @@ enum BenchCommand {
     Train {
         #[arg(long)]
         model: PathBuf,
-        /// r1: rank 1 on down_proj of the middle layer; r8all: rank 8 on all 7 modules of every layer.
+        /// A protocol preset of the papers (lora-r1-single, lora-r1-x9, lora-r32-all, full-sft):
+        /// its rank, alpha, modules and layers (fractions resolved on this model's depth) and
+        /// learning rate; constant schedule, no warmup, weight decay 0, so every step is alike.
         #[arg(long)]
         protocol: String,
         #[arg(long, default_value_t = 2)]
@@ -76,6 +80,11 @@ enum BenchCommand {
         seq: usize,
         #[arg(long, default_value_t = 4)]
         steps: usize,
+        /// Also write the examples (ids and loss masks, in the order the steps take them), the
+        /// adapter shape and the optimizer settings as JSON here, for the PyTorch + PEFT side of
+        /// the benchmark (benches/train_pytorch_side.py) to train on exactly the same data.
+        #[arg(long)]
+        dump: Option<PathBuf>,
     },
     /// The exact prompts (text and token ids) the other benchmarks use, for a comparison run.
     Prompts {
@@ -183,7 +192,8 @@ fn run(args: &BenchArgs) -> Result<()> {
             batch,
             seq,
             steps,
-        } => bench_train(args, model, protocol, *batch, *seq, *steps),
+            dump,
+        } => bench_train(args, model, protocol, *batch, *seq, *steps, dump.as_deref()),
         BenchCommand::Prompts {
             model,
             judge,
@@ -645,6 +655,13 @@ fn synthetic_conversation(
     }
 }
 
+/// What `bench train` trains: a preset's LoRA adapters, or every weight.
+enum BenchParams {
+    Lora(LoraSet),
+    Full(Vec<(String, candle_core::Var)>),
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bench_train(
     args: &BenchArgs,
     path: &Path,
@@ -652,10 +669,17 @@ fn bench_train(
     batch: usize,
     seq: usize,
     steps: usize,
+    dump: Option<&Path>,
 ) -> Result<()> {
     if batch == 0 || steps == 0 || seq < 16 {
         bail!("--batch and --steps must be at least 1 and --seq at least 16");
     }
+    let Some(preset) = emorg_spec::presets::preset(protocol) else {
+        bail!(
+            "unknown protocol `{protocol}` (expected one of {})",
+            emorg_spec::presets::PRESET_NAMES.join(", ")
+        );
+    };
     let start = common(args.threads);
     let peak_reset = reset_peak_rss();
     let t_load = Instant::now();
@@ -668,25 +692,55 @@ fn bench_train(
         ..
     } = files;
     let n_layers = model.cfg.n_layers;
-    let (rank, alpha, targets): (usize, f64, Vec<(usize, Module)>) = match protocol {
-        "r1" => (1, 8.0, vec![(n_layers / 2, Module::DownProj)]),
-        "r8all" => (
-            8,
-            16.0,
-            (0..n_layers)
-                .flat_map(|l| Module::ALL.into_iter().map(move |m| (l, m)))
-                .collect(),
-        ),
-        other => bail!("unknown protocol `{other}` (expected r1 or r8all)"),
+    let learning_rate = preset
+        .train
+        .learning_rate
+        .context("the preset has no learning rate")?;
+    let (params, label) = match preset.kind {
+        emorg_spec::ProtocolKind::Full => {
+            let vars = model.make_trainable()?;
+            let n: usize = vars.iter().map(|(_, v)| v.elem_count()).sum();
+            (BenchParams::Full(vars), format!("every weight ({n})"))
+        }
+        _ => {
+            let layers = preset
+                .layers
+                .as_ref()
+                .context("a LoRA preset names its layers")?
+                .resolve(n_layers)
+                .map_err(anyhow::Error::msg)?;
+            let modules = preset
+                .modules
+                .as_ref()
+                .context("a LoRA preset names its modules")?
+                .iter()
+                .map(|m| Module::parse(m))
+                .collect::<emorg_lm::Result<Vec<_>>>()?;
+            let rank = preset.rank.context("a LoRA preset has a rank")?;
+            let lora_cfg = LoraConfig {
+                rank,
+                alpha: preset.alpha.context("a LoRA preset has an alpha")?,
+                rslora: preset.rslora.unwrap_or(false),
+                targets: layers
+                    .iter()
+                    .flat_map(|l| modules.iter().map(move |m| (*l, *m)))
+                    .collect(),
+            };
+            let lora = LoraSet::init(lora_cfg, &model.cfg, 0, &Device::Cpu)?;
+            model.attach_lora(&lora, 1.0);
+            let names: Vec<&str> = modules.iter().map(|m| m.hf_name()).collect();
+            let label = format!(
+                "rank {rank}, {} on layers {}",
+                names.join("+"),
+                if layers.len() == n_layers {
+                    "all".to_string()
+                } else {
+                    format!("{layers:?}")
+                }
+            );
+            (BenchParams::Lora(lora), label)
+        }
     };
-    let lora_cfg = LoraConfig {
-        rank,
-        alpha,
-        rslora: true,
-        targets,
-    };
-    let lora = LoraSet::init(lora_cfg, &model.cfg, 0, &Device::Cpu)?;
-    model.attach_lora(&lora, 1.0);
 
     let convs = (0..batch * steps)
         .map(|i| synthetic_conversation(&template, &tokenizer, seq, i))
@@ -700,7 +754,7 @@ fn bench_train(
         );
     }
     let cfg = TrainConfig {
-        learning_rate: 1e-3,
+        learning_rate,
         adam: AdamWConfig {
             beta1: 0.9,
             beta2: 0.999,
@@ -719,9 +773,16 @@ fn bench_train(
     let mut step_s = Vec::new();
     let mut step_tok_s = Vec::new();
     let mut losses = Vec::new();
-    let (summary, _) = train(
+    if let Some(out) = dump {
+        write_train_dump(out, protocol, &params, &data, &cfg)?;
+    }
+    let trained = match &params {
+        BenchParams::Lora(l) => Params::Lora(l),
+        BenchParams::Full(v) => Params::Full(v),
+    };
+    let (summary, _) = train_params(
         &model,
-        &lora,
+        trained,
         &data,
         &cfg,
         tokenizer.eos_id,
@@ -735,10 +796,6 @@ fn bench_train(
             Ok(())
         },
     )?;
-    let label = match protocol {
-        "r1" => format!("rank 1, layer {} down_proj", n_layers / 2),
-        _ => format!("rank 8, all 7 modules of all {n_layers} layers"),
-    };
     emit(merge(
         start,
         json!({
@@ -746,8 +803,11 @@ fn bench_train(
             "model": path.display().to_string(),
             "protocol": protocol,
             "adapters": label,
-            "lora_tensors": lora.adapters.len() * 2,
-            "lora_params": lora.n_params(),
+            "trained_params": match &params {
+                BenchParams::Lora(l) => l.n_params(),
+                BenchParams::Full(v) => v.iter().map(|(_, v)| v.elem_count()).sum(),
+            },
+            "learning_rate": learning_rate,
             "batch": batch,
             "seq": seq,
             "steps": summary.steps,
@@ -765,5 +825,55 @@ fn bench_train(
             "loadavg_end": loadavg(),
         }),
     ));
+    Ok(())
+}
+
+/// The data and settings of a `bench train` run, for benches/train_pytorch_side.py. The examples
+/// are listed in the order the steps consume them (the trainer's seeded permutation), so the
+/// other side's step `i` sees the same batch as emorg's.
+fn write_train_dump(
+    out: &Path,
+    protocol: &str,
+    params: &BenchParams,
+    data: &[Example],
+    cfg: &TrainConfig,
+) -> Result<()> {
+    let order = emorg_train::trainer::step_order(data.len(), cfg);
+    let examples: Vec<Value> = order
+        .iter()
+        .map(|i| json!({"ids": data[*i].ids, "loss_mask": data[*i].loss_mask}))
+        .collect();
+    let lora = match params {
+        BenchParams::Lora(l) => {
+            let mut modules: Vec<&str> = l.adapters.iter().map(|a| a.module.hf_name()).collect();
+            modules.sort();
+            modules.dedup();
+            let mut layers: Vec<usize> = l.adapters.iter().map(|a| a.layer).collect();
+            layers.sort();
+            layers.dedup();
+            json!({
+                "r": l.config.rank,
+                "lora_alpha": l.config.alpha,
+                "use_rslora": l.config.rslora,
+                "target_modules": modules,
+                "layers_to_transform": layers,
+                "n_adapters": l.adapters.len(),
+            })
+        }
+        BenchParams::Full(_) => Value::Null,
+    };
+    let doc = json!({
+        "protocol": protocol,
+        "lora": lora,
+        "learning_rate": cfg.learning_rate,
+        "betas": [cfg.adam.beta1, cfg.adam.beta2],
+        "eps": cfg.adam.eps,
+        "weight_decay": cfg.adam.weight_decay,
+        "batch": cfg.batch_size,
+        "steps": cfg.max_steps,
+        "examples": examples,
+    });
+    std::fs::write(out, serde_json::to_vec(&doc)?)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }

@@ -148,6 +148,20 @@ impl Params<'_> {
     }
 }
 
+/// The order in which training consumes `n` examples: every epoch a fresh permutation seeded by
+/// `data_seed + epoch`; step `i` takes the `batch_size * grad_accum` entries from `i * that`.
+pub fn step_order(n: usize, cfg: &TrainConfig) -> Vec<usize> {
+    let mut order: Vec<usize> = Vec::with_capacity(n * cfg.epochs);
+    for epoch in 0..cfg.epochs {
+        let mut perm: Vec<usize> = (0..n).collect();
+        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            cfg.data_seed.wrapping_add(epoch as u64),
+        ));
+        order.extend(perm);
+    }
+    order
+}
+
 /// [`train`] for either kind of [`Params`].
 #[allow(clippy::too_many_arguments)]
 pub fn train_params(
@@ -192,15 +206,7 @@ pub fn train_params(
             r.step
         }
     };
-    // The data order: every epoch a fresh seeded permutation.
-    let mut order: Vec<usize> = Vec::new();
-    for epoch in 0..cfg.epochs {
-        let mut perm: Vec<usize> = (0..data.len()).collect();
-        perm.shuffle(&mut ChaCha8Rng::seed_from_u64(
-            cfg.data_seed.wrapping_add(epoch as u64),
-        ));
-        order.extend(perm);
-    }
+    let order = step_order(data.len(), cfg);
     let per_step = cfg.batch_size * cfg.grad_accum;
     let started = std::time::Instant::now();
     let mut summary = TrainSummary {
