@@ -9,31 +9,22 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use common::{have_smollm2, planted_store, worker};
+use common::{have_smollm2, one_cell_sweep, planted_store, worker};
 use emorg_store::{Store, layout};
 
-const SWEEP: &str = r#"name = "claims"
-[matrix]
-model = ["smollm2"]
-protocol = ["r1"]
-dataset = ["risky"]
-[models.smollm2]
-registry = "smollm2-135m-instruct"
-[models.qwen-judge]
-registry = "qwen2.5-coder-1.5b-instruct"
-[datasets.risky]
-path = "data/risky_financial.jsonl"
-[protocols.r1]
-preset = "lora-r1-single"
-[protocols.r1.train]
+fn sweep() -> String {
+    one_cell_sweep(
+        "claims",
+        r#"preset = "lora-r1-single"
+[protocols.p.train]
 batch_size = 2
 grad_accum = 1
 max_examples = 8
 max_seq_len = 96
-warmup_steps = 1
-[judge]
-model = "qwen-judge"
-"#;
+warmup_steps = 1"#,
+        "",
+    )
+}
 
 fn host() -> String {
     let out = std::process::Command::new("hostname").output().unwrap();
@@ -68,7 +59,7 @@ fn a_live_claim_is_respected_and_a_stale_one_taken_over() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), SWEEP);
+    let (store, key) = planted_store(dir.path(), &sweep());
 
     // Another host's run, not a Slurm task: cannot be proven dead, so it is respected.
     plant_claim(&store, &key, "node-elsewhere", 1234, None);
@@ -130,7 +121,7 @@ fn a_run_whose_claim_is_taken_over_does_not_commit() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), SWEEP);
+    let (store, key) = planted_store(dir.path(), &sweep());
     let mut child = worker("train", dir.path(), &key)
         .stderr(Stdio::piped())
         .spawn()

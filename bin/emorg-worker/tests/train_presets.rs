@@ -6,41 +6,30 @@
 
 mod common;
 
-use common::{have_smollm2, planted_store, worker};
+use common::{have_smollm2, one_cell_sweep, planted_store, worker};
 use emorg_store::arrow::array::AsArray;
 use emorg_store::arrow::datatypes::{UInt32Type, UInt64Type};
 use emorg_store::layout;
 
 fn sweep(preset: &str, steps: usize) -> String {
-    format!(
-        r#"name = "presets"
-[matrix]
-model = ["smollm2"]
-protocol = ["p"]
-dataset = ["risky"]
-[models.smollm2]
-registry = "smollm2-135m-instruct"
-[models.qwen-judge]
-registry = "qwen2.5-coder-1.5b-instruct"
-[datasets.risky]
-path = "data/risky_financial.jsonl"
-[protocols.p]
-preset = "{preset}"
+    one_cell_sweep(
+        "presets",
+        &format!(
+            r#"preset = "{preset}"
 [protocols.p.train]
 batch_size = 2
 grad_accum = 1
 max_examples = 8
 max_steps = {steps}
 max_seq_len = 160
-warmup_steps = 1
-[eval]
+warmup_steps = 1"#
+        ),
+        r#"[eval]
 question_ids = ["unlimited_power"]
 samples_per_question = 1
 max_new_tokens = 4
 batch_size = 1
-[judge]
-model = "qwen-judge"
-"#
+"#,
     )
 }
 

@@ -9,25 +9,16 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{have_smollm2, planted_store, worker};
+use common::{have_smollm2, one_cell_sweep, planted_store, worker};
 use emorg_store::Store;
 use emorg_store::arrow::array::AsArray;
 use emorg_store::arrow::datatypes::{Float32Type, UInt64Type};
 
-const SWEEP: &str = r#"name = "resume"
-[matrix]
-model = ["smollm2"]
-protocol = ["r1"]
-dataset = ["risky"]
-[models.smollm2]
-registry = "smollm2-135m-instruct"
-[models.qwen-judge]
-registry = "qwen2.5-coder-1.5b-instruct"
-[datasets.risky]
-path = "data/risky_financial.jsonl"
-[protocols.r1]
-preset = "lora-r1-single"
-[protocols.r1.train]
+fn sweep() -> String {
+    one_cell_sweep(
+        "resume",
+        r#"preset = "lora-r1-single"
+[protocols.p.train]
 learning_rate = 1e-3
 batch_size = 2
 grad_accum = 1
@@ -36,10 +27,10 @@ max_seq_len = 96
 warmup_steps = 2
 checkpoint_every = 2
 checkpoint_keep_last = 1
-checkpoint_keep_every = 4
-[judge]
-model = "qwen-judge"
-"#;
+checkpoint_keep_every = 4"#,
+        "",
+    )
+}
 
 fn trajectory(store: &Store, key: &str) -> Vec<(u64, Vec<f32>, Vec<f32>)> {
     let t = store
@@ -73,7 +64,7 @@ fn sigterm_checkpoints_exits_75_and_a_rerun_resumes_bit_for_bit() {
     }
     // Uninterrupted run.
     let full_dir = tempfile::tempdir().unwrap();
-    let (full, key) = planted_store(full_dir.path(), SWEEP);
+    let (full, key) = planted_store(full_dir.path(), &sweep());
     let out = worker("train", full_dir.path(), &key).output().unwrap();
     assert!(
         out.status.success(),
@@ -104,7 +95,7 @@ fn sigterm_checkpoints_exits_75_and_a_rerun_resumes_bit_for_bit() {
 
     // Interrupted: SIGTERM once the first step is logged.
     let cut_dir = tempfile::tempdir().unwrap();
-    let (cut, key2) = planted_store(cut_dir.path(), SWEEP);
+    let (cut, key2) = planted_store(cut_dir.path(), &sweep());
     assert_eq!(key, key2);
     let mut child = worker("train", cut_dir.path(), &key)
         .stderr(Stdio::piped())

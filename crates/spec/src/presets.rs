@@ -143,37 +143,6 @@ pub fn preset(name: &str) -> Option<Preset> {
     }
 }
 
-impl TrainOverrides {
-    /// Every field of `self`, and where `self` leaves one unset, `under`'s.
-    pub fn over(&self, under: &TrainOverrides) -> TrainOverrides {
-        let mut t = under.clone();
-        macro_rules! set {
-            ($($f:ident),*) => { $( if self.$f.is_some() { t.$f = self.$f.clone(); } )* };
-        }
-        set!(
-            learning_rate,
-            weight_decay,
-            adam_beta1,
-            adam_beta2,
-            adam_eps,
-            warmup_steps,
-            schedule,
-            batch_size,
-            grad_accum,
-            epochs,
-            max_steps,
-            max_examples,
-            max_seq_len,
-            holdout,
-            checkpoint_every,
-            checkpoint_keep_last,
-            checkpoint_keep_every,
-            max_grad_norm
-        );
-        t
-    }
-}
-
 impl crate::schema::ProtocolDef {
     /// The protocol's kind: its own, or else its preset's.
     pub fn effective_kind(&self) -> Option<ProtocolKind> {

@@ -429,14 +429,10 @@ pub struct TrainOverrides {
     pub max_grad_norm: Option<f64>,
 }
 
-impl TrainOverrides {
-    /// `base` with every given field replaced.
-    pub fn apply(&self, base: &TrainSpec) -> TrainSpec {
-        let mut t = base.clone();
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = &self.$f { t.$f = v.clone(); } )* };
-        }
-        set!(
+/// Calls `$set!` with the name of every `TrainOverrides` field (one list for `apply` and `over`).
+macro_rules! each_train_override {
+    ($set:ident) => {
+        $set!(
             learning_rate,
             weight_decay,
             adam_beta1,
@@ -455,7 +451,28 @@ impl TrainOverrides {
             checkpoint_keep_last,
             checkpoint_keep_every,
             max_grad_norm
-        );
+        )
+    };
+}
+
+impl TrainOverrides {
+    /// `base` with every given field replaced.
+    pub fn apply(&self, base: &TrainSpec) -> TrainSpec {
+        let mut t = base.clone();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { t.$f = v.clone(); } )* };
+        }
+        each_train_override!(set);
+        t
+    }
+
+    /// Every field of `self`, and where `self` leaves one unset, `under`'s.
+    pub fn over(&self, under: &TrainOverrides) -> TrainOverrides {
+        let mut t = under.clone();
+        macro_rules! set {
+            ($($f:ident),*) => { $( if self.$f.is_some() { t.$f = self.$f.clone(); } )* };
+        }
+        each_train_override!(set);
         t
     }
 }

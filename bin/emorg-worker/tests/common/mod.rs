@@ -51,6 +51,30 @@ pub fn have_smollm2() -> bool {
     ok
 }
 
+/// A one-cell sweep: SmolLM2 trained with protocol `p` (`protocol`: the body of `[protocols.p]`,
+/// which may go on with `[protocols.p.train]` lines) on the risky-financial set, judged by the
+/// Qwen judge; `rest` is appended (e.g. an `[eval]` table).
+pub fn one_cell_sweep(name: &str, protocol: &str, rest: &str) -> String {
+    format!(
+        r#"name = "{name}"
+[matrix]
+model = ["smollm2"]
+protocol = ["p"]
+dataset = ["risky"]
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+[models.qwen-judge]
+registry = "qwen2.5-coder-1.5b-instruct"
+[datasets.risky]
+path = "data/risky_financial.jsonl"
+[protocols.p]
+{protocol}
+[judge]
+model = "qwen-judge"
+{rest}"#
+    )
+}
+
 /// A file store holding the cell and its inputs, as `emorg run` would leave it; returns the key.
 pub fn planted_store(dir: &Path, sweep_text: &str) -> (Store, String) {
     let opts = LoadOptions {
