@@ -45,5 +45,12 @@ eval "$(infra/llm-server.sh env)"
 # exports EMORG_TEST_PY for the HF-checkpoint, tokenizer and PEFT parity tests.
 eval "$(infra/py-reference.sh env)"
 cargo nextest run --release --locked --workspace --all-targets --no-fail-fast
+# The same Slurm without accounting (no slurmdbd, so sacct refuses): `status` must still work and
+# say so; the array/dependency/rerun test runs again on it.
+infra/slurm-local.sh stop
+SLURM_LOCAL_ACCOUNTING=0 infra/slurm-local.sh start
+eval "$(SLURM_LOCAL_ACCOUNTING=0 infra/slurm-local.sh env)"
+cargo nextest run --release --locked --workspace --all-targets --no-fail-fast \
+    -E 'binary(slurm) & (test(status_without_accounting) | test(arrays_with_dependencies))'
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings

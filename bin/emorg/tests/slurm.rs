@@ -750,3 +750,32 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// With accounting disabled (the second Slurm phase of infra/test.sh restarts the local cluster
+/// with `SLURM_LOCAL_ACCOUNTING=0`: no slurmdbd, sacct refuses), `status` still reports every
+/// stage from the store and squeue, and says that accounting is off. Skipped on a cluster with
+/// accounting.
+#[test]
+fn status_without_accounting_degrades_and_says_so() {
+    if skip() {
+        return;
+    }
+    if std::env::var("EMORG_TEST_SLURM_ACCOUNTING").as_deref() != Ok("0") {
+        eprintln!(
+            "skipped: the cluster has accounting (infra/test.sh runs this after SLURM_LOCAL_ACCOUNTING=0 infra/slurm-local.sh start)"
+        );
+        return;
+    }
+    let sweep = Sweep::new("slurm-noacct", "");
+    sweep.edit(
+        "protocol = [\"base\", \"r1\", \"broken\"]",
+        "protocol = [\"base\"]",
+    );
+    let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let report = wait_all_done(&sweep, 120);
+    assert_eq!(states(&report).len(), 1);
+    let (code, out) = sweep.emorg(&["status", &sweep.file()], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("accounting disabled"), "{out}");
+}
