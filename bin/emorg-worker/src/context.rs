@@ -55,6 +55,14 @@ impl StageContext {
         *self.claim.borrow_mut() = Some(held);
     }
 
+    /// Gives the claim back without a result (the stage was committed by another run meanwhile).
+    pub fn release_claim(&self) -> Result<()> {
+        if let Some(held) = self.claim.borrow_mut().take() {
+            held.release(&self.store)?;
+        }
+        Ok(())
+    }
+
     pub fn dir(&self) -> &'static str {
         self.stage.dir()
     }
@@ -81,7 +89,6 @@ impl StageContext {
         }
     }
 
-    /// Write one output under the stage dir and remember it for the manifest.
     /// An error when this run's claim on the stage was taken over (see src/claim.rs).
     pub fn check_claim(&self) -> Result<()> {
         match &*self.claim.borrow() {
@@ -90,8 +97,9 @@ impl StageContext {
         }
     }
 
-    /// Checks first that the claim is still this run's, so that a run whose stage was taken over
-    /// stops before it overwrites the other run's outputs.
+    /// Write one output under the stage dir and remember it for the manifest. Checks first that
+    /// the claim is still this run's, so that a run whose stage was taken over stops before it
+    /// overwrites the other run's outputs.
     pub fn put_output(&self, name: &str, bytes: Vec<u8>) -> Result<OutputEntry> {
         self.check_claim()?;
         let entry = self.store.put_output(&self.key, self.dir(), name, bytes)?;

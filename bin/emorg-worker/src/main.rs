@@ -146,6 +146,14 @@ fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
         ctx.dir(),
         args.take_over,
     )?);
+    // Another run may have committed the stage between the check above and the claim.
+    if !args.force && ctx.is_done()? {
+        tracing::info!(
+            "{stage} of cell {} was committed by another run meanwhile: skipping",
+            ctx.key
+        );
+        return ctx.release_claim();
+    }
     let result = match stage {
         emorg_spec::Stage::Train => train_stage::run(&ctx),
         emorg_spec::Stage::Sample => sample_stage::run(&ctx),
