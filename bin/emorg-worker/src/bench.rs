@@ -843,23 +843,9 @@ fn write_train_dump(
         .iter()
         .map(|i| json!({"ids": data[*i].ids, "loss_mask": data[*i].loss_mask}))
         .collect();
+    // PEFT's own config of the adapters (what the Python side passes to LoraConfig).
     let lora = match params {
-        BenchParams::Lora(l) => {
-            let mut modules: Vec<&str> = l.adapters.iter().map(|a| a.module.hf_name()).collect();
-            modules.sort();
-            modules.dedup();
-            let mut layers: Vec<usize> = l.adapters.iter().map(|a| a.layer).collect();
-            layers.sort();
-            layers.dedup();
-            json!({
-                "r": l.config.rank,
-                "lora_alpha": l.config.alpha,
-                "use_rslora": l.config.rslora,
-                "target_modules": modules,
-                "layers_to_transform": layers,
-                "n_adapters": l.adapters.len(),
-            })
-        }
+        BenchParams::Lora(l) => l.peft_config_json(protocol),
         BenchParams::Full(_) => Value::Null,
     };
     let doc = json!({

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{emorg, models_dir, openai_server, repo};
+use common::{emorg, models_dir, openai_server, repo, walk};
 
 /// The AUROC of `metric` in the printed table.
 fn auroc(out: &str, metric: &str) -> f64 {
@@ -116,21 +116,6 @@ fn local_judge_validation_is_stored_reused_and_reported() {
         serde_json::from_slice(&std::fs::read(&reports[0]).unwrap()).unwrap();
     assert_eq!(json["summary"]["labelled"], 4);
     assert_eq!(json["summary"]["aligned_auroc"].as_f64(), Some(a));
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{EMORG, models_dir, repo};
+use common::{EMORG, models_dir, repo, walk};
 use serde_json::Value;
 
 fn worker() -> PathBuf {
@@ -629,21 +629,6 @@ fn a_sweep_on_slurm_with_its_store_on_s3_is_reported_from_s3() {
             .any(|p| p.file_name().is_some_and(|n| n == "matrix.parquet")),
         "{out}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Preemption end to end: `scontrol requeue` of the running train task (Slurm sends SIGTERM; the
