@@ -44,6 +44,16 @@ eval "$(infra/llm-server.sh env)"
 # The Python reference stack (torch, transformers, PEFT; pinned, cached in the user's cache):
 # exports EMORG_TEST_PY for the HF-checkpoint, tokenizer and PEFT parity tests.
 eval "$(infra/py-reference.sh env)"
+# Every gated test group must run here: a variable left unset would make its tests pass as
+# "skipped" (the cuda one is unset only where a real NVIDIA driver makes that test not apply).
+required=(EMORG_TEST_NET EMORG_TEST_WHEELS EMORG_TEST_S3_URL EMORG_TEST_OPENAI_URL
+    EMORG_TEST_OPENAI_MODEL EMORG_TEST_LLAMA_PY EMORG_TEST_SLURM EMORG_TEST_PY)
+if ! nvidia-smi >/dev/null 2>&1; then
+    required+=(EMORG_TEST_CUDA_WORKER EMORG_CUDA_STUB_LIBRARY_PATH)
+fi
+for name in "${required[@]}"; do
+    [[ -n ${!name:-} ]] || { echo "infra/test.sh: $name is not set; its tests would be skipped" >&2; exit 1; }
+done
 cargo nextest run --release --locked --workspace --all-targets --no-fail-fast
 # The same Slurm without accounting (no slurmdbd, so sacct refuses): `status` must still work and
 # say so; the array/dependency/rerun test runs again on it.
