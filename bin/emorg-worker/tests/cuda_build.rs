@@ -14,18 +14,7 @@ const CPU_WORKER: &str = env!("CARGO_BIN_EXE_emorg-worker");
 const TEXT: &str = "def add(a, b):\n    return";
 
 fn smollm2() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
-        });
-    let p = dir.join("smollm2-135m-instruct.gguf");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is missing", p.display());
-        None
-    }
+    emorg_lm::testing::cached_model("smollm2-135m-instruct")
 }
 
 /// The cuda-built worker and the loader path holding the stub driver, or None (with the reason).

@@ -12,18 +12,7 @@ use emorg_lm::{GgufFile, LoraConfig, LoraSet, ModelConfig, Module};
 const WORKER: &str = env!("CARGO_BIN_EXE_emorg-worker");
 
 fn smollm2() -> Option<PathBuf> {
-    let dir = std::env::var_os("EMORG_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/emorg/models")
-        });
-    let p = dir.join("smollm2-135m-instruct.gguf");
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is missing", p.display());
-        None
-    }
+    emorg_lm::testing::cached_model("smollm2-135m-instruct")
 }
 
 fn run(args: &[&str]) -> serde_json::Value {

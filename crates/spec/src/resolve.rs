@@ -345,25 +345,31 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
             train,
         } = &expanded;
         let kind = kind.expect("expanded() always gives a kind");
+        // The LoRA fields (and `more`) set in a protocol whose kind has no adapters.
+        let mut forbid = |kind: &str, more: &[(&str, bool)], why: &str| {
+            let lora = [
+                ("rank", rank.is_some()),
+                ("alpha", alpha.is_some()),
+                ("rslora", rslora.is_some()),
+                ("modules", modules.is_some()),
+                ("layers", layers.is_some()),
+            ];
+            for (field, set) in lora.iter().chain(more) {
+                if *set {
+                    bad(
+                        &format!("{key}.{field}"),
+                        format!("`{key}.{field}` is not allowed with kind = \"{kind}\" ({why})"),
+                    );
+                }
+            }
+        };
         match kind {
             ProtocolKind::Full => {
-                for (field, set) in [
-                    ("rank", rank.is_some()),
-                    ("alpha", alpha.is_some()),
-                    ("rslora", rslora.is_some()),
-                    ("modules", modules.is_some()),
-                    ("layers", layers.is_some()),
-                ] {
-                    if set {
-                        bad(
-                            &format!("{key}.{field}"),
-                            format!(
-                                "`{key}.{field}` is not allowed with kind = \"full\" (every weight \
-                                 is trained; use kind = \"lora\" for adapters)"
-                            ),
-                        );
-                    }
-                }
+                forbid(
+                    "full",
+                    &[],
+                    "every weight is trained; use kind = \"lora\" for adapters",
+                );
                 let o = train.clone().unwrap_or_default();
                 let set = overridden_fields(&o);
                 for (field, msg) in train_problems(&o.over(&preset_train).apply(&f.train)) {
@@ -374,23 +380,7 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
                 }
             }
             ProtocolKind::Base => {
-                for (field, set) in [
-                    ("rank", rank.is_some()),
-                    ("alpha", alpha.is_some()),
-                    ("rslora", rslora.is_some()),
-                    ("modules", modules.is_some()),
-                    ("layers", layers.is_some()),
-                    ("train", train.is_some()),
-                ] {
-                    if set {
-                        bad(
-                            &format!("{key}.{field}"),
-                            format!(
-                                "`{key}.{field}` is not allowed with kind = \"base\" (it does not train)"
-                            ),
-                        );
-                    }
-                }
+                forbid("base", &[("train", train.is_some())], "it does not train");
             }
             ProtocolKind::Lora => {
                 match rank {
