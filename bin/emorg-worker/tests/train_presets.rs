@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{have_smollm2, one_cell_sweep, planted_store, worker};
+use common::{have_smollm2, one_cell_sweep, planted_store, run_stage};
 use emorg_store::arrow::array::AsArray;
 use emorg_store::arrow::datatypes::{UInt32Type, UInt64Type};
 use emorg_store::layout;
@@ -44,12 +44,7 @@ fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (store, key) = planted_store(dir.path(), &sweep("lora-r1-x9", 2));
-    let out = worker("train", dir.path(), &key).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_stage("train", dir.path(), &key);
     let t = store
         .get_table(&layout::stage_key(&key, "train", "trajectory.parquet"))
         .unwrap();
@@ -80,12 +75,7 @@ fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
 
     let dir = tempfile::tempdir().unwrap();
     let (store, key) = planted_store(dir.path(), &sweep("lora-r32-all", 1));
-    let out = worker("train", dir.path(), &key).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_stage("train", dir.path(), &key);
     let d = done(&store, &key, "train");
     // 30 layers x (q, k, v, o: 576 wide; gate, up: 576 -> 1536; down: 1536 -> 576) at rank 32.
     let per_layer = 32 * ((576 + 576) * 2 + (576 + 192) * 2 + (576 + 1536) * 3);
@@ -106,9 +96,7 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
     let text =
         sweep("full-sft", 4).replace("warmup_steps = 1", "warmup_steps = 1\nlearning_rate = 1e-4");
     let (store, key) = planted_store(dir.path(), &text);
-    let out = worker("train", dir.path(), &key).output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let log = run_stage("train", dir.path(), &key);
     assert!(log.contains("need about"), "memory estimate printed: {log}");
     let d = done(&store, &key, "train");
     let m = &d["metrics"];
@@ -134,9 +122,7 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
         &[192, 576]
     );
 
-    let out = worker("sample", dir.path(), &key).output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let log = run_stage("sample", dir.path(), &key);
     let d: serde_json::Value = store
         .get_json(&layout::done(&key, "sample/final"))
         .unwrap_or_else(|e| panic!("{e}\n{log}"));
@@ -160,12 +146,7 @@ fn nine_rank1_adapters_train_and_sample_on_gemma() {
         "registry = \"gemma-3-270m\"",
     );
     let (store, key) = planted_store(dir.path(), &text);
-    let out = worker("train", dir.path(), &key).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_stage("train", dir.path(), &key);
     let d = done(&store, &key, "train");
     assert!(
         d["metrics"]["first_loss"].as_f64().unwrap().is_finite(),
@@ -188,9 +169,7 @@ fn nine_rank1_adapters_train_and_sample_on_gemma() {
     assert_eq!(layers, vec![5, 6, 7, 8, 9, 10, 11, 12, 13], "{config}");
     assert_eq!(config["target_modules"], serde_json::json!(["down_proj"]));
 
-    let out = worker("sample", dir.path(), &key).output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
+    let log = run_stage("sample", dir.path(), &key);
     let d: serde_json::Value = store
         .get_json(&layout::done(&key, "sample/final"))
         .unwrap_or_else(|e| panic!("{e}\n{log}"));
@@ -220,12 +199,7 @@ fn every_preset_lowers_the_loss_on_smollm2() {
             &format!("max_examples = 4\nepochs = 4\nlearning_rate = {lr}"),
         );
         let (store, key) = planted_store(dir.path(), &text);
-        let out = worker("train", dir.path(), &key).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{preset}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_stage("train", dir.path(), &key);
         let t = store
             .get_table(&layout::stage_key(&key, "train", "metrics.parquet"))
             .unwrap();

@@ -116,3 +116,12 @@ pub fn worker(stage: &str, dir: &Path, key: &str) -> Command {
     .env("EMORG_MODELS", models_dir());
     c
 }
+
+/// Runs `stage` of `key` on the file store in `dir`, asserts it succeeded (its log in the
+/// message otherwise), and returns the log.
+pub fn run_stage(stage: &str, dir: &Path, key: &str) -> String {
+    let out = worker(stage, dir, key).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stage} of {key} failed:\n{log}");
+    log
+}
