@@ -167,10 +167,12 @@ fn ones(d: usize) -> candle_core::Result<QTensor> {
     )
 }
 
-/// Write the tiny llama/qwen2 GGUF at `gguf` as an HF checkpoint directory (f32 `model.safetensors`,
-/// `config.json`, `tokenizer.json`, `tokenizer_config.json`), the way transformers would lay out the
-/// same model: HF tensor names, llama q/k rows un-permuted, the head tied unless `output.weight`
-/// exists. For tests that one model gives the same results in both formats.
+/// Write the llama, qwen2 or gemma3 GGUF at `gguf` (tiny or real; quantized weights are dequantized)
+/// as an HF checkpoint directory (f32 `model.safetensors`, `config.json`, `tokenizer.json`,
+/// `tokenizer_config.json`), the way transformers would lay out the same model: HF tensor names,
+/// llama q/k rows un-permuted, Gemma's norms stored as w where GGUF stores 1 + w, the head tied
+/// unless `output.weight` exists. For tests that one model gives the same results in both formats
+/// and in third-party implementations that read HF checkpoints (candle-transformers' dense models).
 pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<()> {
     use crate::config::Family;
     use crate::weights::GgufFile;
@@ -179,11 +181,7 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
     let model_type = match cfg.family {
         Family::Llama => "llama",
         Family::Qwen2 => "qwen2",
-        Family::Gemma3 => {
-            return Err(crate::LmError::UnsupportedArch(
-                "gemma3 (the tiny-model writer makes llama and qwen2 only)".into(),
-            ));
-        }
+        Family::Gemma3 => "gemma3_text",
     };
     std::fs::create_dir_all(dir).map_err(|source| crate::LmError::Io {
         path: dir.to_path_buf(),
@@ -200,6 +198,10 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
             } else if name.ends_with("attn_k.weight") {
                 t = crate::weights::unpermute(&t, cfg.n_kv_heads)?;
             }
+        }
+        // llama.cpp's converter adds 1 to every Gemma norm weight; HF stores w for (1 + w).
+        if cfg.family == Family::Gemma3 && name.ends_with("norm.weight") {
+            t = (t - 1.0)?;
         }
         let hf = crate::hf::hf_tensor_name(name, cfg.family, "model.").ok_or_else(|| {
             crate::LmError::Tensor {
@@ -224,9 +226,7 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
             source,
         })
     };
-    write(
-        "config.json",
-        serde_json::json!({
+    let mut config = serde_json::json!({
             "model_type": model_type,
             "hidden_size": cfg.d_model,
             "intermediate_size": cfg.d_ff,
@@ -240,8 +240,30 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
             "tie_word_embeddings": cfg.tied_embeddings,
             "eos_token_id": tokenizer.eos_id,
             "bos_token_id": tokenizer.bos_id,
+    });
+    let family_keys = match cfg.family {
+        Family::Llama => serde_json::json!({ "hidden_act": "silu" }),
+        Family::Qwen2 => serde_json::json!({
+            "hidden_act": "silu",
+            "use_sliding_window": false,
+            "sliding_window": cfg.context_length,
+            "max_window_layers": cfg.n_layers,
         }),
-    )?;
+        Family::Gemma3 => serde_json::json!({
+            "hidden_activation": "gelu_pytorch_tanh",
+            "head_dim": cfg.head_dim,
+            "query_pre_attn_scalar": cfg.head_dim,
+            "attention_bias": false,
+            "sliding_window": cfg.sliding_window,
+            "sliding_window_pattern": cfg.sliding_pattern,
+            "rope_local_base_freq": cfg.rope_base_local,
+        }),
+    };
+    config
+        .as_object_mut()
+        .expect("object")
+        .extend(family_keys.as_object().expect("object").clone());
+    write("config.json", config)?;
     let template = file.meta_str("tokenizer.chat_template").ok();
     write(
         "tokenizer_config.json",
