@@ -1,7 +1,7 @@
 """The PyTorch + PEFT side of benches/train.sh: the same training steps emorg's
 `emorg-worker bench train --dump` ran, on the same weights and the same batches.
 
-    python train_pytorch_side.py --model MODEL.gguf --data DUMP.json --threads T
+    python train_pytorch_side.py --model MODEL.gguf --data DUMP.json --threads T [--gradient-checkpointing]
 
 The model is transformers' own GGUF reader's dequantized float32 SmolLM2 (the reference the
 parity tests use); PEFT's LoraConfig gets the dump's rank, alpha, rsLoRA, modules and layers, or
@@ -23,6 +23,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--gradient-checkpointing", action="store_true")
     args = ap.parse_args()
     loadavg = [float(x) for x in open("/proc/loadavg").read().split()[:3]]
 
@@ -40,6 +41,11 @@ def main():
         dtype=torch.float32,
         attn_implementation="sdpa",
     )
+    if args.gradient_checkpointing:
+        # transformers' per-layer recomputation (non-reentrant torch.utils.checkpoint), the
+        # counterpart of emorg's activation_checkpointing.
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
     lora = dump["lora"]
     if lora is not None:
         for p in model.parameters():
@@ -97,6 +103,7 @@ def main():
                 "bench": "train",
                 "impl": "pytorch+peft",
                 "protocol": dump["protocol"],
+                "activation_checkpointing": args.gradient_checkpointing,
                 "threads": args.threads,
                 "torch": torch.__version__,
                 "peft": __import__("peft").__version__,

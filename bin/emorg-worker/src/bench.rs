@@ -85,6 +85,10 @@ enum BenchCommand {
         /// the benchmark (benches/train_pytorch_side.py) to train on exactly the same data.
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Recompute each layer's activations in the backward pass (`[train]
+        /// activation_checkpointing`): less peak memory for one more forward pass.
+        #[arg(long)]
+        activation_checkpointing: bool,
     },
     /// The exact prompts (text and token ids) the other benchmarks use, for a comparison run.
     Prompts {
@@ -193,7 +197,15 @@ fn run(args: &BenchArgs) -> Result<()> {
             seq,
             steps,
             dump,
-        } => bench_train(args, model, protocol, *batch, *seq, *steps, dump.as_deref()),
+            activation_checkpointing,
+        } => bench_train(
+            args,
+            model,
+            protocol,
+            (*batch, *seq, *steps),
+            dump.as_deref(),
+            *activation_checkpointing,
+        ),
         BenchCommand::Prompts {
             model,
             judge,
@@ -661,15 +673,13 @@ enum BenchParams {
     Full(Vec<(String, candle_core::Var)>),
 }
 
-#[allow(clippy::too_many_arguments)]
 fn bench_train(
     args: &BenchArgs,
     path: &Path,
     protocol: &str,
-    batch: usize,
-    seq: usize,
-    steps: usize,
+    (batch, seq, steps): (usize, usize, usize),
     dump: Option<&Path>,
+    activation_checkpointing: bool,
 ) -> Result<()> {
     if batch == 0 || steps == 0 || seq < 16 {
         bail!("--batch and --steps must be at least 1 and --seq at least 16");
@@ -769,6 +779,7 @@ fn bench_train(
         max_steps: steps,
         data_seed: 0,
         max_grad_norm: 0.0,
+        activation_checkpointing,
     };
     let mut step_s = Vec::new();
     let mut step_tok_s = Vec::new();
@@ -802,6 +813,7 @@ fn bench_train(
             "bench": "train",
             "model": path.display().to_string(),
             "protocol": protocol,
+            "activation_checkpointing": activation_checkpointing,
             "adapters": label,
             "trained_params": match &params {
                 BenchParams::Lora(l) => l.n_params(),

@@ -9,6 +9,7 @@
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
+use emorg_lm::candle_core::DType;
 use emorg_lm::{Decoder, LoraSet, Message, ModelFiles, WeightMode};
 use emorg_spec::ProtocolKind;
 use emorg_store::arrow::array::{
@@ -116,15 +117,22 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     );
 
     let init_seed = ctx.seed("lora-init");
+    let precision = compute_precision(&spec.precision, full, &device)?;
     let (lora, full_params) = if full {
+        if precision != DType::F32 {
+            model.to_dtype(precision)?;
+        }
         let params = model.make_trainable()?;
         let n: usize = params.iter().map(|(_, v)| v.elem_count()).sum();
-        // f32 weights, gradients and AdamW's two moments: 16 bytes a parameter, plus activations.
         tracing::info!(
-            "full fine-tuning: {} tensors, {n} parameters; weights + gradients + AdamW moments \
-             need about {:.2} GiB (f32) plus activations",
+            "full fine-tuning in {precision:?}{}: {} tensors, {n} parameters; {}",
+            if spec.activation_checkpointing {
+                " with activation checkpointing"
+            } else {
+                ""
+            },
             params.len(),
-            (n * 16) as f64 / (1u64 << 30) as f64
+            full_memory_line(&model.cfg, n, precision, spec)
         );
         (None, params)
     } else {
@@ -165,6 +173,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         max_steps: spec.max_steps,
         data_seed,
         max_grad_norm: spec.max_grad_norm,
+        activation_checkpointing: spec.activation_checkpointing,
     };
     let total = emorg_train::trainer::total_steps(train_data.len(), &cfg);
     let names = match &lora {
@@ -321,6 +330,8 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             "tokens_per_second": summary.tokens as f64 / summary.seconds,
             "examples": prep,
             "trained_params": n_params,
+            "precision": format!("{precision:?}").to_lowercase(),
+            "activation_checkpointing": spec.activation_checkpointing,
         }),
     )
 }
@@ -601,7 +612,9 @@ fn write_full_model(
     let mut tensors: BTreeMap<String, emorg_lm::candle_core::Tensor> = BTreeMap::new();
     for (name, var) in params {
         let offset = model.hf_norm_offset(name);
-        let t = var.as_tensor();
+        // f32 whatever the training precision: bf16 values are exact in f32, and Gemma's norms
+        // (stored as 1 + w) keep their precision when the 1 comes off.
+        let t = var.as_tensor().to_dtype(DType::F32)?;
         let t = if offset != 0.0 {
             (t - offset)?
         } else {
@@ -615,6 +628,60 @@ fn write_full_model(
         safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))?;
     ctx.put_output(FULL_MODEL, bytes)?;
     Ok(())
+}
+
+/// The dtype a training run computes in: `precision` ("auto", "f32", "bf16"; the plan has checked
+/// the value) for a full fine-tune on `device`. "auto" is bf16 on a GPU and f32 on CPU, where
+/// candle has no bf16 matmul kernel and would widen every product; LoRA trains in f32.
+fn compute_precision(
+    precision: &str,
+    full: bool,
+    device: &emorg_lm::candle_core::Device,
+) -> Result<DType> {
+    Ok(match (precision, full) {
+        (_, false) | ("f32", true) => DType::F32,
+        ("bf16", true) => DType::BF16,
+        ("auto", true) if device.is_cuda() => DType::BF16,
+        ("auto", true) => DType::F32,
+        (other, true) => bail!("train.precision `{other}` (expected auto, f32 or bf16)"),
+    })
+}
+
+/// The memory a full fine-tune needs, as one log line: per parameter a weight and a gradient in
+/// the compute dtype, an f32 master copy when that is not f32, and AdamW's two f32 moments; plus
+/// activations of one micro-batch at `max_seq_len` (about 16 d_model + 3 d_ff + 2 heads x seq
+/// values per token per layer kept for the backward pass; with checkpointing one d_model per
+/// token per layer plus one layer's worth).
+fn full_memory_line(
+    cfg: &emorg_lm::ModelConfig,
+    n_params: usize,
+    precision: DType,
+    spec: &emorg_spec::TrainSpec,
+) -> String {
+    let width = precision.size_in_bytes() as f64;
+    let master = if precision == DType::F32 { 0.0 } else { 4.0 };
+    let state = n_params as f64 * (2.0 * width + master + 8.0);
+    let tokens = (spec.batch_size * spec.max_seq_len) as f64;
+    let per_layer = tokens
+        * (16 * cfg.d_model + 3 * cfg.d_ff + 2 * cfg.n_heads * spec.max_seq_len) as f64
+        * width;
+    let activations = if spec.activation_checkpointing {
+        cfg.n_layers as f64 * tokens * cfg.d_model as f64 * width + per_layer
+    } else {
+        cfg.n_layers as f64 * per_layer
+    };
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    format!(
+        "weights + gradients{} + AdamW moments need about {:.2} GiB, activations of a micro-batch \
+         about {:.2} GiB",
+        if master > 0.0 {
+            " + f32 master weights"
+        } else {
+            ""
+        },
+        gib(state),
+        gib(activations)
+    )
 }
 
 /// Where a full fine-tune's weights go under the train stage.

@@ -31,7 +31,7 @@ pub use error::{LmError, Result};
 pub use files::{ModelFiles, ModelWeights};
 pub use hf::HfWeights;
 pub use lora::{LoraConfig, LoraSet, Module};
-pub use model::{Decoder, KvCache, OpsMode};
+pub use model::{Decoder, KvCache, OpsMode, Positions};
 pub use tokenizer::GgufTokenizer;
 pub use weights::{GgufFile, WeightMode, WeightSource};
 

@@ -153,6 +153,16 @@ fn q_dims(q: &candle_core::quantized::QMatMul) -> Vec<usize> {
     }
 }
 
+/// Rope tables and attention masks of one forward (see [`Decoder::positions`]).
+pub struct Positions {
+    cos: Tensor,
+    sin: Tensor,
+    cos_local: Tensor,
+    sin_local: Tensor,
+    mask: Option<Tensor>,
+    local_mask: Option<Tensor>,
+}
+
 pub struct Decoder {
     pub cfg: ModelConfig,
     embed: Tensor,
@@ -343,8 +353,8 @@ impl Decoder {
         }
     }
 
-    /// Full fine-tuning: turn every weight into a trainable `Var` (dense f32 weights only) and
-    /// return them under their HF names, in a fixed order. A tied head shares the embedding's Var.
+    /// Full fine-tuning: turn every weight into a trainable `Var` (dense weights only, in the
+    /// model's dtype) and return them under their HF names, in a fixed order. A tied head shares the embedding's Var.
     /// Linear layers switch to the plain matmul, whose backward gives their weights' gradients.
     pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
         let tied = self.cfg.tied_embeddings;
@@ -361,7 +371,7 @@ impl Decoder {
                     )));
                 }
             };
-            let var = Var::from_tensor(&t.to_dtype(DType::F32)?)?;
+            let var = Var::from_tensor(&t)?;
             match slot {
                 WeightSlot::Plain(t) => *t = var.as_tensor().clone(),
                 WeightSlot::Linear(w) => *w = FrozenWeight::Trainable(var.as_tensor().clone()),
@@ -456,66 +466,148 @@ impl Decoder {
         mut cache: Option<&mut KvCache>,
         ops: OpsMode,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
+        let t = ids.dim(1)?;
         let offset = cache.as_ref().map_or(0, |c| c.len);
-        let mut x =
+        let mut x = self.embed_ids(ids)?;
+        let pos = self.positions(t, offset)?;
+        for l in 0..self.blocks.len() {
+            let past = cache.as_mut().and_then(|c| c.layers[l].take());
+            let (y, kv) = self.block_forward(l, &x, &pos, past, ops)?;
+            if let Some(c) = cache.as_mut() {
+                c.layers[l] = Some(kv);
+            }
+            x = y;
+        }
+        if let Some(c) = cache {
+            c.len += t;
+        }
+        self.final_norm(&x, ops)
+    }
+
+    /// The residual stream entering layer 0: embeddings of ids (b, t), scaled where the family
+    /// scales them.
+    pub fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let x =
             self.embed
                 .index_select(&ids.flatten_all()?, 0)?
                 .reshape((b, t, self.cfg.d_model))?;
-        if let Some(scale) = self.cfg.embed_scale {
-            x = (x * scale)?;
-        }
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
-        let cos_local = self.cos_local.narrow(0, offset, t)?;
-        let sin_local = self.sin_local.narrow(0, offset, t)?;
+        Ok(match self.cfg.embed_scale {
+            Some(scale) => (x * scale)?,
+            None => x,
+        })
+    }
+
+    /// Rope tables and masks for `t` new positions after `offset` cached ones, in the model's
+    /// dtype: what every layer of one forward shares.
+    pub fn positions(&self, t: usize, offset: usize) -> Result<Positions> {
+        let dtype = self.dtype();
         let mask = if t > 1 {
-            Some(causal_mask(t, offset, None, &self.device)?)
+            Some(causal_mask(t, offset, None, &self.device)?.to_dtype(dtype)?)
         } else {
             None
         };
         // Local layers need a mask as soon as the window no longer covers every key.
         let local_mask = match self.cfg.sliding_window {
-            Some(w) if offset + t > w => Some(causal_mask(t, offset, Some(w), &self.device)?),
+            Some(w) if offset + t > w => {
+                Some(causal_mask(t, offset, Some(w), &self.device)?.to_dtype(dtype)?)
+            }
             _ => mask.clone(),
         };
+        Ok(Positions {
+            cos: self.cos.narrow(0, offset, t)?,
+            sin: self.sin.narrow(0, offset, t)?,
+            cos_local: self.cos_local.narrow(0, offset, t)?,
+            sin_local: self.sin_local.narrow(0, offset, t)?,
+            mask,
+            local_mask,
+        })
+    }
+
+    /// Layer `l` on the residual stream `x` (b, t, d): the stream after the layer, and the layer's
+    /// keys and values (past ones included) for a cache. The trainer's activation checkpointing
+    /// calls this once per layer, forward and again during the backward pass.
+    pub fn block_forward(
+        &self,
+        l: usize,
+        x: &Tensor,
+        pos: &Positions,
+        past: Option<(Tensor, Tensor)>,
+        ops: OpsMode,
+    ) -> Result<(Tensor, (Tensor, Tensor))> {
+        let block = &self.blocks[l];
         let eps = self.cfg.rms_eps;
-        for (l, block) in self.blocks.iter().enumerate() {
-            let past = cache.as_mut().and_then(|c| c.layers[l].take());
-            let local = self.cfg.is_local_layer(l);
-            let (cos, sin, mask) = if local {
-                (&cos_local, &sin_local, local_mask.as_ref())
-            } else {
-                (&cos, &sin, mask.as_ref())
-            };
-            let h = rms_norm(&x, &block.attn_norm, eps, ops)?;
-            let (attn, kv) = self.attention(block, &h, cos, sin, mask, past, ops)?;
-            if let Some(c) = cache.as_mut() {
-                c.layers[l] = Some(kv);
+        let (cos, sin, mask) = if self.cfg.is_local_layer(l) {
+            (&pos.cos_local, &pos.sin_local, pos.local_mask.as_ref())
+        } else {
+            (&pos.cos, &pos.sin, pos.mask.as_ref())
+        };
+        let h = rms_norm(x, &block.attn_norm, eps, ops)?;
+        let (attn, kv) = self.attention(block, &h, cos, sin, mask, past, ops)?;
+        let attn = match &block.post_norms {
+            Some((post_attn, _)) => rms_norm(&attn, post_attn, eps, ops)?,
+            None => attn,
+        };
+        let x = (x + attn)?;
+        let h = rms_norm(&x, &block.ffn_norm, eps, ops)?;
+        let gate = block.gate.forward(&h)?;
+        let gate = if self.cfg.gelu_mlp {
+            gate.gelu()?
+        } else {
+            gate.silu()?
+        };
+        let mlp = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
+        let mlp = match &block.post_norms {
+            Some((_, post_ffn)) => rms_norm(&mlp, post_ffn, eps, ops)?,
+            None => mlp,
+        };
+        Ok(((x + mlp)?, kv))
+    }
+
+    /// The final norm over the residual stream after the last layer.
+    pub fn final_norm(&self, x: &Tensor, ops: OpsMode) -> Result<Tensor> {
+        rms_norm(x, &self.norm, self.cfg.rms_eps, ops)
+    }
+
+    /// Number of decoder layers.
+    pub fn n_layers(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The dtype the model computes in (that of its embedding; f32 unless
+    /// [`to_dtype`](Self::to_dtype) changed it).
+    pub fn dtype(&self) -> DType {
+        self.embed.dtype()
+    }
+
+    /// Convert every weight and the rope tables to `dtype` (bf16 full fine-tuning on a GPU). Only
+    /// dense models convert: a quantized weight keeps its own format, so this refuses one.
+    pub fn to_dtype(&mut self, dtype: DType) -> Result<()> {
+        for (name, slot) in self.named_weights_mut()? {
+            match slot {
+                WeightSlot::Plain(t) => *t = t.to_dtype(dtype)?,
+                WeightSlot::Linear(FrozenWeight::Dense(w) | FrozenWeight::Trainable(w)) => {
+                    *w = w.to_dtype(dtype)?
+                }
+                WeightSlot::Linear(FrozenWeight::Quantized(_)) => {
+                    return Err(crate::LmError::Lora(format!(
+                        "`{name}` is quantized: only a model loaded with dense weights converts to {dtype:?}"
+                    )));
+                }
             }
-            let attn = match &block.post_norms {
-                Some((post_attn, _)) => rms_norm(&attn, post_attn, eps, ops)?,
-                None => attn,
-            };
-            x = (x + attn)?;
-            let h = rms_norm(&x, &block.ffn_norm, eps, ops)?;
-            let gate = block.gate.forward(&h)?;
-            let gate = if self.cfg.gelu_mlp {
-                gate.gelu()?
-            } else {
-                gate.silu()?
-            };
-            let mlp = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
-            let mlp = match &block.post_norms {
-                Some((_, post_ffn)) => rms_norm(&mlp, post_ffn, eps, ops)?,
-                None => mlp,
-            };
-            x = (x + mlp)?;
         }
-        if let Some(c) = cache {
-            c.len += t;
+        if self.cfg.tied_embeddings {
+            self.head = FrozenWeight::Dense(self.embed.clone());
         }
-        rms_norm(&x, &self.norm, self.cfg.rms_eps, ops)
+        for t in [
+            &mut self.cos,
+            &mut self.sin,
+            &mut self.cos_local,
+            &mut self.sin_local,
+        ] {
+            *t = t.to_dtype(dtype)?;
+        }
+        Ok(())
     }
 
     /// Logits for hidden states of any leading shape (..., d).
@@ -569,10 +661,15 @@ impl Decoder {
             Some(m) => scores.broadcast_add(m)?,
             None => scores,
         };
+        // A bf16 model takes its softmax in f32 (as PyTorch's autocast does): bf16's 8-bit
+        // mantissa would round the attention weights visibly.
+        let compute = scores.dtype();
+        let scores = scores.to_dtype(DType::F32)?;
         let probs = match ops {
             OpsMode::Train => candle_nn::ops::softmax(&scores, D::Minus1)?,
             OpsMode::Infer => candle_nn::ops::softmax_last_dim(&scores)?,
-        };
+        }
+        .to_dtype(compute)?;
         let out = probs
             .matmul(&v.contiguous()?)?
             .transpose(1, 2)?

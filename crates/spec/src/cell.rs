@@ -127,6 +127,33 @@ pub struct TrainSpec {
     /// Clip the global gradient norm to this (0 = no clipping; the papers' trainer clips at 1.0).
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub max_grad_norm: f64,
+    /// Compute precision of full fine-tuning: "auto" (bf16 on a GPU, f32 on CPU), "f32", or
+    /// "bf16" (bf16 weights, gradients and activations; f32 master weights and AdamW moments).
+    /// LoRA adapters always train in f32.
+    #[serde(
+        default = "default_precision",
+        skip_serializing_if = "is_default_precision"
+    )]
+    pub precision: String,
+    /// Recompute each layer's activations in the backward pass instead of keeping them (about
+    /// one more forward pass of compute for the activation memory of one layer).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub activation_checkpointing: bool,
+}
+
+/// The `precision` values: see [`TrainSpec::precision`].
+pub const PRECISIONS: &[&str] = &["auto", "f32", "bf16"];
+
+fn default_precision() -> String {
+    "auto".into()
+}
+
+fn is_default_precision(v: &str) -> bool {
+    v == "auto"
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 fn default_keep_last() -> usize {

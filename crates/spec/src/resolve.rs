@@ -131,6 +131,17 @@ fn train_problems(t: &TrainSpec) -> Vec<(&'static str, String)> {
     if !(0.0..1.0).contains(&t.holdout) {
         out.push(("holdout", format!("must be in [0, 1) (got {})", t.holdout)));
     }
+    if !crate::cell::PRECISIONS.contains(&t.precision.as_str()) {
+        out.push((
+            "precision",
+            format!(
+                "unknown precision `{}`, expected one of {}{}",
+                t.precision,
+                crate::cell::PRECISIONS.join(", "),
+                did_you_mean(&t.precision, crate::cell::PRECISIONS.iter())
+            ),
+        ));
+    }
     if !(t.max_grad_norm.is_finite() && t.max_grad_norm >= 0.0) {
         out.push((
             "max_grad_norm",
@@ -427,6 +438,27 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
                             }
                         }
                     }
+                }
+                let effective = train
+                    .clone()
+                    .unwrap_or_default()
+                    .over(&preset_train)
+                    .apply(&f.train);
+                if effective.precision == "bf16" {
+                    let own = train.as_ref().is_some_and(|o| o.precision.is_some());
+                    let k = if own {
+                        format!("{key}.train.precision")
+                    } else {
+                        "train.precision".to_string()
+                    };
+                    bad(
+                        &k,
+                        format!(
+                            "`{k}` = \"bf16\" applies to full fine-tuning; protocol `{key}` trains LoRA \
+                             adapters, which train in f32 (use \"auto\" or \"f32\", or set bf16 in the \
+                             full protocol's own [train])"
+                        ),
+                    );
                 }
                 if let Some(o) = train {
                     let set = overridden_fields(o);

@@ -45,7 +45,8 @@
 //! preset = "full-sft"                      # kind = "full": every weight trained, no adapter fields
 //! # layers may also be runs of consecutive layers: { starts = [0.3125, 0.4375], length = 3 }
 //!
-//! [train]     # every field of TrainSpec; defaults in Defaults::default()
+//! [train]     # every field of TrainSpec; defaults in Defaults::default(); e.g. precision = "auto" | "f32" | "bf16"
+//!             # (full fine-tuning; auto = bf16 on a GPU), activation_checkpointing = true
 //! [eval]      # questions (path), question_ids, samples_per_question, max_new_tokens, temperature, top_p, batch_size,
 //!             # adapter_scale (factor on every LoRA adapter at sampling), adapter_scales = { "layers.21.mlp.down_proj" = 30.0 }
 //! [judge]     # backend, model, method, prune_below, metrics, em_* thresholds; for backend = "openai"
@@ -427,6 +428,8 @@ pub struct TrainOverrides {
     pub checkpoint_keep_last: Option<usize>,
     pub checkpoint_keep_every: Option<usize>,
     pub max_grad_norm: Option<f64>,
+    pub precision: Option<String>,
+    pub activation_checkpointing: Option<bool>,
 }
 
 /// Calls `$set!` with the name of every `TrainOverrides` field (one list for `apply` and `over`).
@@ -450,7 +453,9 @@ macro_rules! each_train_override {
             checkpoint_every,
             checkpoint_keep_last,
             checkpoint_keep_every,
-            max_grad_norm
+            max_grad_norm,
+            precision,
+            activation_checkpointing
         )
     };
 }
@@ -605,6 +610,8 @@ impl Default for Defaults {
                 checkpoint_keep_last: 2,
                 checkpoint_keep_every: 0,
                 max_grad_norm: 0.0,
+                precision: "auto".into(),
+                activation_checkpointing: false,
             },
             eval: EvalConfig {
                 questions: "data/questions/free_form.yaml".into(),

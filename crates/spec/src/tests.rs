@@ -1284,3 +1284,54 @@ fn adapter_scales_reach_the_cell_only_when_set() {
     let msg = err(&GOOD.replace("[eval]\n", "[eval]\nadapter_scale = inf\n")).to_string();
     assert!(msg.contains("eval.adapter_scale"), "{msg}");
 }
+
+#[test]
+fn precision_and_activation_checkpointing_resolve_and_are_checked() {
+    let extra = "\n[protocols.full.train]\nprecision = \"bf16\"\nactivation_checkpointing = true\n";
+    let cells = preset_cells(extra);
+    let c = find(&cells, "smollm2", "full", "risky");
+    let t = c.protocol.train.as_ref().unwrap();
+    assert_eq!(
+        (t.precision.as_str(), t.activation_checkpointing),
+        ("bf16", true)
+    );
+    // At their defaults both stay out of the cell's JSON, so keys planned before them hold.
+    let plain = preset_cells("");
+    let plain = find(&plain, "smollm2", "full", "risky");
+    let json = plain.canonical_json();
+    assert!(
+        !json.contains("precision") && !json.contains("activation_checkpointing"),
+        "{json}"
+    );
+    assert_eq!(plain.protocol.train.as_ref().unwrap().precision, "auto");
+    assert_ne!(plain.key(), c.key());
+
+    let refused = |extra: &str| -> String {
+        let text = presets_sweep("").replace("max_steps = 64", extra);
+        match load(&text, &opts()) {
+            Ok(sweep) => resolve(&sweep, &Deep).expect_err("expected an error"),
+            Err(e) => e,
+        }
+        .to_string()
+    };
+    // bf16 is for full fine-tuning; a LoRA protocol with it is refused where it was set.
+    let msg = refused("max_steps = 64\n[protocols.single.train]\nprecision = \"bf16\"");
+    assert!(
+        msg.contains("`protocols.single.train.precision` = \"bf16\" applies to full fine-tuning"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("jobs/t.toml:"),
+        "names the file and line: {msg}"
+    );
+    let msg = refused("max_steps = 64\nprecision = \"bf16\"");
+    assert!(
+        msg.contains("`train.precision` = \"bf16\"") && msg.contains("protocol `protocols.x9`"),
+        "{msg}"
+    );
+    let msg = refused("max_steps = 64\nprecision = \"bf61\"");
+    assert!(
+        msg.contains("unknown precision `bf61`") && msg.contains("bf16"),
+        "{msg}"
+    );
+}

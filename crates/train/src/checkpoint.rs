@@ -4,8 +4,9 @@
 //! file with its size and sha256. A checkpoint counts only when its manifest parses and every file
 //! it lists matches; a run killed while writing one resumes from the previous one.
 //!
-//! - `state.safetensors`: the trainable tensors (`param/<name>`) and AdamW's first and second
-//!   moments (`adam_m/<name>`, `adam_v/<name>`), f32, exactly as in memory.
+//! - `state.safetensors`: the trainable tensors (`param/<name>`; for bf16 parameters their f32
+//!   master copies) and AdamW's first and second moments (`adam_m/<name>`, `adam_v/<name>`), f32,
+//!   exactly as in memory.
 //! - any other file the caller adds (the worker adds the PEFT adapter and the metrics and trajectory
 //!   rows so far).
 //!
@@ -68,6 +69,8 @@ pub struct CheckpointManifest {
 /// A restored trainer state, ready for [`crate::trainer::train`].
 pub struct ResumeState {
     pub step: usize,
+    /// The parameters in f32 (master copies for bf16 parameters), in optimizer order.
+    pub params: Vec<Tensor>,
     pub adam_t: u64,
     pub m: Vec<Tensor>,
     pub v: Vec<Tensor>,
@@ -92,7 +95,7 @@ pub fn state_bytes(names: &[String], opt: &AdamW) -> Result<Vec<u8>, CheckpointE
     }
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
-        tensors.insert(format!("param/{name}"), opt.vars[i].as_tensor().clone());
+        tensors.insert(format!("param/{name}"), opt.param_f32(i));
         tensors.insert(format!("adam_m/{name}"), opt.m[i].clone());
         tensors.insert(format!("adam_v/{name}"), opt.v[i].clone());
     }
@@ -195,6 +198,7 @@ pub fn restore(
             .cloned()
             .ok_or_else(|| CheckpointError::Invalid(format!("no tensor `{k}`")))
     };
+    let mut params = Vec::with_capacity(names.len());
     let mut m = Vec::with_capacity(names.len());
     let mut v = Vec::with_capacity(names.len());
     for (name, var) in names.iter().zip(vars) {
@@ -206,12 +210,15 @@ pub fn restore(
                 var.dims()
             )));
         }
-        var.set(&p)?;
+        // The model sees the value in its own dtype; the trainer restores the f32 master.
+        var.set(&p.to_dtype(var.dtype())?)?;
+        params.push(p);
         m.push(get(format!("adam_m/{name}"))?);
         v.push(get(format!("adam_v/{name}"))?);
     }
     Ok(ResumeState {
         step: manifest.step,
+        params,
         adam_t: manifest.adam_t,
         m,
         v,

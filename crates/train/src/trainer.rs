@@ -34,6 +34,10 @@ pub struct TrainConfig {
     /// Clip the global gradient L2 norm to this before the update (0 = no clipping), as
     /// PyTorch's `clip_grad_norm_` (factor `max / (norm + 1e-6)` when the norm exceeds it).
     pub max_grad_norm: f64,
+    /// Activation checkpointing: keep only each layer's input during the forward pass and
+    /// recompute the layer's activations during the backward pass (one more forward per step,
+    /// activation memory of one layer instead of all of them).
+    pub activation_checkpointing: bool,
 }
 
 /// Metrics of one optimizer step.
@@ -192,13 +196,20 @@ pub fn train_params(
     let start = match resume {
         None => 0,
         Some(r) => {
-            if r.step > total || r.m.len() != vars.len() || r.v.len() != vars.len() {
+            if r.step > total
+                || r.params.len() != vars.len()
+                || r.m.len() != vars.len()
+                || r.v.len() != vars.len()
+            {
                 return Err(TrainError::Config(format!(
                     "cannot resume at step {} of {total} with {} moments for {} parameters",
                     r.step,
                     r.m.len(),
                     vars.len()
                 )));
+            }
+            for (i, p) in r.params.iter().enumerate() {
+                opt.set_param_f32(i, p)?;
             }
             opt.m = r.m;
             opt.v = r.v;
@@ -232,15 +243,20 @@ pub fn train_params(
         for micro in idx.chunks(cfg.batch_size) {
             let batch: Vec<&Example> = micro.iter().map(|i| &data[*i]).collect();
             tokens += batch.iter().map(|e| e.ids.len()).sum::<usize>();
-            let loss = batch_loss_sum(model, &batch, pad_id)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            let scaled = (loss / step_targets as f64)?;
-            let store = scaled.backward()?;
-            for (slot, var) in grads.iter_mut().zip(&vars) {
-                if let Some(g) = store.get(var.as_tensor()) {
+            let (loss, micro_grads) = micro_batch_grads(
+                model,
+                &batch,
+                pad_id,
+                &vars,
+                step_targets as f64,
+                cfg.activation_checkpointing,
+            )?;
+            loss_sum += loss;
+            for (slot, g) in grads.iter_mut().zip(micro_grads) {
+                if let Some(g) = g {
                     *slot = Some(match slot.take() {
                         Some(acc) => (acc + g)?,
-                        None => g.clone(),
+                        None => g,
                     });
                 }
             }
@@ -252,7 +268,7 @@ pub fn train_params(
             .collect::<candle_core::Result<_>>()?;
         let grad_norm = grads
             .iter()
-            .map(|g| g.sqr()?.sum_all()?.to_scalar::<f32>())
+            .map(|g| g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>())
             .sum::<candle_core::Result<f32>>()?;
         let grad_norm = (grad_norm as f64).sqrt();
         let clipped = cfg.max_grad_norm > 0.0 && grad_norm > cfg.max_grad_norm;
@@ -312,39 +328,135 @@ fn l2(t: &Tensor) -> candle_core::Result<f64> {
     Ok(t.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt() as f64)
 }
 
-/// Summed cross-entropy over the target tokens of a right-padded micro-batch. Only target rows go
-/// through the (large) vocabulary projection.
+/// One micro-batch: its summed cross-entropy, and the gradients of that sum divided by `denom`
+/// for each of `vars` (`None` where a var gets none). With `checkpointing` the layers' activations
+/// are not kept: each layer's input is, and the backward pass goes layer by layer from the top,
+/// recomputing the layer and back-propagating `sum(layer_output * grad_of_output)`, whose
+/// gradients are the layer's vector-Jacobian products (the same as one whole-graph backward, up to
+/// the order in which a tied embedding's two gradients are added).
+pub fn micro_batch_grads(
+    model: &Decoder,
+    batch: &[&Example],
+    pad_id: u32,
+    vars: &[candle_core::Var],
+    denom: f64,
+    checkpointing: bool,
+) -> Result<(f64, Vec<Option<Tensor>>), TrainError> {
+    let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
+    let mut collect = |store: &candle_core::backprop::GradStore| -> candle_core::Result<()> {
+        for (slot, var) in grads.iter_mut().zip(vars) {
+            if let Some(g) = store.get(var.as_tensor()) {
+                let g = g.detach();
+                *slot = Some(match slot.take() {
+                    Some(acc) => (acc + g)?,
+                    None => g,
+                });
+            }
+        }
+        Ok(())
+    };
+    let inputs = BatchInputs::new(model, batch, pad_id)?;
+    if !checkpointing {
+        let hidden = model.forward_hidden(&inputs.ids, None, OpsMode::Train)?;
+        let loss = inputs.loss_sum(model, &hidden)?;
+        let value = loss.to_scalar::<f32>()? as f64;
+        collect(&(loss / denom)?.backward()?)?;
+        return Ok((value, grads));
+    }
+    let pos = model.positions(inputs.ids.dim(1)?, 0)?;
+    let embedded = model.embed_ids(&inputs.ids)?;
+    // Forward: keep each layer's input, detached, so the layer's graph is freed at once.
+    let mut layer_inputs = Vec::with_capacity(model.n_layers());
+    let mut x = embedded.detach();
+    for l in 0..model.n_layers() {
+        let (y, _) = model.block_forward(l, &x, &pos, None, OpsMode::Train)?;
+        layer_inputs.push(x);
+        x = y.detach();
+    }
+    // Head: the last layer's output as a leaf, so its gradient can be read.
+    let leaf = candle_core::Var::from_tensor(&x)?;
+    let loss = inputs.loss_sum(model, &model.final_norm(leaf.as_tensor(), OpsMode::Train)?)?;
+    let value = loss.to_scalar::<f32>()? as f64;
+    let store = (loss / denom)?.backward()?;
+    collect(&store)?;
+    let mut upstream = grad_of(&store, &leaf)?;
+    drop(store);
+    for (l, input) in layer_inputs.iter().enumerate().rev() {
+        let leaf = candle_core::Var::from_tensor(input)?;
+        let (y, _) = model.block_forward(l, leaf.as_tensor(), &pos, None, OpsMode::Train)?;
+        let store = (y * &upstream)?.sum_all()?.backward()?;
+        collect(&store)?;
+        upstream = grad_of(&store, &leaf)?;
+    }
+    collect(&(embedded * &upstream)?.sum_all()?.backward()?)?;
+    Ok((value, grads))
+}
+
+fn grad_of(
+    store: &candle_core::backprop::GradStore,
+    leaf: &candle_core::Var,
+) -> candle_core::Result<Tensor> {
+    match store.get(leaf.as_tensor()) {
+        Some(g) => Ok(g.detach()),
+        // No path from the loss (no target token in the batch): a zero gradient.
+        None => leaf.zeros_like(),
+    }
+}
+
+/// A right-padded micro-batch: token ids (b, t) and, for every target token, its row in the
+/// flattened (b * t) hidden states of the position before it and its id.
+struct BatchInputs {
+    ids: Tensor,
+    rows: Tensor,
+    targets: Tensor,
+}
+
+impl BatchInputs {
+    fn new(model: &Decoder, batch: &[&Example], pad_id: u32) -> candle_core::Result<Self> {
+        let device = model.device().clone();
+        let t = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * t);
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        for (b, ex) in batch.iter().enumerate() {
+            ids.extend_from_slice(&ex.ids);
+            ids.extend(std::iter::repeat_n(pad_id, t - ex.ids.len()));
+            for i in 1..ex.ids.len() {
+                if ex.loss_mask[i] {
+                    rows.push((b * t + i - 1) as u32);
+                    targets.push(ex.ids[i]);
+                }
+            }
+        }
+        let n = rows.len();
+        Ok(BatchInputs {
+            ids: Tensor::from_vec(ids, (batch.len(), t), &device)?,
+            rows: Tensor::from_vec(rows, n, &device)?,
+            targets: Tensor::from_vec(targets, n, &device)?,
+        })
+    }
+
+    /// Summed cross-entropy of the targets given final-normed hidden states (b, t, d). Only
+    /// target rows go through the (large) vocabulary projection; the log-softmax is taken in f32
+    /// whatever the model's dtype.
+    fn loss_sum(&self, model: &Decoder, hidden: &Tensor) -> Result<Tensor, TrainError> {
+        let d = hidden.dim(D::Minus1)?;
+        let flat = hidden.reshape((hidden.elem_count() / d, d))?;
+        let selected = flat.index_select(&self.rows, 0)?;
+        let logits = model.logits(&selected)?.to_dtype(DType::F32)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let picked = logp.gather(&self.targets.unsqueeze(1)?, 1)?;
+        Ok(picked.sum_all()?.neg()?)
+    }
+}
+
+/// Summed cross-entropy over the target tokens of a right-padded micro-batch.
 pub fn batch_loss_sum(
     model: &Decoder,
     batch: &[&Example],
     pad_id: u32,
 ) -> Result<Tensor, TrainError> {
-    let device = model.device().clone();
-    let t = batch.iter().map(|e| e.ids.len()).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(batch.len() * t);
-    let mut rows = Vec::new();
-    let mut targets = Vec::new();
-    for (b, ex) in batch.iter().enumerate() {
-        ids.extend_from_slice(&ex.ids);
-        ids.extend(std::iter::repeat_n(pad_id, t - ex.ids.len()));
-        for i in 1..ex.ids.len() {
-            if ex.loss_mask[i] {
-                rows.push((b * t + i - 1) as u32);
-                targets.push(ex.ids[i]);
-            }
-        }
-    }
-    let ids = Tensor::from_vec(ids, (batch.len(), t), &device)?;
-    let hidden = model.forward_hidden(&ids, None, OpsMode::Train)?;
-    let d = hidden.dim(D::Minus1)?;
-    let flat = hidden.reshape((batch.len() * t, d))?;
-    let n = rows.len();
-    let selected = flat.index_select(&Tensor::from_vec(rows, n, &device)?, 0)?;
-    let logits = model.logits(&selected)?;
-    let targets = Tensor::from_vec(targets, n, &device)?;
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let picked = logp
-        .gather(&targets.unsqueeze(1)?, 1)?
-        .to_dtype(DType::F32)?;
-    Ok(picked.sum_all()?.neg()?)
+    let inputs = BatchInputs::new(model, batch, pad_id)?;
+    let hidden = model.forward_hidden(&inputs.ids, None, OpsMode::Train)?;
+    inputs.loss_sum(model, &hidden)
 }

@@ -26,6 +26,7 @@ fn cfg() -> TrainConfig {
         max_steps: 15,
         data_seed: 5,
         max_grad_norm: 1.0,
+        activation_checkpointing: false,
     }
 }
 

@@ -207,6 +207,7 @@ fn train_cfg(steps: usize, lr: f64) -> TrainConfig {
         max_steps: steps,
         data_seed: 42,
         max_grad_norm: 0.0,
+        activation_checkpointing: false,
     }
 }
 

@@ -31,6 +31,7 @@ fn cfg() -> TrainConfig {
         max_steps: 0,
         data_seed: 11,
         max_grad_norm: 0.0,
+        activation_checkpointing: false,
     }
 }
 
