@@ -281,6 +281,19 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
     Ok(())
 }
 
+/// f32 logits at the last position of `ids` (one sequence), through the inference ops: what the
+/// parity tests compare.
+pub fn last_logits(model: &crate::Decoder, ids: &[u32]) -> crate::Result<Vec<f32>> {
+    let t = Tensor::new(ids, model.device())?.unsqueeze(0)?;
+    let h = model.forward_hidden(&t, None, crate::OpsMode::Infer)?;
+    let last = h.narrow(1, ids.len() - 1, 1)?;
+    Ok(model
+        .logits(&last)?
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?)
+}
+
 /// A real model from the model cache (`EMORG_MODELS`, else `~/.cache/emorg/models`), for tests that
 /// need real weights. `None`, with a notice naming the fetch command, when it is absent: the CI
 /// script fetches every model first, so there these tests always run.

@@ -13,7 +13,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use emorg_lm::{Decoder, GgufFile, HfWeights, OpsMode, WeightMode};
+use emorg_lm::{Decoder, GgufFile, HfWeights, WeightMode};
 use std::path::Path;
 
 /// Texts of ordinary length (under the 512-token Gemma window: candle-transformers' sliding mask
@@ -26,13 +26,7 @@ const TEXTS: &[&str] = &[
 ];
 
 fn last_logits(model: &Decoder, ids: &[u32]) -> Vec<f32> {
-    let t = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let h = model.forward_hidden(&t, None, OpsMode::Infer).unwrap();
-    let last = h.narrow(1, ids.len() - 1, 1).unwrap();
-    flat(&model.logits(&last).unwrap())
+    emorg_lm::testing::last_logits(model, ids).unwrap()
 }
 
 fn flat(t: &Tensor) -> Vec<f32> {

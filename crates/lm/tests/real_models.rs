@@ -11,19 +11,7 @@ fn model_path(name: &str) -> Option<PathBuf> {
 }
 
 fn last_logits(model: &Decoder, ids: &[u32]) -> Vec<f32> {
-    let t = Tensor::new(ids, &Device::Cpu)
-        .unwrap()
-        .unsqueeze(0)
-        .unwrap();
-    let h = model.forward_hidden(&t, None, OpsMode::Infer).unwrap();
-    let last = h.narrow(1, ids.len() - 1, 1).unwrap();
-    model
-        .logits(&last)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
+    emorg_lm::testing::last_logits(model, ids).unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -315,6 +315,34 @@ fn compare_grads(model: &Decoder, data: &[Example], vars: &[Var], what: &str) {
     assert!(gap < 1e-5, "{what}: gradients differ by {gap} (relative)");
 }
 
+/// LoRA on all seven modules of `layers`, attached to `model`. B starts at zero (no gradient to
+/// A); it gets small values here so every path carries a gradient.
+fn attach_all_module_lora(
+    model: &mut Decoder,
+    layers: &[usize],
+    rank: usize,
+    alpha: f64,
+    rslora: bool,
+) -> LoraSet {
+    let targets = layers
+        .iter()
+        .flat_map(|l| Module::ALL.iter().map(move |m| (*l, *m)))
+        .collect();
+    let config = LoraConfig {
+        rank,
+        alpha,
+        rslora,
+        targets,
+    };
+    let lora = LoraSet::init(config, &model.cfg, 9, &Device::Cpu).unwrap();
+    for ad in &lora.adapters {
+        ad.b.set(&(ad.b.ones_like().unwrap() * 0.01).unwrap())
+            .unwrap();
+    }
+    model.attach_lora(&lora, 1.0);
+    lora
+}
+
 #[test]
 fn activation_checkpointing_gives_the_same_gradients_on_tiny_models() {
     for qwen2 in [false, true] {
@@ -324,27 +352,7 @@ fn activation_checkpointing_gives_the_same_gradients_on_tiny_models() {
         compare_grads(&model, &t.data, &vars, &format!("full, qwen2 {qwen2}"));
 
         let mut model = Decoder::load(&t.file, WeightMode::Dense, &Device::Cpu).unwrap();
-        let targets = (0..3)
-            .flat_map(|l| Module::ALL.iter().map(move |m| (l, *m)))
-            .collect();
-        let lora = LoraSet::init(
-            LoraConfig {
-                rank: 2,
-                alpha: 4.0,
-                rslora: false,
-                targets,
-            },
-            &model.cfg,
-            9,
-            &Device::Cpu,
-        )
-        .unwrap();
-        // B starts at zero (no gradient to A); give it values so every path carries a gradient.
-        for ad in &lora.adapters {
-            ad.b.set(&(ad.b.ones_like().unwrap() * 0.01).unwrap())
-                .unwrap();
-        }
-        model.attach_lora(&lora, 1.0);
+        let lora = attach_all_module_lora(&mut model, &[0, 1, 2], 2, 4.0, false);
         compare_grads(
             &model,
             &t.data,
@@ -392,26 +400,6 @@ fn activation_checkpointing_gives_the_same_gradients_on_gemma3() {
     // A window shorter than the examples, so the local layers' mask is on the checked path.
     model.cfg.sliding_window = Some(8);
     let n = model.cfg.n_layers;
-    let targets = [0, n / 2, n - 1]
-        .into_iter()
-        .flat_map(|l| Module::ALL.iter().map(move |m| (l, *m)))
-        .collect();
-    let lora = LoraSet::init(
-        LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            rslora: true,
-            targets,
-        },
-        &model.cfg,
-        9,
-        &Device::Cpu,
-    )
-    .unwrap();
-    for ad in &lora.adapters {
-        ad.b.set(&(ad.b.ones_like().unwrap() * 0.01).unwrap())
-            .unwrap();
-    }
-    model.attach_lora(&lora, 1.0);
+    let lora = attach_all_module_lora(&mut model, &[0, n / 2, n - 1], 4, 8.0, true);
     compare_grads(&model, &data, &lora.vars(), "gemma3 lora");
 }
