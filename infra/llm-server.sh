@@ -22,12 +22,16 @@
 # Settings: EMORG_LLM_PORT (default 9124), EMORG_LLM_MODEL (GGUF path, default the cached
 # qwen2.5-coder-1.5b-instruct), EMORG_LLM_ALIAS (served name, default qwen2.5-coder-1.5b-instruct),
 # EMORG_LLM_THREADS (default 1), EMORG_LLM_START_TIMEOUT (seconds, default 180), EMORG_PYTHON
-# (default python3, >= 3.9).
+# (default python3, >= 3.9), EMORG_DAEMON_STOP_GRACE (seconds between SIGTERM and SIGKILL on stop,
+# default 10; infra/daemon.sh starts, waits for and stops the server).
 set -euo pipefail
 
 readonly LLAMA_CPP_PYTHON_VERSION=0.3.16
 HERE="$(cd "$(dirname "$0")" && pwd)"
 readonly HERE
+DAEMON_TAG=llm-server
+# shellcheck source=daemon.sh source-path=SCRIPTDIR
+source "$HERE/daemon.sh"
 readonly REQUIREMENTS="$HERE/llm-server-requirements.txt"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/emorg"
 readonly CACHE
@@ -48,29 +52,16 @@ readonly THREADS="${EMORG_LLM_THREADS:-1}"
 readonly START_TIMEOUT="${EMORG_LLM_START_TIMEOUT:-180}"
 readonly PYTHON="${EMORG_PYTHON:-python3}"
 
-say() { echo "llm-server: $*" >&2; }
+say() { daemon_say "$@"; }
 
 die() {
   say "ERROR: $*"
   exit 1
 }
 
-show_tail() {
-  local file=$1
-  if [[ -s $file ]]; then
-    say "last lines of $file:"
-    tail -n 40 "$file" >&2
-  else
-    say "($file is empty or missing)"
-  fi
-}
-
-# Serialises start/stop; fd 9 is closed for the server itself so it does not hold the lock.
-take_lock() {
-  mkdir -p "$STATE"
-  exec 9>"$STATE/lock"
-  flock 9
-}
+# The server is recognised by its command line, our venv's python running llama_cpp.server (a
+# recycled pid is never trusted or killed).
+daemon_define llama_cpp.server "$PIDFILE" "$LOG" "$PY -m llama_cpp.server"
 
 requirements_hash() {
   sha256sum "$REQUIREMENTS" | cut -d' ' -f1
@@ -91,48 +82,17 @@ install_server() {
   mkdir -p "$STATE"
   rm -f "$STAMP"
   if ! { [[ -x $PY ]] || "$PYTHON" -m venv "$VENV"; } >"$INSTALL_LOG" 2>&1; then
-    show_tail "$INSTALL_LOG"
+    daemon_show_tail "$INSTALL_LOG"
     die "cannot create the virtualenv $VENV"
   fi
   # pip reuses the wheel it built before (its cache), so only the first install compiles.
   if ! "$PY" -m pip install --disable-pip-version-check -r "$REQUIREMENTS" >>"$INSTALL_LOG" 2>&1; then
-    show_tail "$INSTALL_LOG"
+    daemon_show_tail "$INSTALL_LOG"
     die "pip install -r $REQUIREMENTS failed (full log: $INSTALL_LOG)"
   fi
   requirements_hash >"$STAMP"
   installed_ok || die "llama-cpp-python in $VENV does not report version $LLAMA_CPP_PYTHON_VERSION"
   say "installed llama-cpp-python[server] $LLAMA_CPP_PYTHON_VERSION in $((SECONDS - t0)) s"
-}
-
-recorded_pid() {
-  local pid
-  [[ -f $PIDFILE ]] || return 1
-  pid=$(<"$PIDFILE")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  echo "$pid"
-}
-
-# True when $1 is alive and is our venv's python running llama_cpp.server (a recycled PID is never
-# killed or trusted).
-is_our_server() {
-  local pid=$1 argv
-  kill -0 "$pid" 2>/dev/null || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  argv=$(tr '\0' ' ' <"/proc/$pid/cmdline")
-  [[ $argv == "$PY -m llama_cpp.server "* ]]
-}
-
-# The --port the server $1 was started with.
-server_port() {
-  local pid=$1 prev="" arg
-  while IFS= read -r -d '' arg; do
-    if [[ $prev == --port ]]; then
-      echo "$arg"
-      return 0
-    fi
-    prev=$arg
-  done <"/proc/$pid/cmdline"
-  return 1
 }
 
 # The body of GET /v1/models, or nothing when the port does not answer.
@@ -144,44 +104,26 @@ answers_http() {
   [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$BASE_URL/models" 2>/dev/null || true) != 000 ]]
 }
 
+# GET /v1/models lists our alias: the readiness probe.
+serves_model() {
+  [[ $(models_json) == *"\"$ALIAS\""* ]]
+}
+
+# The server runs, on our port (read from its command line), and serves the model.
 running() {
-  local pid port
-  pid=$(recorded_pid) && is_our_server "$pid" && port=$(server_port "$pid") \
-    && [[ $port == "$PORT" ]] && [[ $(models_json) == *"\"$ALIAS\""* ]]
+  local port
+  daemon_status llama_cpp.server >/dev/null && port=$(daemon_arg llama_cpp.server --port) \
+    && [[ $port == "$PORT" ]] && serves_model
 }
 
 stop_server() {
-  local pid i
-  if ! pid=$(recorded_pid); then
-    rm -f "$PIDFILE"
-    say "not running (no pid file)"
-    return 0
-  fi
-  if is_our_server "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "pid $pid ignored SIGTERM for 10 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 20; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-    fi
-    say "stopped llama_cpp.server (pid $pid)"
-  else
-    say "not running (stale pid file for pid $pid)"
-  fi
-  rm -f "$PIDFILE"
+  daemon_stop llama_cpp.server
 }
 
 start_server() {
   local pid port
-  if pid=$(recorded_pid) && is_our_server "$pid"; then
-    port=$(server_port "$pid") || port=unknown
+  if pid=$(daemon_status llama_cpp.server); then
+    port=$(daemon_arg llama_cpp.server --port) || port=unknown
     if [[ $port != "$PORT" ]]; then
       die "llama_cpp.server (pid $pid) already runs on port $port, not $PORT; run: infra/llm-server.sh stop"
     fi
@@ -192,7 +134,6 @@ start_server() {
     say "llama_cpp.server (pid $pid) does not answer; restarting it"
     stop_server
   fi
-  rm -f "$PIDFILE"
   if answers_http; then
     die "something else already answers on $BASE_URL; stop it or pick another port with EMORG_LLM_PORT"
   fi
@@ -200,38 +141,22 @@ start_server() {
   [[ -f $MODEL ]] || die "no model at $MODEL; run: emorg models fetch qwen2.5-coder-1.5b-instruct (or set EMORG_LLM_MODEL)"
   install_server
 
-  local t0 i ms
+  local t0 ms
   t0=${EPOCHREALTIME/./}
-  nohup "$PY" -m llama_cpp.server --model "$MODEL" --model_alias "$ALIAS" \
+  daemon_start llama_cpp.server "$PY" -m llama_cpp.server --model "$MODEL" --model_alias "$ALIAS" \
     --host "$HOST" --port "$PORT" --n_ctx 2048 --n_threads "$THREADS" --n_threads_batch "$THREADS" \
-    --logits_all true --verbose false \
-    </dev/null >"$LOG" 2>&1 9>&- &
-  pid=$!
-  echo "$pid" >"$PIDFILE"
-
-  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PIDFILE"
-      show_tail "$LOG"
-      die "llama_cpp.server exited during start-up (port $PORT in use? see $LOG)"
-    fi
-    if [[ $(models_json) == *"\"$ALIAS\""* ]]; then
-      break
-    fi
-    sleep 0.1
-  done
-  if [[ $(models_json) != *"\"$ALIAS\""* ]]; then
-    show_tail "$LOG"
-    stop_server
-    die "llama_cpp.server did not list model $ALIAS at $BASE_URL/models within $START_TIMEOUT s"
-  fi
+    --logits_all true --verbose false
+  # Ready when GET /v1/models lists the alias. On failure (it exits, e.g. the port is taken or the
+  # model does not load; or it is not ready in time) this prints the log's tail and names the log.
+  daemon_wait llama_cpp.server "$START_TIMEOUT" serves_model || exit 1
+  pid=$(daemon_status llama_cpp.server)
   # The judge needs logprobs in chat completions: check that this server gives them.
   local reply
   reply=$(curl -s --max-time 120 "$BASE_URL/chat/completions" -H 'content-type: application/json' \
     -d "{\"model\":\"$ALIAS\",\"messages\":[{\"role\":\"user\",\"content\":\"Say 1.\"}],\"max_tokens\":1,\"temperature\":0,\"logprobs\":true,\"top_logprobs\":2}" \
     2>/dev/null || true)
   if [[ $reply != *'"top_logprobs"'*'"logprob"'* ]]; then
-    show_tail "$LOG"
+    daemon_show_tail "$LOG"
     stop_server
     die "the server answers chat completions without top_logprobs: ${reply:0:300}"
   fi
@@ -256,16 +181,16 @@ print_env() {
 main() {
   case "${1:-}" in
     start)
-      take_lock
+      daemon_lock "$STATE"
       start_server
       ;;
     stop)
-      take_lock
+      daemon_lock "$STATE"
       stop_server
       ;;
     status)
       if running; then
-        say "running at $BASE_URL (pid $(recorded_pid))"
+        say "running at $BASE_URL (pid $(daemon_status llama_cpp.server))"
       else
         say "not running"
         exit 1

@@ -18,8 +18,15 @@
 #   $EMORG_CACHE/s3-local/          data dir, pid file, logs, lock
 #
 # Settings: EMORG_S3_PORT (default 9123), EMORG_S3_START_TIMEOUT (seconds, default 30),
-# EMORG_S3_RUST_LOG (the server's RUST_LOG, default info).
+# EMORG_S3_RUST_LOG (the server's RUST_LOG, default info), EMORG_DAEMON_STOP_GRACE (seconds
+# between SIGTERM and SIGKILL on stop, default 10; infra/daemon.sh starts, waits for and stops it).
 set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+readonly HERE
+DAEMON_TAG=s3-local
+# shellcheck source=daemon.sh source-path=SCRIPTDIR
+source "$HERE/daemon.sh"
 
 readonly S3S_FS_VERSION=0.14.1
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/emorg"
@@ -45,31 +52,15 @@ readonly PREFIX=ci
 # SHA-256 of an empty body: s3s rejects a signed request without x-amz-content-sha256.
 readonly EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
-say() { echo "s3-local: $*" >&2; }
+say() { daemon_say "$@"; }
 
 die() {
   say "ERROR: $*"
   exit 1
 }
 
-# Prints the tail of a log file to stderr, for failure messages.
-show_tail() {
-  local file=$1
-  if [[ -s $file ]]; then
-    say "last lines of $file:"
-    tail -n 40 "$file" >&2
-  else
-    say "($file is empty or missing)"
-  fi
-}
-
-# Serialises start/stop so two callers cannot start two servers on one pid file. fd 9 must be
-# closed for the server itself (see start_server), or it would hold the lock for its lifetime.
-take_lock() {
-  mkdir -p "$STATE"
-  exec 9>"$STATE/lock"
-  flock 9
-}
+# The server is recognised by its binary (a recycled pid is never trusted or killed).
+daemon_define s3s-fs "$PIDFILE" "$LOG" "$BIN"
 
 installed_version_ok() {
   [[ -x $BIN ]] && [[ "$("$BIN" --version 2>/dev/null)" == "s3s-fs $S3S_FS_VERSION" ]]
@@ -87,29 +78,11 @@ install_server() {
   if ! (cd "$CACHE" && CARGO_TARGET_DIR="$BUILD_DIR" cargo install s3s-fs \
     --version "$S3S_FS_VERSION" --features binary --locked --force --root "$TOOLS") \
     >"$INSTALL_LOG" 2>&1; then
-    show_tail "$INSTALL_LOG"
+    daemon_show_tail "$INSTALL_LOG"
     die "cargo install s3s-fs $S3S_FS_VERSION failed (full log: $INSTALL_LOG)"
   fi
   installed_version_ok || die "installed $BIN does not report version $S3S_FS_VERSION"
   say "installed s3s-fs $S3S_FS_VERSION in $((SECONDS - t0)) s"
-}
-
-# The recorded PID, if the pid file holds a number.
-recorded_pid() {
-  local pid
-  [[ -f $PIDFILE ]] || return 1
-  pid=$(<"$PIDFILE")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  echo "$pid"
-}
-
-# True when $1 is alive and is our s3s-fs binary, so a recycled PID is never killed or trusted.
-is_our_server() {
-  local pid=$1 argv0
-  kill -0 "$pid" 2>/dev/null || return 1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1)
-  [[ $argv0 == "$BIN" ]]
 }
 
 # The HTTP status of a SigV4-signed HEAD of the bucket ("000" when nothing answers). Signed, so
@@ -128,59 +101,23 @@ answers_http() {
   [[ -n $code && $code != 000 ]]
 }
 
-# The --port the server $1 was started with, read from its command line: the state under the
-# cache is shared by all ports, so a server on another port must be noticed, not reused or killed.
-server_port() {
-  local pid=$1 prev="" arg
-  while IFS= read -r -d '' arg; do
-    if [[ $prev == --port ]]; then
-      echo "$arg"
-      return 0
-    fi
-    prev=$arg
-  done <"/proc/$pid/cmdline"
-  return 1
-}
-
+# The server runs, on our port, and answers. The port is read from its command line: the state
+# under the cache is shared by all ports, so a server on another port must be noticed, not reused
+# or killed.
 running() {
-  local pid port
-  pid=$(recorded_pid) && is_our_server "$pid" && port=$(server_port "$pid") \
+  local port
+  daemon_status s3s-fs >/dev/null && port=$(daemon_arg s3s-fs --port) \
     && [[ $port == "$PORT" ]] && answers_http
 }
 
-# Kills the recorded server (TERM, then KILL after 10 s) and removes the pid file.
 stop_server() {
-  local pid i
-  if ! pid=$(recorded_pid); then
-    rm -f "$PIDFILE"
-    say "not running (no pid file)"
-    return 0
-  fi
-  if is_our_server "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "pid $pid ignored SIGTERM for 10 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 20; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-      done
-    fi
-    say "stopped s3s-fs (pid $pid)"
-  else
-    say "not running (stale pid file for pid $pid)"
-  fi
-  rm -f "$PIDFILE"
+  daemon_stop s3s-fs
 }
 
 start_server() {
   local pid port
-  if pid=$(recorded_pid) && is_our_server "$pid"; then
-    port=$(server_port "$pid") || port=unknown
+  if pid=$(daemon_status s3s-fs); then
+    port=$(daemon_arg s3s-fs --port) || port=unknown
     if [[ $port != "$PORT" ]]; then
       die "s3s-fs (pid $pid) already runs on port $port, not $PORT; run: infra/s3-local.sh stop"
     fi
@@ -192,7 +129,6 @@ start_server() {
     say "s3s-fs (pid $pid) does not answer; restarting it"
     stop_server
   fi
-  rm -f "$PIDFILE"
   if answers_http; then
     die "something else already answers on $ENDPOINT; stop it or pick another port with EMORG_S3_PORT"
   fi
@@ -205,35 +141,19 @@ start_server() {
   rm -rf "$DATA"
   mkdir -p "$DATA/$BUCKET"
 
-  local t0 i ms code
+  local t0 ms code
   t0=${EPOCHREALTIME/./}
-  # nohup: survive the caller's terminal closing; stdin from /dev/null and output to the log so
-  # that a caller capturing our output does not wait on the server; 9>&- drops the lock.
-  RUST_LOG="${EMORG_S3_RUST_LOG:-info}" nohup "$BIN" --host "$HOST" --port "$PORT" \
-    --access-key "$ACCESS_KEY" --secret-key "$SECRET_KEY" "$DATA" \
-    </dev/null >"$LOG" 2>&1 9>&- &
-  pid=$!
-  echo "$pid" >"$PIDFILE"
-
-  for ((i = 0; i < START_TIMEOUT * 10; i++)); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PIDFILE"
-      show_tail "$LOG"
-      die "s3s-fs exited during start-up (port $PORT in use? see $LOG)"
-    fi
-    if answers_http; then
-      break
-    fi
-    sleep 0.1
-  done
-  if ! answers_http; then
-    show_tail "$LOG"
-    stop_server
-    die "s3s-fs did not answer on $ENDPOINT within $START_TIMEOUT s"
-  fi
+  # Detached, output to the log, so that a caller capturing our output does not wait on the
+  # server; env execs the binary, so the recorded pid is the server's.
+  daemon_start s3s-fs env RUST_LOG="${EMORG_S3_RUST_LOG:-info}" "$BIN" --host "$HOST" \
+    --port "$PORT" --access-key "$ACCESS_KEY" --secret-key "$SECRET_KEY" "$DATA"
+  # On failure (it exits, e.g. the port is taken; or it does not answer in time) this prints the
+  # log's tail and names the log.
+  daemon_wait s3s-fs "$START_TIMEOUT" answers_http || exit 1
+  pid=$(daemon_status s3s-fs)
   code=$(bucket_status)
   if [[ $code != 200 ]]; then
-    show_tail "$LOG"
+    daemon_show_tail "$LOG"
     stop_server
     die "s3s-fs answers but a signed HEAD of bucket $BUCKET got HTTP $code, not 200 (credentials or bucket)"
   fi
@@ -271,16 +191,16 @@ print_env() {
 main() {
   case "${1:-}" in
     start)
-      take_lock
+      daemon_lock "$STATE"
       start_server
       ;;
     stop)
-      take_lock
+      daemon_lock "$STATE"
       stop_server
       ;;
     status)
       if running; then
-        say "running at $ENDPOINT (pid $(recorded_pid))"
+        say "running at $ENDPOINT (pid $(daemon_status s3s-fs))"
       else
         say "not running"
         exit 1

@@ -19,10 +19,22 @@
 #   SLURM_LOCAL_ACCOUNTING  1 (default): MariaDB + slurmdbd, so sacct works; 0: accounting/none
 #   SLURM_LOCAL_CPUS        CPUs the node advertises (default: nproc; more oversubscribes)
 #   SLURM_LOCAL_FORCE       1: overwrite a slurm.conf that this script did not write
+#   EMORG_DAEMON_STOP_GRACE seconds between SIGTERM and SIGKILL when a daemon is stopped (default 10)
 #
 # /etc/slurm/slurm.conf is written (the place every Slurm client reads), marked as ours; state, pid
 # files and logs live under $EMORG_CACHE/slurm-local/.
+#
+# Every daemon (munged, mariadbd, slurmdbd, slurmctld, slurmd) runs in the foreground under
+# infra/daemon.sh, which records its own pid, sends its stdout and stderr to $LOGS/<name>.out
+# (mariadbd: mariadb.log; the Slurm daemons copy their log there, next to their <name>.log), waits
+# for it to answer (naming the log when it dies or does not answer), and stops it with one grace.
 set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+readonly HERE
+DAEMON_TAG=slurm-local
+# shellcheck source=daemon.sh source-path=SCRIPTDIR
+source "$HERE/daemon.sh"
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/emorg"
 readonly CACHE
@@ -44,26 +56,21 @@ readonly MAX_ARRAY_SIZE=1001
 # Test-only database password: MariaDB runs with --skip-networking (unix socket only).
 readonly DB_PASS=slurmpw
 
-say() { echo "slurm-local: $*" >&2; }
+say() { daemon_say "$@"; }
 
 die() {
   say "ERROR: $*"
   exit 1
 }
 
-show_tail() {
-  local file=$1
-  if [[ -s $file ]]; then
-    say "last lines of $file:"
-    tail -n 30 "$file" >&2
-  fi
-}
-
-take_lock() {
-  mkdir -p "$STATE"
-  exec 9>"$STATE/lock"
-  flock 9
-}
+# Recognised by the base name of their program, so that a munged this script adopted (started by
+# someone else) counts too. The Slurm daemons' configured pid files are these same files (they
+# write their own pid, which is the recorded one: they run in the foreground).
+daemon_define munged "$MUNGE_PID" "$LOGS/munged.out" munged
+daemon_define mariadbd "$MARIADB_PID" "$LOGS/mariadb.log" mariadbd
+daemon_define slurmdbd "$DBD_PID" "$LOGS/slurmdbd.out" slurmdbd
+daemon_define slurmctld "$CTLD_PID" "$LOGS/slurmctld.out" slurmctld
+daemon_define slurmd "$SLURMD_PID" "$LOGS/slurmd.out" slurmd
 
 install_packages() {
   local pkgs=(slurm-wlm slurmctld slurmd slurm-client munge)
@@ -83,85 +90,48 @@ install_packages() {
   local t0=$SECONDS
   if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
     --no-install-recommends "${missing[@]}"; } >"$STATE/apt.log" 2>&1; then
-    show_tail "$STATE/apt.log"
+    daemon_show_tail "$STATE/apt.log"
     die "apt-get install ${missing[*]} failed"
   fi
   say "installed in $((SECONDS - t0)) s"
 }
 
-# The recorded PID of $1 (a pid file), if it is a number and the process is alive and runs $2.
-live_pid() {
-  local file=$1 exe=$2 pid argv0
-  [[ -f $file ]] || return 1
-  pid=$(<"$file")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)
-  [[ $(basename -- "$argv0") == "$exe" ]] || return 1
-  echo "$pid"
-}
-
-# Stops the process recorded in $1 (TERM, then KILL after 15 s) and removes the pid file.
-stop_pid() {
-  local file=$1 exe=$2 pid i
-  if pid=$(live_pid "$file" "$exe"); then
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 150; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "$exe (pid $pid) ignored SIGTERM for 15 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    say "stopped $exe (pid $pid)"
-  fi
-  rm -f "$file"
-}
-
-wait_for() {
-  local what=$1 tries=$2
-  shift 2
-  local i
-  for ((i = 0; i < tries; i++)); do
-    if "$@" >/dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  die "$what did not come up in $((tries / 10)) s"
-}
+# Readiness probes (daemon_wait runs them and discards their output).
+munge_answers() { munge -n </dev/null | unmunge; }
+# shellcheck disable=SC2317 # called by daemon_wait
+mariadb_answers() { mariadb-admin --socket="$MARIADB_SOCK" ping; }
+# shellcheck disable=SC2317 # called by daemon_wait
+dbd_listens() { (exec 3<>/dev/tcp/127.0.0.1/6819); }
 
 start_munge() {
-  if live_pid "$MUNGE_PID" munged >/dev/null; then
+  if daemon_status munged >/dev/null; then
     return 0
   fi
   mkdir -p /run/munge
   chown munge:munge /run/munge
   [[ -s /etc/munge/munge.key ]] || { mungekey --create --keyfile=/etc/munge/munge.key && chown munge:munge /etc/munge/munge.key; }
   # A munged we did not record (a package script, an earlier session) holds the socket: reuse it.
-  if [[ -S /run/munge/munge.socket.2 ]] && munge -n </dev/null | unmunge >/dev/null 2>&1; then
+  if [[ -S /run/munge/munge.socket.2 ]] && munge_answers >/dev/null 2>&1; then
     local pid
     pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
     [[ -n $pid ]] && echo "$pid" >"$MUNGE_PID"
     return 0
   fi
-  runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid 9>&- </dev/null
-  wait_for munged 50 test -s /run/munge/munged.pid
-  cp /run/munge/munged.pid "$MUNGE_PID"
-  wait_for munged 50 bash -c 'munge -n </dev/null | unmunge'
+  # As user munge; setpriv execs munged in place (runuser would fork and be the recorded pid).
+  daemon_start munged setpriv --reuid=munge --regid=munge --init-groups \
+    /usr/sbin/munged --foreground --pid-file=/run/munge/munged.pid
+  daemon_wait munged 5 munge_answers || exit 1
 }
 
 start_mariadb() {
-  if live_pid "$MARIADB_PID" mariadbd >/dev/null; then
+  if daemon_status mariadbd >/dev/null; then
     return 0
   fi
   mkdir -p /run/mysqld
   chown mysql:mysql /run/mysqld
-  setsid nohup /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid \
-    --socket="$MARIADB_SOCK" --skip-networking </dev/null >"$LOGS/mariadb.log" 2>&1 9>&- &
-  wait_for mariadb 300 mariadb-admin --socket="$MARIADB_SOCK" ping
-  cp /run/mysqld/mysqld.pid "$MARIADB_PID"
+  daemon_start mariadbd /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid \
+    --socket="$MARIADB_SOCK" --skip-networking
+  daemon_wait mariadbd 30 mariadb_answers || exit 1
   mariadb --socket="$MARIADB_SOCK" -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
     CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
     GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
@@ -289,38 +259,39 @@ node_usable() {
   [[ $state =~ ^(idle|mix|alloc|comp)$ ]]
 }
 
+# The Slurm daemons run with -D (foreground; their log is copied to stdout, so to $LOGS/<name>.out).
 start_daemons() {
   start_munge
   if [[ $ACCOUNTING == 1 ]]; then
     start_mariadb
-    if ! live_pid "$DBD_PID" slurmdbd >/dev/null; then
-      /usr/sbin/slurmdbd 9>&- </dev/null
-      wait_for slurmdbd 100 live_pid "$DBD_PID" slurmdbd
+    if ! daemon_status slurmdbd >/dev/null; then
+      daemon_start slurmdbd /usr/sbin/slurmdbd -D
       # slurmctld registers the cluster with slurmdbd when it starts; give slurmdbd its port first.
-      wait_for slurmdbd 100 bash -c "exec 3<>/dev/tcp/127.0.0.1/6819"
+      daemon_wait slurmdbd 20 dbd_listens || exit 1
     fi
   fi
-  if ! live_pid "$CTLD_PID" slurmctld >/dev/null; then
-    /usr/sbin/slurmctld 9>&- </dev/null || { show_tail "$LOGS/slurmctld.log"; die "slurmctld did not start"; }
+  if ! daemon_status slurmctld >/dev/null; then
+    daemon_start slurmctld /usr/sbin/slurmctld -D
   fi
-  wait_for slurmctld 200 ctld_answers
-  if ! live_pid "$SLURMD_PID" slurmd >/dev/null; then
-    /usr/sbin/slurmd 9>&- </dev/null || { show_tail "$LOGS/slurmd.log"; die "slurmd did not start"; }
+  daemon_wait slurmctld 20 ctld_answers || exit 1
+  if ! daemon_status slurmd >/dev/null; then
+    daemon_start slurmd /usr/sbin/slurmd -D
   fi
-  wait_for "the node (sinfo idle)" 300 node_usable
+  # The node is usable (sinfo: idle, mix, alloc or comp).
+  daemon_wait slurmd 30 node_usable || exit 1
 }
 
 stop_daemons() {
-  if [[ ${SLURM_LOCAL_CANCEL:-1} == 1 ]] && live_pid "$CTLD_PID" slurmctld >/dev/null; then
+  if [[ ${SLURM_LOCAL_CANCEL:-1} == 1 ]] && daemon_status slurmctld >/dev/null; then
     # No slurmstepd may outlive slurmd.
     scancel --user=root 2>/dev/null || true
     sleep 1
   fi
-  stop_pid "$SLURMD_PID" slurmd
-  stop_pid "$CTLD_PID" slurmctld
-  stop_pid "$DBD_PID" slurmdbd
-  stop_pid "$MARIADB_PID" mariadbd
-  stop_pid "$MUNGE_PID" munged
+  local name rc=0
+  for name in slurmd slurmctld slurmdbd mariadbd munged; do
+    daemon_stop "$name" || rc=1
+  done
+  return "$rc"
 }
 
 start() {
@@ -329,7 +300,7 @@ start() {
   install_packages
   write_config
   if ((CONFIG_CHANGED)); then
-    if live_pid "$CTLD_PID" slurmctld >/dev/null || live_pid "$SLURMD_PID" slurmd >/dev/null; then
+    if daemon_status slurmctld >/dev/null || daemon_status slurmd >/dev/null; then
       say "the configuration changed: restarting the daemons"
       SLURM_LOCAL_CANCEL=0 stop_daemons
     fi
@@ -360,11 +331,11 @@ print_env() {
 main() {
   case "${1:-}" in
     start)
-      take_lock
+      daemon_lock "$STATE"
       start
       ;;
     stop)
-      take_lock
+      daemon_lock "$STATE"
       stop_daemons
       if [[ ${2:-} == --purge ]]; then
         rm -rf "$STATE/ctld" "$STATE/spool" "$LOGS"
