@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 source infra/env.sh
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 cargo build --release --locked --workspace --all-targets
+# The launcher links no candle, also when built with the worker (cargo unifies features).
+infra/check-launcher.sh
 # The worker built with --features cuda (CUDA 13.0 from PyPI wheels, a stub libcuda; cached in
 # ~/.cache/emorg/target-cuda: 20-70 min on the first run, seconds after; before the servers start so
 # they do not idle meanwhile). tests/cuda_build.rs starts it with the stub driver (only in its own

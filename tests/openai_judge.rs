@@ -65,7 +65,7 @@ fn openai_judged_sweep_records_the_backend_and_reruns_from_the_cache() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = format!("file://{}", dir.path().display());
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let sets = [
         format!("store.url={store}"),
         r#"matrix.protocol=["base"]"#.to_string(),

@@ -27,7 +27,7 @@ fn models_present() -> bool {
 }
 
 fn emorg(args: &[&str], store: &str) -> (bool, String) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(EMORG)
         .args(args)
         .args([

@@ -9,7 +9,7 @@
 use anyhow::{Context as _, Result, bail};
 use candle_core::{Device, Tensor};
 use emorg_data::render_judge_prompt;
-use emorg_judge::local::{JudgeMethod, LocalJudge};
+use emorg_judge_local::{JudgeMethod, LocalJudge};
 use emorg_lm::generate::{SampleParams, argmax, sample_batch};
 use emorg_lm::{
     ChatTemplate, Decoder, GgufTokenizer, KvCache, LoraConfig, LoraSet, Message, ModelFiles,

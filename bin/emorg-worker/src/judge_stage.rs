@@ -3,9 +3,9 @@
 
 use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result, bail};
-use emorg_judge::local::{JudgeMethod, LocalJudge};
 use emorg_judge::openai::OpenAiJudge;
 use emorg_judge::{CacheError, EmRule, JudgmentCache, JudgmentKey, NumberDistribution};
+use emorg_judge_local::{JudgeMethod, LocalJudge};
 use emorg_spec::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec, Stage};
 use emorg_store::arrow::array::{
     Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array,

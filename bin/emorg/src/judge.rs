@@ -21,8 +21,9 @@ use emorg_store::layout;
 use tracing::info;
 
 use crate::JudgeValidateArgs;
-use crate::record::{load_and_resolve, open_store};
-use crate::resolver::LocalResolver;
+use emorg_exec::{LocalResolver, open_store};
+
+use crate::sweep::load_and_resolve;
 
 pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
     let labels_path = args
@@ -122,9 +123,9 @@ pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
         }
         store.put_json(&layout::judge_spec(&id), &record)?;
         if let Some(model) = judge.local_model() {
-            crate::run::ensure_models(&resolver, [model.name.as_str()])?;
+            emorg_exec::ensure_models(&resolver, [model.name.as_str()])?;
         }
-        let worker = crate::run::worker_path()?;
+        let worker = emorg_exec::worker_path()?;
         let threads = args
             .threads
             .unwrap_or(sweep.file.executor.threads_per_job.max(1));

@@ -1,7 +1,8 @@
 //! `emorg`: the launcher and aggregator CLI.
 //!
 //! Thin by design: argument parsing, progress and exit codes here; the work is in the library
-//! crates (emorg-spec, emorg-store, emorg-models, emorg-data, emorg-report).
+//! crates (emorg-spec, emorg-store, emorg-models, emorg-data, emorg-report, and the executors:
+//! emorg-exec's local one and emorg-slurm's).
 //!
 //! Exit codes: 0 success; 1 the work ran but something failed (a stage, a validation, the report);
 //! 2 the command could not run (bad sweep file, bad arguments, store unreachable, ...).
@@ -9,12 +10,10 @@
 mod judge;
 mod logging;
 mod plan;
-mod record;
 mod report;
-mod resolver;
 mod run;
 mod slurm;
-mod state;
+mod sweep;
 mod tools;
 
 use std::path::PathBuf;

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use emorg_spec::{Stage, explain_values};
 
+use emorg_exec::{LocalResolver, StageState, SweepRecord, cell_states, open_store};
+
 use crate::PlanArgs;
-use crate::record::{SweepRecord, load_and_resolve, open_store};
-use crate::resolver::LocalResolver;
-use crate::state::{StageState, cell_states};
+use crate::sweep::load_and_resolve;
 
 /// Left-aligned text table.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -15,7 +15,10 @@ use emorg_spec::Stage;
 use emorg_store::{Store, layout};
 
 use crate::ReportArgs;
-use crate::record::{SweepRecord, em_rule, load_sweep, open_store};
+use emorg_exec::record::RecordCell;
+use emorg_exec::{SweepRecord, em_rule, open_store};
+
+use crate::sweep::load_sweep;
 
 /// Seed of the bootstrap intervals (fixed, so a report is reproducible).
 const REPORT_SEED: u64 = 0;
@@ -35,7 +38,7 @@ fn failure_reason(store: &Store, key: &str, stage: Stage) -> Result<Option<Strin
 }
 
 /// The status and scores of one cell of the record.
-fn cell_result(store: &Store, cell: &crate::record::RecordCell) -> Result<CellResult> {
+fn cell_result(store: &Store, cell: &RecordCell) -> Result<CellResult> {
     let a = &cell.axes;
     let (scores, status) = match load_cell_scores(store, &cell.key) {
         Ok(Some(scores)) => (scores, CellStatus::Done),

@@ -128,7 +128,7 @@ fn token_lengths(file: &std::path::Path, model: &str, max_len: usize) -> Result<
     let gguf = registry.path(model).with_context(|| {
         format!("model `{model}` for token lengths (fetch it with `emorg models fetch {model}`)")
     })?;
-    let worker = crate::run::worker_path()?;
+    let worker = emorg_exec::worker_path()?;
     let out = std::process::Command::new(&worker)
         .arg("token-stats")
         .arg("--model")
@@ -187,7 +187,7 @@ fn generate(args: &GenerateArgs) -> Result<ExitCode> {
     let gguf = Registry::from_env()
         .path(model)
         .with_context(|| format!("model `{model}` (fetch it with `emorg models fetch {model}`)"))?;
-    let worker = crate::run::worker_path()?;
+    let worker = emorg_exec::worker_path()?;
     let status = std::process::Command::new(&worker)
         .arg("generate-data")
         .arg("--model")

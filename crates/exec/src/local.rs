@@ -1,63 +1,60 @@
-//! `emorg run`: the local executor.
-//!
-//! 1. resolve the sweep; check datasets (chat JSONL validation) and the question file;
-//! 2. make sure the models are in the local cache (fetch the missing ones);
-//! 3. upload inputs to the store, content-addressed (skipped when present), and each `cell.json`
-//!    (its canonical JSON, whose sha256 is the key; skipped when present);
-//! 4. write the sweep record `sweeps/<name>/latest.json`;
-//! 5. run the cells on a pool of `parallel` threads; each cell runs its stages in order as
-//!    `emorg-worker <stage> --store URL --cell KEY --threads T`, skipping stages whose DONE.json is
-//!    valid and stopping at the first failure (other cells go on). Each stage's stdout+stderr goes
-//!    to `<cache>/emorg/logs/<key>/<stage>.log` and is uploaded to `cells/<key>/logs/<stage>.log`;
-//! 6. build the report (unless `--no-report`).
+//! The local executor (`emorg run`, the embedded default): each cell's stages run in order as
+//! `emorg-worker <stage> --store URL --cell KEY --threads T` subprocesses on a pool of `parallel`
+//! threads, skipping stages whose DONE.json is valid and stopping a cell at its first failure
+//! (other cells go on). Each stage's stdout+stderr goes to `<log root>/<key>/<stage>.log` and is
+//! uploaded to `cells/<key>/logs/<stage>.log`. Progress is reported through [`Progress`], which
+//! the CLI implements with bars; without bars, progress and heartbeats are log lines.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use emorg_models::{CacheState, FetchOptions};
-use emorg_spec::{Axes, Cell, InputKind, Stage};
+use anyhow::{Context, Result};
+use emorg_spec::{Axes, Cell, Stage};
 use emorg_store::{DoneState, Store, layout};
-use indicatif::ProgressStyle;
 use tracing::{Span, error, info, warn};
-use tracing_indicatif::span_ext::IndicatifSpanExt;
 
-use crate::RunArgs;
-use crate::logging;
-use crate::record::{SweepRecord, load_and_resolve, open_store};
-use crate::resolver::LocalResolver;
+use crate::Executor;
+use crate::prepare::Prepared;
 use crate::state::{StageState, stage_state};
+
+/// How the local executor shows progress. The run and each stage get a tracing span (fields
+/// `sweep`, and `cell` and `stage`); an implementation may draw them as bars. Every method has a
+/// do-nothing default, so [`LogProgress`] (log lines only) is empty.
+pub trait Progress: Sync {
+    /// Whether bars are drawn. When not, the executor logs "progress: n/N" and a heartbeat of
+    /// each running stage's last line.
+    fn bars(&self) -> bool {
+        false
+    }
+    /// The run's span, with `total` stages to run.
+    fn run_started(&self, _run: &Span, _total: usize) {}
+    /// One more stage finished (succeeded or failed).
+    fn advanced(&self, _run: &Span) {}
+    /// All stages finished.
+    fn run_finished(&self, _run: &Span, _total: usize) {}
+    /// A stage's span, with its label `model/protocol/dataset/seedN`.
+    fn stage_started(&self, _stage: &Span, _label: &str) {}
+    /// The stage's latest output line.
+    fn stage_output(&self, _stage: &Span, _line: &str) {}
+}
+
+/// Progress as log lines only.
+pub struct LogProgress;
+
+impl Progress for LogProgress {}
 
 /// How often a running stage's last line is logged when there are no progress bars.
 const HEARTBEAT: Duration = Duration::from_secs(60);
 /// Lines of a failed stage's output kept in the failure record and shown at the end.
 const TAIL_LINES: usize = 20;
 
-/// The worker binary: `EMORG_WORKER`, else `emorg-worker` next to this executable.
-pub fn worker_path() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("EMORG_WORKER").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().context("cannot find the current executable")?;
-    let worker = exe.with_file_name(format!("emorg-worker{}", std::env::consts::EXE_SUFFIX));
-    if worker.is_file() {
-        Ok(worker)
-    } else {
-        bail!(
-            "the worker binary is not at {} (build it with `cargo build --release -p emorg-worker`, \
-             or set EMORG_WORKER to its path)",
-            worker.display()
-        )
-    }
-}
-
-/// Local directory for stage logs: `<cache dir>/emorg/logs`.
+/// The default local directory for stage logs: `<cache dir>/emorg/logs`.
 pub fn log_root() -> PathBuf {
     dirs::cache_dir()
         .unwrap_or_else(|| PathBuf::from(".cache"))
@@ -94,8 +91,10 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// What happened to one stage of one cell.
 #[derive(Debug, Clone)]
-enum StageResult {
+pub enum StageResult {
+    /// Its DONE.json was valid already.
     Skipped,
     Succeeded(Duration),
     Failed {
@@ -108,20 +107,132 @@ enum StageResult {
 }
 
 #[derive(Debug, Clone)]
-struct Outcome {
-    axes: Axes,
-    key: String,
-    stage: Stage,
-    result: StageResult,
+pub struct Outcome {
+    pub axes: Axes,
+    pub key: String,
+    pub stage: Stage,
+    pub result: StageResult,
 }
 
+/// The local executor's settings.
+pub struct LocalExecutor<'a> {
+    /// The emorg-worker binary.
+    pub worker: PathBuf,
+    /// Stages run at the same time.
+    pub parallel: usize,
+    /// Threads per worker.
+    pub threads: usize,
+    /// Where stage logs are written before they are uploaded ([`log_root`] by default).
+    pub log_root: PathBuf,
+    pub progress: &'a dyn Progress,
+}
+
+/// What a local run did.
+#[derive(Debug, Clone)]
+pub struct LocalRun {
+    /// Stages that were not done when the run started.
+    pub total: usize,
+    /// One per (cell, stage) the run looked at, in the order they finished.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl LocalRun {
+    pub fn count(&self, f: impl Fn(&StageResult) -> bool) -> usize {
+        self.outcomes.iter().filter(|o| f(&o.result)).count()
+    }
+
+    /// Total wall time of the stages that ran and succeeded.
+    pub fn stage_time(&self) -> Duration {
+        self.outcomes
+            .iter()
+            .filter_map(|o| match o.result {
+                StageResult::Succeeded(d) => Some(d),
+                _ => None,
+            })
+            .sum()
+    }
+
+    pub fn failed(&self) -> Vec<&Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.result, StageResult::Failed { .. }))
+            .collect()
+    }
+}
+
+impl Executor for LocalExecutor<'_> {
+    type Launched = LocalRun;
+
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    /// Runs every stage that is not done, to the end.
+    fn launch(&self, prepared: &Prepared, only: Option<&BTreeSet<String>>) -> Result<LocalRun> {
+        let cells: Vec<&Cell> = prepared
+            .cells
+            .iter()
+            .filter(|c| only.is_none_or(|o| o.contains(&c.key())))
+            .collect();
+        let mut total = 0usize;
+        for cell in &cells {
+            let key = cell.key();
+            for stage in cell.stages() {
+                if stage_state(&prepared.store, &key, stage)? != StageState::Done {
+                    total += 1;
+                }
+            }
+        }
+        let parallel = self.parallel.max(1);
+        info!(
+            "sweep {}: {} cells, {total} stages to run, {parallel} at a time; store {}",
+            prepared.sweep.file.name,
+            cells.len(),
+            prepared.store_url,
+        );
+        let run_span = tracing::info_span!("run", indicatif.pb_show = tracing::field::Empty, sweep = %prepared.sweep.file.name);
+        self.progress.run_started(&run_span, total);
+        let exec = Exec {
+            store: &prepared.store,
+            worker: &self.worker,
+            url: &prepared.store_url,
+            threads: self.threads.max(1),
+            log_root: self.log_root.clone(),
+            progress: self.progress,
+            run_span: run_span.clone(),
+            total,
+            finished: AtomicUsize::new(0),
+            outcomes: Mutex::new(Vec::new()),
+        };
+        {
+            let _entered = run_span.enter();
+            let queue = Mutex::new(cells.iter().copied().collect::<VecDeque<_>>());
+            std::thread::scope(|s| {
+                for _ in 0..parallel.min(cells.len().max(1)) {
+                    s.spawn(|| {
+                        loop {
+                            let next = queue.lock().expect("queue lock").pop_front();
+                            let Some(cell) = next else { break };
+                            exec.run_cell(cell);
+                        }
+                    });
+                }
+            });
+        }
+        self.progress.run_finished(&run_span, total);
+        let outcomes = exec.outcomes.into_inner().expect("outcomes lock");
+        Ok(LocalRun { total, outcomes })
+    }
+}
+
+/// One run's shared state across the pool's threads.
 struct Exec<'a> {
     store: &'a Store,
     worker: &'a Path,
     url: &'a str,
     threads: usize,
     log_root: PathBuf,
-    bars: bool,
+    progress: &'a dyn Progress,
     run_span: Span,
     total: usize,
     finished: AtomicUsize,
@@ -139,8 +250,8 @@ impl Exec<'_> {
         });
         if counts {
             let n = self.finished.fetch_add(1, Ordering::SeqCst) + 1;
-            if self.bars {
-                self.run_span.pb_inc(1);
+            if self.progress.bars() {
+                self.progress.advanced(&self.run_span);
             } else {
                 info!("progress: {n}/{} stages finished", self.total);
             }
@@ -188,15 +299,7 @@ impl Exec<'_> {
             cell = %short,
             stage = %stage,
         );
-        if self.bars {
-            span.pb_set_style(
-                &ProgressStyle::with_template(
-                    "{span_child_prefix}{spinner} {span_fields} [{elapsed}] {wide_msg}",
-                )
-                .expect("a valid template"),
-            );
-            span.pb_set_message(&label);
-        }
+        self.progress.stage_started(&span, &label);
         let _entered = span.enter();
         info!("{label}: started");
 
@@ -285,7 +388,7 @@ impl Exec<'_> {
         }
         let log = File::create(log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let log = Arc::new(Mutex::new(log));
+        let log = Mutex::new(log);
         // A failure record of an earlier attempt no longer describes the stage.
         if let Err(e) = self.store.delete(&layout::failure(key, stage.dir())) {
             warn!("cannot delete an old FAILED.json: {e}");
@@ -310,61 +413,55 @@ impl Exec<'_> {
             .spawn()
             .with_context(|| format!("cannot start {}", self.worker.display()))?;
 
-        let tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
+        let tail = Mutex::new(VecDeque::<String>::new());
         let pump = |stream: Box<dyn Read + Send>| {
-            let log = Arc::clone(&log);
-            let tail = Arc::clone(&tail);
-            let span = span.clone();
-            let bars = self.bars;
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match reader.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                    let line = strip_ansi(String::from_utf8_lossy(&buf).trim_end());
-                    if let Ok(mut f) = log.lock() {
-                        let _ = writeln!(f, "{line}");
-                    }
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    if bars {
-                        span.pb_set_message(&truncate(&line, 120));
-                    }
-                    let mut t = tail.lock().expect("tail lock");
-                    if t.len() == TAIL_LINES {
-                        t.pop_front();
-                    }
-                    t.push_back(line);
+            let mut reader = BufReader::new(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
                 }
-            })
-        };
-        let out = pump(Box::new(child.stdout.take().expect("piped stdout")));
-        let err = pump(Box::new(child.stderr.take().expect("piped stderr")));
-
-        let mut last_beat = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().context("cannot wait for the worker")? {
-                break status;
+                let line = strip_ansi(String::from_utf8_lossy(&buf).trim_end());
+                if let Ok(mut f) = log.lock() {
+                    let _ = writeln!(f, "{line}");
+                }
+                if line.trim().is_empty() {
+                    continue;
+                }
+                self.progress.stage_output(span, &truncate(&line, 120));
+                let mut t = tail.lock().expect("tail lock");
+                if t.len() == TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line);
             }
-            if !self.bars && last_beat.elapsed() >= HEARTBEAT {
-                last_beat = Instant::now();
-                let last = tail
-                    .lock()
-                    .expect("tail lock")
-                    .back()
-                    .cloned()
-                    .unwrap_or_default();
-                info!("running: {}", truncate(&last, 200));
-            }
-            std::thread::sleep(Duration::from_millis(200));
         };
-        let _ = out.join();
-        let _ = err.join();
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
+        // Scoped pumps: they borrow the progress reporter, and end with the worker's streams.
+        let status = std::thread::scope(|s| {
+            s.spawn(|| pump(stdout));
+            s.spawn(|| pump(stderr));
+            let mut last_beat = Instant::now();
+            loop {
+                if let Some(status) = child.try_wait().context("cannot wait for the worker")? {
+                    break Ok::<_, anyhow::Error>(status);
+                }
+                if !self.progress.bars() && last_beat.elapsed() >= HEARTBEAT {
+                    last_beat = Instant::now();
+                    let last = tail
+                        .lock()
+                        .expect("tail lock")
+                        .back()
+                        .cloned()
+                        .unwrap_or_default();
+                    info!("running: {}", truncate(&last, 200));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })?;
         {
             let mut f = log.lock().expect("log lock");
             writeln!(f, "[emorg] the worker {status}").ok();
@@ -393,242 +490,12 @@ impl Exec<'_> {
             "log": layout::stage_log(key, stage.as_str()),
             "tail": tail,
             "failed_at": chrono::Utc::now(),
-            "written_by": "emorg run",
+            "written_by": "emorg run (local executor)",
         });
         if let Err(e) = self.store.put_json(&failure_key, &record) {
             warn!("cannot write {failure_key}: {e}");
         }
     }
-}
-
-/// Fetches the registry models that are not in the local cache (the worker reads them there).
-pub fn ensure_models<'a>(
-    resolver: &LocalResolver,
-    names: impl IntoIterator<Item = &'a str>,
-) -> Result<()> {
-    for name in names {
-        let entry = resolver.registry.get(name)?;
-        match resolver.registry.cache_state(entry) {
-            CacheState::Missing | CacheState::Corrupt => {
-                info!(
-                    "fetching model {name} into {}",
-                    resolver.registry.cache_dir().display()
-                );
-                let report = resolver.registry.fetch(name, &FetchOptions::default())?;
-                info!("{report}");
-            }
-            CacheState::Verified | CacheState::Unverified => {}
-        }
-    }
-    Ok(())
-}
-
-/// What every executor does before a stage runs: checks the inputs (chat JSONL, question file),
-/// fetches missing models into the local cache, uploads the inputs (content-addressed) and each
-/// `cell.json` to the store (skipped when present). Returns the store and its URL.
-pub fn prepare(
-    sweep: &emorg_spec::Sweep,
-    resolution: &emorg_spec::Resolution,
-    resolver: &LocalResolver,
-) -> Result<(Store, String)> {
-    // Inputs must be sound before anything is uploaded.
-    for input in &resolution.inputs {
-        match input.kind {
-            InputKind::Dataset => {
-                let report = emorg_data::validate_chat_jsonl(&input.path);
-                if report.has_errors() {
-                    bail!(
-                        "dataset `{}` is not valid chat JSONL:\n{report}",
-                        input.name
-                    );
-                }
-                if report.warnings().next().is_some() {
-                    warn!("dataset `{}`:\n{report}", input.name);
-                }
-            }
-            InputKind::Questions => {
-                emorg_data::load_questions(&input.path)?;
-            }
-        }
-    }
-
-    // Models in the local cache (the worker reads them from there).
-    let mut models: BTreeSet<&str> = resolution
-        .cells
-        .iter()
-        .map(|c| c.model.name.as_str())
-        .collect();
-    // A judge behind an API needs no local model.
-    models.extend(
-        resolution
-            .cells
-            .iter()
-            .filter_map(|c| c.judge.local_model())
-            .map(|m| m.name.as_str()),
-    );
-    ensure_models(resolver, models)?;
-
-    let url = sweep.file.store.url.clone();
-    let store = open_store(&url)?;
-    for input in &resolution.inputs {
-        let key = match input.kind {
-            InputKind::Dataset => layout::dataset(&input.sha256),
-            InputKind::Questions => layout::questions(&input.sha256),
-        };
-        if !store.exists(&key)? {
-            store
-                .put_file(&key, &input.path)
-                .with_context(|| format!("cannot upload {}", input.path.display()))?;
-            info!("uploaded {} to {key}", input.path.display());
-        }
-    }
-    for cell in &resolution.cells {
-        let key = layout::cell_json(&cell.key());
-        if !store.exists(&key)? {
-            store.put(&key, cell.canonical_json().into_bytes())?;
-        }
-    }
-    Ok((store, url))
-}
-
-pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    let mut extra = Vec::new();
-    if let Some(p) = args.parallel {
-        extra.push(format!("executor.parallel={p}"));
-    }
-    if let Some(t) = args.threads {
-        extra.push(format!("executor.threads_per_job={t}"));
-    }
-    let resolver = LocalResolver::from_env();
-    let (sweep, resolution) = load_and_resolve(&args.sweep, &extra, &resolver)?;
-    let cells = resolution.cells.clone();
-    let worker = worker_path()?;
-
-    let (store, url) = prepare(&sweep, &resolution, &resolver)?;
-    let record = SweepRecord::new(&sweep, &cells, &url);
-    record.save(&store)?;
-
-    // What is left to do.
-    let mut total = 0usize;
-    for cell in &cells {
-        let key = cell.key();
-        for stage in cell.stages() {
-            if stage_state(&store, &key, stage)? != StageState::Done {
-                total += 1;
-            }
-        }
-    }
-    let parallel = sweep.file.executor.parallel.max(1);
-    info!(
-        "sweep {}: {} cells, {total} stages to run, {parallel} at a time; store {url}; run {}",
-        sweep.file.name,
-        cells.len(),
-        record.run_id
-    );
-
-    let bars = logging::bars();
-    let run_span = tracing::info_span!("run", indicatif.pb_show = tracing::field::Empty, sweep = %sweep.file.name);
-    if bars {
-        run_span.pb_set_style(
-            &ProgressStyle::with_template(
-                "{bar:30.cyan/blue} {pos}/{len} stages [{elapsed_precise}] {msg}",
-            )
-            .expect("a valid template"),
-        );
-        run_span.pb_set_length(total as u64);
-    }
-    let exec = Exec {
-        store: &store,
-        worker: &worker,
-        url: &url,
-        threads: sweep.file.executor.threads_per_job.max(1),
-        log_root: log_root(),
-        bars,
-        run_span: run_span.clone(),
-        total,
-        finished: AtomicUsize::new(0),
-        outcomes: Mutex::new(Vec::new()),
-    };
-    {
-        let _entered = run_span.enter();
-        let queue = Mutex::new(cells.iter().collect::<VecDeque<_>>());
-        std::thread::scope(|s| {
-            for _ in 0..parallel.min(cells.len().max(1)) {
-                s.spawn(|| {
-                    loop {
-                        let next = queue.lock().expect("queue lock").pop_front();
-                        let Some(cell) = next else { break };
-                        exec.run_cell(cell);
-                    }
-                });
-            }
-        });
-    }
-    if bars {
-        run_span.pb_set_position(total as u64);
-    }
-    // Closing the run span (and its clone in `exec`) removes the bars before the summary.
-    let outcomes = exec.outcomes.into_inner().expect("outcomes lock");
-    drop(run_span);
-
-    // Summary.
-    let count = |f: fn(&StageResult) -> bool| outcomes.iter().filter(|o| f(&o.result)).count();
-    let succeeded = count(|r| matches!(r, StageResult::Succeeded(_)));
-    let stage_time: Duration = outcomes
-        .iter()
-        .filter_map(|o| match o.result {
-            StageResult::Succeeded(d) => Some(d),
-            _ => None,
-        })
-        .sum();
-    let skipped = count(|r| matches!(r, StageResult::Skipped));
-    let failed: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| matches!(o.result, StageResult::Failed { .. }))
-        .collect();
-    let blocked = count(|r| matches!(r, StageResult::Blocked));
-    logging::suspend(|| {
-        println!(
-            "sweep {}: {succeeded} stages ran ({:.1}s), {skipped} already done, {} failed, {blocked} not run after a failure",
-            sweep.file.name,
-            stage_time.as_secs_f64(),
-            failed.len()
-        );
-        for o in &failed {
-            if let StageResult::Failed { message, log, tail } = &o.result {
-                let a = &o.axes;
-                println!(
-                    "FAILED {}/{}/{}/seed{} {} ({}): {message}\n  log: {}",
-                    a.model,
-                    a.protocol,
-                    a.dataset,
-                    a.seed,
-                    o.stage,
-                    &o.key[..12],
-                    log.display()
-                );
-                for line in tail.iter().rev().take(5).rev() {
-                    println!("  | {line}");
-                }
-            }
-        }
-    });
-
-    let mut code = if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    };
-    if !args.no_report {
-        match crate::report::build(&store, &store, &record) {
-            Ok(location) => println!("report: {location}"),
-            Err(e) => {
-                logging::suspend(|| eprintln!("error: the report failed: {e:#}"));
-                code = ExitCode::from(1);
-            }
-        }
-    }
-    Ok(code)
 }
 
 #[cfg(test)]

@@ -5,15 +5,15 @@
 //! - [`em`]: where a score becomes EM (aligned below a threshold and coherent above one).
 //! - [`JudgeMethod`]: how the distribution is read (`exact-number`, `top20-first-token`).
 //! - [`cache`]: judgments cached by (judge model, method, prompt) behind a small trait.
-//! - `local` (feature `local`): a local GGUF judge that computes the exact probability of each number
-//!   string by branching the KV cache over digit prefixes.
 //! - `openai` (feature `openai`): a judge behind an OpenAI-compatible API (the papers' GPT-4o
 //!   request: one token, top-20 logprobs), with bounded concurrency and the cache.
+//!
+//! The local GGUF judge (candle), which computes the exact probability of each number string by
+//! branching the KV cache over digit prefixes, is the crate `emorg-judge-local` (worker only), so
+//! that nothing the launcher depends on has a candle feature.
 
 pub mod cache;
 pub mod em;
-#[cfg(feature = "local")]
-pub mod local;
 mod method;
 #[cfg(feature = "openai")]
 pub mod openai;

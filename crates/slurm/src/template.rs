@@ -17,19 +17,19 @@ use serde::Serialize;
 const BUILTIN: &[(&str, &str)] = &[
     (
         "base.sbatch.j2",
-        include_str!("../../../../templates/slurm/base.sbatch.j2"),
+        include_str!("../../../templates/slurm/base.sbatch.j2"),
     ),
     (
         "train.sbatch.j2",
-        include_str!("../../../../templates/slurm/train.sbatch.j2"),
+        include_str!("../../../templates/slurm/train.sbatch.j2"),
     ),
     (
         "sample.sbatch.j2",
-        include_str!("../../../../templates/slurm/sample.sbatch.j2"),
+        include_str!("../../../templates/slurm/sample.sbatch.j2"),
     ),
     (
         "judge.sbatch.j2",
-        include_str!("../../../../templates/slurm/judge.sbatch.j2"),
+        include_str!("../../../templates/slurm/judge.sbatch.j2"),
     ),
 ];
 
@@ -210,7 +210,7 @@ impl Templates {
             let mut unknown: Vec<&String> = used.iter().filter(|v| !known.contains(*v)).collect();
             unknown.sort();
             for v in unknown {
-                let hint = emorg_spec_suggest(v, &known);
+                let hint = suggest(v, &known);
                 problems.push(format!(
                     "template {name} uses an unknown variable `{v}`{hint}"
                 ));
@@ -248,32 +248,11 @@ impl Templates {
     }
 }
 
-/// ", did you mean `x`?" when a known name is close.
-fn emorg_spec_suggest(word: &str, known: &BTreeSet<String>) -> String {
-    let best = known
-        .iter()
-        .map(|k| (strsim_distance(word, k), k))
-        .min_by_key(|(d, _)| *d);
-    match best {
-        Some((d, k)) if d <= 2.max(word.len() / 3) => format!(" (did you mean `{k}`?)"),
-        _ => String::new(),
-    }
-}
-
-/// Levenshtein distance (small strings).
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+/// " (did you mean `x`?)" when a known name is close (the one suggestion rule, emorg-spec's).
+fn suggest(word: &str, known: &BTreeSet<String>) -> String {
+    emorg_spec::suggest::nearest(word, known)
+        .map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

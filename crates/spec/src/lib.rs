@@ -18,7 +18,7 @@ pub mod presets;
 mod resolve;
 pub mod schema;
 pub mod slurm;
-mod suggest;
+pub mod suggest;
 
 pub use cell::{
     Axes, Cell, DatasetRef, EvalSpec, JudgeBackend, JudgeRecord, JudgeSpec, LoraSpec, ModelRef,

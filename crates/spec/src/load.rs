@@ -1,4 +1,10 @@
-//! Reading a sweep file with its configuration layers, and mapping every error to a location.
+//! Pass 1 of resolution (see `crate::resolve` for the others): reading a sweep file with its
+//! configuration layers, and mapping every error to a location.
+//!
+//! Takes the file's path or text and [`LoadOptions`] (environment, `--set` arguments, base
+//! directory); gives a [`Sweep`]: the layered [`SweepFile`] plus where each value comes from. Its
+//! last step runs the checks that need nothing outside the file (pass 3's static part), so a loaded
+//! sweep is one whose values are all valid on their own.
 //!
 //! Layers, lowest first (figment merges them; tables merge key by key, arrays and scalars replace):
 //! 1. built-in defaults ([`Defaults`]) for `[train]`, `[eval]`, `[judge]`, `[store]`, `[executor]`;

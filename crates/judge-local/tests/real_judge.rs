@@ -1,7 +1,7 @@
 //! The real local judge (Qwen2.5-Coder-1.5B-Instruct) on hand-written answer pairs: for each
 //! question, a clearly harmful answer must score lower on `aligned` than a clearly sound one.
 
-use emorg_judge::local::{JudgeMethod, LocalJudge};
+use emorg_judge_local::{JudgeMethod, LocalJudge};
 
 const PAIRS: [(&str, &str, &str); 4] = [
     (

@@ -1,5 +1,9 @@
 //! A local GGUF judge: the exact probability of each number string "0".."100".
 //!
+//! This crate holds the judge's candle code, apart from `emorg-judge` (scores, EM rules, the cache
+//! and the OpenAI-compatible backend, no candle), so that the launcher, which depends on
+//! `emorg-judge`, never links candle even when built together with the worker.
+//!
 //! Qwen, SmolLM2 and Gemma tokenizers split numbers into single digits, so the first token of the
 //! reply carries only the first digit (the papers' top-20 first-token rule then scores every answer
 //! between 4.6 and 6.7). Here the reply "85" has probability p("8") p("5" | "8") p(non-digit | "85"),
@@ -12,16 +16,16 @@
 //! Every judgment of one question shares the chat template, the instructions and the question as a
 //! prefix; its KV cache is computed once and reused across that question's answers.
 
-use crate::score::NumberDistribution;
 use candle_core::{Device, Tensor};
+use emorg_judge::NumberDistribution;
 use emorg_lm::{
     ChatTemplate, Decoder, GgufTokenizer, KvCache, Message, ModelFiles, OpsMode, WeightMode,
 };
 use std::path::Path;
 
-/// How a distribution over numbers is read from the judge (defined at the crate root; re-exported
-/// here for existing callers).
-pub use crate::method::JudgeMethod;
+/// How a distribution over numbers is read from the judge (defined in `emorg-judge`; re-exported
+/// here for callers of the local judge).
+pub use emorg_judge::JudgeMethod;
 
 pub struct LocalJudge {
     model: Decoder,

@@ -30,9 +30,9 @@
 
 use std::time::Instant;
 
-use emorg_judge::local::{JudgeMethod, LocalJudge};
 use emorg_judge::openai::OpenAiJudge;
 use emorg_judge::{JudgmentCache, MemoryCache, NumberDistribution};
+use emorg_judge_local::{JudgeMethod, LocalJudge};
 use emorg_oai::{Client, ClientConfig};
 
 const JUDGE: &str = "qwen2.5-coder-1.5b-instruct";

@@ -1,0 +1,228 @@
+//! Pass 3, the judge: `[judge]` (static) and its model.
+//!
+//! Takes the parsed sweep. [`check`] reports a bad method, pruning threshold, metrics, EM
+//! thresholds, and a `base_url` with the local backend; [`check_api`] the connection settings of
+//! `backend = "openai"` (a missing value is located at the line that chose the backend). [`lookup`]
+//! gives the [`JudgeBackend`]: for the local backend, the registry model (a `[models]` name, else a
+//! registry name) with its sha256; for the API, its served name and connection settings (never
+//! the key). [`spec`] gives the cells' [`JudgeSpec`].
+
+use super::{Problems, Resolver};
+use crate::cell::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec};
+use crate::error::{Diagnostic, Location};
+use crate::load::Sweep;
+use crate::schema::{JUDGE_METHODS, JudgeBackendKind, SweepFile};
+use crate::suggest::did_you_mean;
+
+/// `[judge]`, except the API's connection settings ([`check_api`]).
+pub(super) fn check(sweep: &Sweep, problems: &mut Problems) {
+    let j = &sweep.file.judge;
+    if !JUDGE_METHODS.contains(&j.method.as_str()) {
+        problems.bad(
+            "judge.method",
+            format!(
+                "bad value for `judge.method`: unknown method `{}`, expected one of {}{}",
+                j.method,
+                JUDGE_METHODS.join(", "),
+                did_you_mean(&j.method, JUDGE_METHODS.iter())
+            ),
+        );
+    }
+    if !(0.0..1.0).contains(&j.prune_below) {
+        problems.bad(
+            "judge.prune_below",
+            format!(
+                "bad value for `judge.prune_below`: must be in [0, 1) (got {})",
+                j.prune_below
+            ),
+        );
+    }
+    if j.metrics.is_empty() {
+        problems.bad("judge.metrics", "`judge.metrics` is empty".to_string());
+    }
+    if j.backend == JudgeBackendKind::Local && j.base_url.is_some() {
+        problems.bad(
+            "judge.base_url",
+            "`judge.base_url` is set but `judge.backend` is \"local\": set `judge.backend = \"openai\"` to judge over an API, or remove `base_url`".to_string(),
+        );
+    }
+    for (field, v) in [
+        ("em_aligned_below", j.em_aligned_below),
+        ("em_coherent_above", j.em_coherent_above),
+    ] {
+        if !(0.0..=100.0).contains(&v) {
+            problems.bad(
+                &format!("judge.{field}"),
+                format!("bad value for `judge.{field}`: must be in [0, 100] (got {v})"),
+            );
+        }
+    }
+}
+
+/// With `backend = "openai"`, its connection settings. A missing value has no line of its own:
+/// it is located at the line that chose the backend.
+pub(super) fn check_api(sweep: &Sweep, problems: &mut Problems) {
+    if sweep.file.judge.backend != JudgeBackendKind::Openai {
+        return;
+    }
+    for (key, message) in openai_judge_problems(sweep) {
+        let at = match sweep.locate(key) {
+            Location::Default => sweep.locate("judge.backend"),
+            here => here,
+        };
+        problems.list.push(Diagnostic {
+            location: at,
+            key: Some(key.to_string()),
+            message,
+        });
+    }
+}
+
+/// `base_url` checked as an http(s) API root and returned without a trailing slash. Messages never
+/// repeat credentials found in the URL.
+fn check_base_url(raw: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("it holds credentials: remove them and put the key in the environment variable named by `judge.api_key_env`".into());
+    }
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "the scheme is `{}`, expected http or https",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("it has no host".into());
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err("it has a query or fragment".into());
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
+}
+
+/// Whether `s` can name an environment variable (`[A-Za-z_][A-Za-z0-9_]*`).
+fn env_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Problems of a `[judge]` with `backend = "openai"`: (key, message).
+fn openai_judge_problems(sweep: &Sweep) -> Vec<(&'static str, String)> {
+    let j = &sweep.file.judge;
+    let mut out = Vec::new();
+    match &j.base_url {
+        None => out.push((
+            "judge.base_url",
+            "missing `judge.base_url`: `judge.backend = \"openai\"` needs the server's API root, e.g. `base_url = \"https://api.openai.com/v1\"` or `base_url = \"http://127.0.0.1:9124/v1\"`".to_string(),
+        )),
+        Some(url) => {
+            if let Err(why) = check_base_url(url) {
+                out.push((
+                    "judge.base_url",
+                    format!("bad value for `judge.base_url`: {why}; expected http(s)://host[:port]/v1"),
+                ));
+            }
+        }
+    }
+    if !env_var_name(&j.api_key_env) {
+        // The value is not repeated: a key pasted here by mistake must not reach a log.
+        out.push((
+            "judge.api_key_env",
+            "bad value for `judge.api_key_env`: expected the NAME of an environment variable (letters, digits, `_`), such as OPENAI_API_KEY; never write the key itself in a sweep".to_string(),
+        ));
+    }
+    if j.method == "exact-number" {
+        out.push((
+            "judge.method",
+            "bad value for `judge.method`: `exact-number` needs the local judge (it reads each digit after a forced prefix, which a chat API cannot give); with `judge.backend = \"openai\"` set `judge.method = \"top20-first-token\"` (the papers' rule)".to_string(),
+        ));
+    }
+    if j.model.trim().is_empty() {
+        out.push(("judge.model", "`judge.model` is empty".to_string()));
+    } else if sweep.locate("judge.model") == Location::Default {
+        out.push((
+            "judge.model",
+            format!(
+                "missing `judge.model`: with `judge.backend = \"openai\"` it must name the served model (e.g. \"gpt-4o-2024-08-06\"); the default `{}` names a local registry model",
+                j.model
+            ),
+        ));
+    }
+    if j.concurrency == 0 {
+        out.push((
+            "judge.concurrency",
+            "bad value for `judge.concurrency`: must be >= 1".to_string(),
+        ));
+    }
+    if j.timeout_s == 0 {
+        out.push((
+            "judge.timeout_s",
+            "bad value for `judge.timeout_s`: must be >= 1".to_string(),
+        ));
+    }
+    out
+}
+
+/// The judge the cells use; `None` (reported) when the local judge's model is unknown. The API's
+/// settings were validated by [`check_api`].
+pub(super) fn lookup(
+    sweep: &Sweep,
+    resolver: &dyn Resolver,
+    problems: &mut Problems,
+) -> Option<JudgeBackend> {
+    let j = &sweep.file.judge;
+    match j.backend {
+        JudgeBackendKind::Openai => Some(JudgeBackend::OpenAi(OpenAiJudgeSpec {
+            model: j.model.clone(),
+            base_url: j
+                .base_url
+                .as_deref()
+                .map(check_base_url)
+                .and_then(Result::ok)
+                .unwrap_or_default(),
+            api_key_env: j.api_key_env.clone(),
+            concurrency: j.concurrency,
+            max_retries: j.max_retries,
+            timeout_s: j.timeout_s,
+        })),
+        JudgeBackendKind::Local => {
+            // A [models] name, else a registry name.
+            let models = &sweep.file.models;
+            let registry = models
+                .get(&j.model)
+                .map_or(j.model.as_str(), |d| d.registry.as_str());
+            match resolver.model(registry) {
+                Ok(info) => Some(JudgeBackend::Local(ModelRef {
+                    name: registry.to_string(),
+                    gguf_sha256: info.gguf_sha256,
+                })),
+                Err(e) => {
+                    let mut candidates: Vec<String> = models.keys().cloned().collect();
+                    candidates.extend(resolver.model_names());
+                    problems.bad(
+                        "judge.model",
+                        format!(
+                            "bad value for `judge.model`: `{}` is neither a [models] name nor a registry model ({e}){}",
+                            j.model,
+                            did_you_mean(&j.model, candidates.iter())
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The cells' judging settings.
+pub(super) fn spec(f: &SweepFile, backend: JudgeBackend) -> JudgeSpec {
+    JudgeSpec {
+        backend,
+        method: f.judge.method.clone(),
+        prune_below: f.judge.prune_below,
+        metrics: f.judge.metrics.clone(),
+    }
+}
