@@ -238,14 +238,21 @@ impl LayerSel {
                 if *length == 0 {
                     return Err("a layer run needs `length` >= 1".into());
                 }
-                let mut out = Vec::with_capacity(starts.len() * length);
+                // Checked before anything is allocated: a run longer than the model is refused
+                // whatever the start (a huge `length` once aborted the launcher allocating it).
+                if *length > n_layers {
+                    return Err(format!(
+                        "a layer run of length {length} is longer than the model ({n_layers} layers)"
+                    ));
+                }
+                let mut out = Vec::with_capacity(starts.len().saturating_mul(*length));
                 // Runs keep their `length` layers each: on a shallow model, fractions of depth can
                 // put a run's start inside the previous run (the nine-adapter preset on 18 layers:
                 // 5-7 then 7-9), so a run starts after the previous one at the earliest.
                 let mut next_free = 0;
                 for v in starts {
                     let first = v.resolve(n_layers)?.max(next_free);
-                    let last = first + length - 1;
+                    let last = first.saturating_add(length - 1);
                     next_free = last + 1;
                     if last >= n_layers {
                         return Err(format!(

@@ -1262,6 +1262,20 @@ fn layer_runs_resolve_and_check_depth() {
         .clone()
         .unwrap();
     assert_eq!(l.layers, vec![7, 8, 20, 21]);
+    // Absurd lengths are refused before anything is allocated (they once aborted the launcher
+    // allocating 8 TB, or panicked with "capacity overflow"), naming the file and line.
+    for length in ["1000000000000", "9223372036854775807"] {
+        let text = GOOD.replace(
+            "layers = [0.5]",
+            &format!("layers = {{ starts = [0.5], length = {length} }}"),
+        );
+        let msg = crate::tests::err(&text).to_string();
+        assert!(
+            msg.contains(&format!("a layer run of length {length} is longer than the model")),
+            "{msg}"
+        );
+        assert!(msg.contains("jobs/t.toml:"), "{msg}");
+    }
 }
 
 #[test]
