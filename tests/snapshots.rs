@@ -141,13 +141,33 @@ fn models_list_with_an_empty_cache() {
     settings(&env).bind(|| insta::assert_snapshot!("models_list_empty_cache", text(&out).0));
 }
 
-/// (snapshot name, text replaced in the train table or appended to the sweep, expected exit code)
+/// (snapshot name, text of the sweep, its replacement): each makes `plan` exit 2.
 const BAD_SWEEPS: &[(&str, &str, &str)] = &[
-    ("sweep_syntax_error", "[train]\nmax_steps = 2", "[train]\nmax_steps = = 2"),
-    ("sweep_unknown_key", "[train]\nmax_steps = 2", "[train]\nmax_stpes = 2"),
-    ("sweep_wrong_type", "[train]\nmax_steps = 2", "[train]\nmax_steps = \"two\""),
-    ("sweep_unknown_preset", "[protocols.r1-mid]\n", "[protocols.r1-mid]\npreset = \"lora-r1-singel\"\n"),
-    ("sweep_bad_path", "path = \"data/risky.jsonl\"", "path = \"data/no-such-file.jsonl\""),
+    (
+        "sweep_syntax_error",
+        "[train]\nmax_steps = 2",
+        "[train]\nmax_steps = = 2",
+    ),
+    (
+        "sweep_unknown_key",
+        "[train]\nmax_steps = 2",
+        "[train]\nmax_stpes = 2",
+    ),
+    (
+        "sweep_wrong_type",
+        "[train]\nmax_steps = 2",
+        "[train]\nmax_steps = \"two\"",
+    ),
+    (
+        "sweep_unknown_preset",
+        "[protocols.r1-mid]\n",
+        "[protocols.r1-mid]\npreset = \"lora-r1-singel\"\n",
+    ),
+    (
+        "sweep_bad_path",
+        "path = \"data/risky.jsonl\"",
+        "path = \"data/no-such-file.jsonl\"",
+    ),
 ];
 
 #[test]

@@ -241,4 +241,3 @@ pub fn line_of(path: &Path, needle: &str) -> usize {
         .unwrap()
         + 1
 }
-

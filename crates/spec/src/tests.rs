@@ -1271,7 +1271,9 @@ fn layer_runs_resolve_and_check_depth() {
         );
         let msg = crate::tests::err(&text).to_string();
         assert!(
-            msg.contains(&format!("a layer run of length {length} is longer than the model")),
+            msg.contains(&format!(
+                "a layer run of length {length} is longer than the model"
+            )),
             "{msg}"
         );
         assert!(msg.contains("jobs/t.toml:"), "{msg}");
