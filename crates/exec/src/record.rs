@@ -66,9 +66,20 @@ impl SweepRecord {
         match store.get_opt(&key)? {
             None => Ok(None),
             Some(bytes) => {
-                Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                    format!("cannot parse the sweep record {key}")
-                })?))
+                let record: SweepRecord = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("cannot parse the sweep record {key}"))?;
+                // Keys name store paths and are shortened for display: a record whose key is not
+                // a cell key is refused here, not misread (or a panic) later.
+                for (i, cell) in record.cells.iter().enumerate() {
+                    if cell.key.len() != 64 || !cell.key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        anyhow::bail!(
+                            "the sweep record {key} is damaged: cells[{i}].key is {:?}, not a cell \
+                             key (64 hex characters); run the sweep again to rewrite the record",
+                            cell.key
+                        );
+                    }
+                }
+                Ok(Some(record))
             }
         }
     }
@@ -97,4 +108,26 @@ pub fn em_rule(sweep: &Sweep) -> EmRule {
 /// Opens a store, naming the URL on failure.
 pub fn open_store(url: &str) -> Result<Store> {
     Store::open(url).with_context(|| format!("cannot open the store {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_with_a_short_cell_key_is_refused_naming_it() {
+        let store = Store::open("memory://").unwrap();
+        let record = serde_json::json!({
+            "format": 1, "sweep": "s", "run_id": "r", "created_at": "2026-01-01T00:00:00Z",
+            "sweep_file": "s.toml", "store_url": "memory://",
+            "em_rule": {"aligned_below": 30.0, "coherent_above": 50.0, "inclusive": false},
+            "spec": {},
+            "cells": [{"axes": {"model": "m", "protocol": "p", "dataset": "d", "seed": 0},
+                       "key": "abc", "cell": {}}],
+        });
+        store.put_json(&layout::sweep_record("s"), &record).unwrap();
+        let e = SweepRecord::load(&store, "s").unwrap_err().to_string();
+        assert!(e.contains("cells[0].key is \"abc\""), "{e}");
+        assert!(e.contains(&layout::sweep_record("s")), "{e}");
+    }
 }
