@@ -111,6 +111,12 @@ fn load_adapter(dir: &Path, model: &Decoder) -> Result<LoraSet> {
 
 pub fn logits(args: &LogitsArgs) -> Result<()> {
     let l = load_input(&args.input)?;
+    if l.ids.is_empty() {
+        bail!(
+            "the input encodes to no tokens, and logits need at least one: give a non-empty --text \
+             (or a --chat)"
+        );
+    }
     let mode = if args.quantized {
         WeightMode::Quantized
     } else {

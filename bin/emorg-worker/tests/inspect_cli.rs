@@ -170,3 +170,16 @@ fn logits_positions_npy_and_adapters_agree() {
         "a non-zero adapter changed the logits by only {change}"
     );
 }
+
+#[test]
+fn logits_of_an_empty_text_is_a_clear_error_not_a_panic() {
+    let Some(model) = smollm2() else { return };
+    let out = Command::new(WORKER)
+        .args(["logits", "--model", model.to_str().unwrap(), "--text", ""])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("encodes to no tokens"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
