@@ -52,7 +52,7 @@
 //! [judge]     # backend, model, method, prune_below, metrics, em_* thresholds; for backend = "openai"
 //!             # also base_url, api_key_env, concurrency, max_retries, timeout_s (see JudgeConfig)
 //! [store]     # url
-//! [executor]  # parallel, threads_per_job
+//! [executor]  # parallel, threads_per_job, max_cells
 //! [slurm]     # resources for `emorg submit`, per stage and per protocol (see crate::slurm)
 //! ```
 //!
@@ -583,7 +583,13 @@ pub struct ExecutorConfig {
     pub parallel: usize,
     /// Threads given to each worker (`--threads`).
     pub threads_per_job: usize,
+    /// The most cells a sweep may have: plan, run and submit refuse a larger matrix before
+    /// expanding it (a generated sweep with a very long axis once ran for minutes into gigabytes).
+    pub max_cells: usize,
 }
+
+/// Default `executor.max_cells`.
+pub const DEFAULT_MAX_CELLS: usize = 100_000;
 
 /// The built-in defaults: the lowest configuration layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -652,6 +658,7 @@ impl Default for Defaults {
             executor: ExecutorConfig {
                 parallel: 1,
                 threads_per_job: 2,
+                max_cells: DEFAULT_MAX_CELLS,
             },
         }
     }

@@ -1351,3 +1351,24 @@ fn precision_and_activation_checkpointing_resolve_and_are_checked() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_matrix_larger_than_max_cells_is_refused_before_expansion() {
+    // GOOD: 1 model x 3 protocols x 2 datasets x 2 seeds, plus 1 included = at most 13 cells.
+    let with_max = |n: usize| format!("{GOOD}\n[executor]\nmax_cells = {n}\n");
+    assert_eq!(cells(&with_max(13)).len(), cells(GOOD).len());
+    let msg = err(&with_max(12)).to_string();
+    assert!(
+        msg.contains(
+            "the matrix gives up to 13 cells (models 1 x protocols 3 x datasets 2 x seeds 2, plus 1 included), more than `executor.max_cells` = 12"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("jobs/t.toml:"), "{msg}");
+    // A generated sweep with a very long axis: refused at once with the default limit.
+    let seeds: Vec<String> = (0..200_000).map(|s| s.to_string()).collect();
+    let long = GOOD.replace("seed = [0, 1]", &format!("seed = [{}]", seeds.join(", ")));
+    let msg = err(&long).to_string();
+    assert!(msg.contains("up to 1200001 cells"), "{msg}");
+    assert!(msg.contains("`executor.max_cells` = 100000"), "{msg}");
+}

@@ -15,6 +15,7 @@ pub(super) fn check(sweep: &Sweep, problems: &mut Problems) {
     for (field, v) in [
         ("parallel", f.executor.parallel),
         ("threads_per_job", f.executor.threads_per_job),
+        ("max_cells", f.executor.max_cells),
     ] {
         if v == 0 {
             problems.bad(

@@ -24,6 +24,38 @@ pub(super) struct Found<'a> {
     pub(super) judge: JudgeSpec,
 }
 
+/// Refuses a matrix whose product (plus `include`) exceeds `executor.max_cells`, before anything
+/// is expanded; the message gives the factors.
+pub(super) fn check_size(sweep: &Sweep, problems: &mut super::Problems) -> bool {
+    let f = &sweep.file;
+    let m = &f.matrix;
+    let factors = [
+        ("models", m.model.len()),
+        ("protocols", m.protocol.len()),
+        ("datasets", m.dataset.len().max(1)),
+        ("seeds", m.seed.len()),
+    ];
+    let bound = factors
+        .iter()
+        .fold(1u128, |acc, (_, n)| acc.saturating_mul(*n as u128))
+        .saturating_add(m.include.len() as u128);
+    if bound <= f.executor.max_cells as u128 {
+        return true;
+    }
+    let shown: Vec<String> = factors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    problems.bad(
+        "matrix",
+        format!(
+            "the matrix gives up to {bound} cells ({}, plus {} included), more than \
+             `executor.max_cells` = {}: split the sweep, or raise `executor.max_cells`",
+            shown.join(" x "),
+            m.include.len(),
+            f.executor.max_cells
+        ),
+    );
+    false
+}
+
 /// The axis tuples of the sweep: product, then exclude, then include; sorted and deduplicated.
 pub(super) fn axes(sweep: &Sweep) -> BTreeSet<Axes> {
     let f = &sweep.file;

@@ -116,6 +116,9 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
 /// The resolved cells and the input files they use.
 pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution, SpecError> {
     let mut problems = Problems::new(sweep);
+    if !expand::check_size(sweep, &mut problems) {
+        return Err(problems.into_error());
+    }
     let axes = expand::axes(sweep);
     if axes.is_empty() {
         problems.bad("matrix", "the matrix gives no cells");
