@@ -406,6 +406,16 @@ fn validate_lines(path: &Path, lines: Vec<(usize, Result<&str, String>)>) -> Val
     }
 
     stats.valid_rows = valid.len();
+    if stats.rows == 0 {
+        // An empty set would pass every per-line check and fail only after the model loads.
+        issues.push(Issue {
+            line: 0,
+            severity: Severity::Error,
+            message: "the file holds no examples: write at least one chat example, one JSON \
+                      object per line ({\"messages\": [...]})"
+                .to_string(),
+        });
+    }
     for (_, ex) in &valid {
         for m in &ex.messages {
             if m.role == Role::User {
