@@ -284,3 +284,38 @@ fn report_shows_done_and_failed_cells() {
     let out = env.emorg(&["report", "--sweep", "t", "--store", &url], &[]);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
+
+/// A stage another run holds (the worker exits 73) is left to that run: no failure recorded, the
+/// cell's later stages wait, and the run exits 0; once the holder has committed, a rerun goes on.
+#[test]
+fn a_claimed_stage_is_left_to_its_holder_not_failed() {
+    let env = Env::new();
+    env.sweep("");
+    env.fake_worker();
+    env.fake_models();
+    let out = env.emorg(
+        &["run", "jobs/t.toml", "--no-report"],
+        &[("FAKE_CLAIMED", "sample")],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 stages ran (")
+            && stdout
+                .contains("0 failed, 2 held by another run, 2 not run after a failure or a claim"),
+        "{stdout}\n{stderr}"
+    );
+    for entry in fs::read_dir(env.path("store/cells")).unwrap() {
+        let dir = entry.unwrap().path();
+        assert!(!dir.join("sample/final/FAILED.json").exists());
+        assert!(!dir.join("judge/final/DONE.json").exists());
+    }
+    // The holder committed meanwhile (here: the next run's worker is free to work).
+    let out = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("4 stages ran (") && stdout.contains("1 already done, 0 failed"),
+        "{stdout}"
+    );
+}

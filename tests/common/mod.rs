@@ -167,8 +167,8 @@ url = "{}"
         path
     }
 
-    /// A stand-in worker: writes an empty-output DONE.json for its stage, or fails when the stage
-    /// is named by FAKE_FAIL.
+    /// A stand-in worker: writes an empty-output DONE.json for its stage, fails when the stage
+    /// is named by FAKE_FAIL, and exits 73 (claimed by another run) when FAKE_CLAIMED names it.
     pub fn fake_worker(&self) -> PathBuf {
         let store = self.path("store");
         let script = format!(
@@ -188,6 +188,7 @@ esac
 echo "fake $stage for $key"
 echo "a line on stderr" >&2
 if [ "$FAKE_FAIL" = "$stage" ]; then echo "boom in $stage" >&2; exit 3; fi
+if [ "$FAKE_CLAIMED" = "$stage" ]; then echo "another run holds this stage" >&2; exit 73; fi
 mkdir -p "{store}/cells/$key/$dir"
 cat > "{store}/cells/$key/$dir/DONE.json" <<EOF
 {{"cell_key":"$key","stage":"$stage","stage_dir":"$dir","outputs":[],"inputs":{{}},"seeds":{{}},

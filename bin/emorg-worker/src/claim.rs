@@ -16,9 +16,7 @@ use emorg_store::{Store, layout};
 use serde::{Deserialize, Serialize};
 use std::process::Command;
 
-/// Exit status of a worker that leaves a stage to another run (EX_CANTCREAT from sysexits.h: the
-/// stage's claim could not be created). Not a failure of the stage: no FAILED.json is written.
-pub const CLAIMED_EXIT_CODE: u8 = 73;
+pub use emorg_store::CLAIMED_EXIT_CODE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claim {

@@ -41,10 +41,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let succeeded = run.count(|r| matches!(r, StageResult::Succeeded(_)));
     let skipped = run.count(|r| matches!(r, StageResult::Skipped));
     let blocked = run.count(|r| matches!(r, StageResult::Blocked));
+    let claimed = run.count(|r| matches!(r, StageResult::Claimed));
     let failed = run.failed();
     logging::suspend(|| {
         println!(
-            "sweep {}: {succeeded} stages ran ({:.1}s), {skipped} already done, {} failed, {blocked} not run after a failure",
+            "sweep {}: {succeeded} stages ran ({:.1}s), {skipped} already done, {} failed, {claimed} held by another run, {blocked} not run after a failure or a claim",
             sweep.file.name,
             run.stage_time().as_secs_f64(),
             failed.len()

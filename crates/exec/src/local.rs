@@ -102,7 +102,10 @@ pub enum StageResult {
         log: PathBuf,
         tail: Vec<String>,
     },
-    /// Not run because an earlier stage of the cell failed.
+    /// Another run holds the stage's claim (the worker exited 73): left to that run, not a
+    /// failure, and no FAILED.json.
+    Claimed,
+    /// Not run because an earlier stage of the cell failed or is held by another run.
     Blocked,
 }
 
@@ -277,9 +280,9 @@ impl Exec<'_> {
                 }
             }
             let result = self.run_stage(cell, &key, stage);
-            let failed = matches!(result, StageResult::Failed { .. });
+            let stop = matches!(result, StageResult::Failed { .. } | StageResult::Claimed);
             self.record(cell, &key, stage, result);
-            if failed {
+            if stop {
                 for &later in &stages[i + 1..] {
                     self.record(cell, &key, later, StageResult::Blocked);
                 }
@@ -360,6 +363,11 @@ impl Exec<'_> {
                     };
                 }
             }
+        }
+        if status.code() == Some(i32::from(emorg_store::CLAIMED_EXIT_CODE)) {
+            // Two launchers on one sweep, or a Slurm task of it: the holder commits the stage.
+            info!("{label}: {stage} is held by another run; left to it");
+            return StageResult::Claimed;
         }
         let message = format!("the worker {status} after {:.1}s", elapsed.as_secs_f64());
         error!(

@@ -70,6 +70,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Objects at least this large go up as multipart uploads (smaller ones in one put).
+/// Exit status of a worker that leaves a stage to another run holding its claim (`CLAIM.json`;
+/// EX_CANTCREAT from sysexits.h). Not a failure of the stage: no FAILED.json is written, and
+/// executors report the stage as claimed, not failed.
+pub const CLAIMED_EXIT_CODE: u8 = 73;
+
 pub const MULTIPART_THRESHOLD: usize = 10 * 1024 * 1024;
 const READ_CHUNK: usize = 8 * 1024 * 1024;
 
