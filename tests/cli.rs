@@ -90,10 +90,7 @@ fn data_validate_bad_jsonl_exits_1_naming_the_line() {
 
 #[test]
 fn plan_run_fail_rerun() {
-    let env = Env::new();
-    env.sweep("");
-    env.fake_worker();
-    env.fake_models();
+    let env = Env::ready();
 
     // Nothing done yet.
     let out = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
@@ -192,10 +189,7 @@ fn report_shows_done_and_failed_cells() {
     use emorg_store::{Manifest, Store, layout, table};
     use std::sync::Arc;
 
-    let env = Env::new();
-    env.sweep("");
-    env.fake_worker();
-    env.fake_models();
+    let env = Env::ready();
     let out = env.emorg(
         &["run", "jobs/t.toml", "--no-report"],
         &[("FAKE_FAIL", "judge")],
@@ -289,10 +283,7 @@ fn report_shows_done_and_failed_cells() {
 /// cell's later stages wait, and the run exits 0; once the holder has committed, a rerun goes on.
 #[test]
 fn a_claimed_stage_is_left_to_its_holder_not_failed() {
-    let env = Env::new();
-    env.sweep("");
-    env.fake_worker();
-    env.fake_models();
+    let env = Env::ready();
     let out = env.emorg(
         &["run", "jobs/t.toml", "--no-report"],
         &[("FAKE_CLAIMED", "sample")],

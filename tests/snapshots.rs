@@ -96,10 +96,7 @@ fn rendered_sbatch_scripts_with_every_slurm_option() {
 
 #[test]
 fn plan_explain_new_then_changed() {
-    let env = Env::new();
-    env.fake_models();
-    env.fake_worker();
-    env.sweep("");
+    let env = Env::ready();
     let fresh = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
     assert_eq!(fresh.status.code(), Some(0), "{:?}", text(&fresh));
     let run = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[]);

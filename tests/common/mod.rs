@@ -117,6 +117,16 @@ impl Env {
         env
     }
 
+    /// [`Env::new`] with the sweep, the stand-in worker and the stand-in model files in place:
+    /// ready for `run`.
+    pub fn ready() -> Env {
+        let env = Env::new();
+        env.sweep("");
+        env.fake_worker();
+        env.fake_models();
+        env
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }

@@ -454,8 +454,14 @@ impl Exec<'_> {
             s.spawn(|| pump(stderr));
             let mut last_beat = Instant::now();
             loop {
-                if let Some(status) = child.try_wait().context("cannot wait for the worker")? {
-                    break Ok::<_, anyhow::Error>(status);
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) => {}
+                    Err(e) => {
+                        // The pumps end only when the worker's pipes close: stop it first.
+                        let _ = child.kill();
+                        break Err(anyhow::Error::new(e).context("cannot wait for the worker"));
+                    }
                 }
                 if !self.progress.bars() && last_beat.elapsed() >= HEARTBEAT {
                     last_beat = Instant::now();
