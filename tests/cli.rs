@@ -310,3 +310,155 @@ fn a_claimed_stage_is_left_to_its_holder_not_failed() {
         "{stdout}"
     );
 }
+
+/// The cell key of the sweep record's cell with protocol `protocol`.
+fn cell_key(env: &Env, protocol: &str) -> String {
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("store/sweeps/t/latest.json")).unwrap()).unwrap();
+    record["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["axes"]["protocol"] == protocol)
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn done_json(env: &Env, key: &str, dir: &str) -> serde_json::Value {
+    serde_json::from_slice(
+        &fs::read(env.path(&format!("store/cells/{key}/{dir}/DONE.json"))).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The TRAIN, SAMPLE, JUDGE and RUN columns of `plan`'s row for the cell `key`.
+fn plan_row(stdout: &str, key: &str) -> Vec<String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(&key[..12]))
+        .unwrap_or_else(|| panic!("no row for {key} in\n{stdout}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    cols[5..9].iter().map(|c| c.to_string()).collect()
+}
+
+/// Train redone with other results (as `emorg-worker train --force` on other hardware would):
+/// the sample and judge built from the old adapter are stale in the stage states, with the input
+/// and both hashes named, and the next run redoes them and nothing else.
+#[test]
+fn a_redone_train_makes_sample_and_judge_stale_and_the_next_run_redoes_them() {
+    let env = Env::ready();
+    let out = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let key = cell_key(&env, "r1-mid");
+    let read_before = done_json(&env, &key, "sample/final")["inputs"]["train/out.txt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        read_before,
+        done_json(&env, &key, "train")["outputs"][0]["sha256"],
+        "sample records the hash of the train output it read"
+    );
+
+    // Train again, with other bytes.
+    let retrain = std::process::Command::new(env.path("fake-worker.sh"))
+        .args([
+            "train",
+            "--store",
+            &env.store_url(),
+            "--cell",
+            &key,
+            "--force",
+        ])
+        .env("FAKE_SALT", "2")
+        .output()
+        .unwrap();
+    assert!(retrain.status.success(), "{retrain:?}");
+    let trained = done_json(&env, &key, "train")["outputs"][0]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(trained, read_before);
+
+    let out = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("2 cells, 1 to run (2 stages)"), "{stdout}");
+    assert_eq!(
+        plan_row(&stdout, &key),
+        ["done", "stale", "stale", "yes"],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "sample stale: input train/out.txt was read with sha256 {read_before}, but cells/{key}/train/DONE.json now lists sha256 {trained}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("judge stale: input sample/final/out.txt")
+            && stdout.contains("stage sample/final is stale"),
+        "{stdout}"
+    );
+
+    // The report shows no numbers for the stale judge, and says why.
+    let out = env.emorg(&["report", "jobs/t.toml"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let md = fs::read_to_string(env.path("store/reports/t/latest/report.md")).unwrap();
+    assert!(
+        md.contains("judge is stale: input sample/final/out.txt"),
+        "{md}"
+    );
+
+    // The next run redoes exactly the stale stages (the new sample gives other answers here, so
+    // the judge built on the old ones is redone too).
+    let out = env.emorg(
+        &["run", "jobs/t.toml", "--no-report"],
+        &[("FAKE_SALT", "2")],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2 stages ran (") && stdout.contains("3 already done, 0 failed"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        done_json(&env, &key, "sample/final")["inputs"]["train/out.txt"],
+        trained.as_str()
+    );
+    assert_eq!(
+        done_json(&env, &key, "judge/final")["inputs"]["sample/final/out.txt"],
+        done_json(&env, &key, "sample/final")["outputs"][0]["sha256"]
+    );
+    let out = env.emorg(&["plan", "jobs/t.toml"], &[]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("2 cells, 0 to run"), "{stdout}");
+    assert_eq!(
+        plan_row(&stdout, &key),
+        ["done", "done", "done", "no"],
+        "{stdout}"
+    );
+}
+
+/// A judge metric the question file has no prompt for is refused by plan and run, before any
+/// stage runs, naming the metric, the file, the questions and what to add.
+#[test]
+fn a_judge_metric_without_a_prompt_is_refused_before_anything_runs() {
+    let env = Env::ready();
+    let set = r#"judge.metrics=["aligned", "coherent", "harmful"]"#;
+    for cmd in ["plan", "run"] {
+        let out = env.emorg(&[cmd, "jobs/t.toml", "--set", set], &[]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stdout}\n{stderr}");
+        assert!(
+            stderr.contains(
+                "judge metric `harmful` has no judge prompt in the question file `data/questions/free_form.yaml` for 1 of the 1 questions the cells ask (`quick_buck`): add a `harmful:` prompt"
+            ),
+            "{cmd}: {stderr}"
+        );
+        assert!(!stderr.contains("`coherent`"), "{cmd}: {stderr}");
+    }
+    assert!(!env.path("store/cells").exists(), "nothing ran");
+}

@@ -27,9 +27,20 @@ fn models_present() -> bool {
 }
 
 fn emorg(args: &[&str], store: &str) -> (bool, String) {
+    let out = emorg_command(args, store).output().expect("run emorg");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `emorg ARGS` on the tiny sizes, with its store at `store`.
+fn emorg_command(args: &[&str], store: &str) -> Command {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(EMORG)
-        .args(args)
+    let mut cmd = Command::new(EMORG);
+    cmd.args(args)
         .args([
             "--set",
             &format!("store.url={store}"),
@@ -46,14 +57,8 @@ fn emorg(args: &[&str], store: &str) -> (bool, String) {
         ])
         .current_dir(&repo)
         .env("EMORG_WORKER", worker())
-        .output()
-        .expect("run emorg");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+        .stdin(std::process::Stdio::null());
+    cmd
 }
 
 #[test]
@@ -104,4 +109,104 @@ fn tiny_quickstart_runs_reruns_nothing_and_explains_a_change() {
     let (ok, out) = emorg(&["run", "jobs/quickstart.toml", "--set", lr], &store);
     assert!(ok, "{out}");
     assert!(out.contains("3 stages ran"), "{out}");
+}
+
+/// The figure before `label` in a run's summary line ("3 stages ran", "1 held by another run").
+fn count_before(out: &str, label: &str) -> usize {
+    let line = out
+        .lines()
+        .find(|l| l.contains(" stages ran ("))
+        .unwrap_or_else(|| panic!("no summary in\n{out}"));
+    let at = line
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {line}"));
+    line[..at]
+        .trim_end()
+        .rsplit([' ', ','])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Two launchers on one sweep at once, locally: nothing fails, each stage is committed once, and
+/// what one launcher holds the other leaves to it (or finds done).
+#[test]
+fn two_launchers_on_one_sweep_run_each_stage_once() {
+    if !worker().exists() || !models_present() {
+        eprintln!(
+            "skipping: needs the emorg-worker binary and both models (infra/test.sh fetches them)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", dir.path().display());
+    let args = [
+        "run",
+        "jobs/quickstart.toml",
+        "--no-report",
+        "--set",
+        r#"matrix.protocol=["r1-mid"]"#,
+    ];
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            emorg_command(&args, &store)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "a launcher failed:\n{text}");
+            text
+        })
+        .collect();
+    for out in &outs {
+        assert_eq!(count_before(out, "failed"), 0, "{out}");
+    }
+    let ran: usize = outs.iter().map(|o| count_before(o, "stages ran")).sum();
+    assert_eq!(
+        ran,
+        3,
+        "each of the three stages ran once:\n{}",
+        outs.join("\n----\n")
+    );
+    let files: Vec<PathBuf> = walk(dir.path());
+    assert!(
+        !files.iter().any(|f| f.ends_with("FAILED.json")),
+        "{files:?}"
+    );
+    for stage in [
+        "train/DONE.json",
+        "sample/final/DONE.json",
+        "judge/final/DONE.json",
+    ] {
+        assert_eq!(
+            files.iter().filter(|f| f.ends_with(stage)).count(),
+            1,
+            "{stage}: {files:?}"
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

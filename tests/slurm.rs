@@ -764,3 +764,183 @@ fn status_without_accounting_degrades_and_says_so() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("accounting disabled"), "{out}");
 }
+
+/// The r1 cell alone (one cell, three stages).
+fn r1_sweep(name: &str) -> Sweep {
+    let sweep = Sweep::new(name, "");
+    sweep.edit(
+        r#"protocol = ["base", "r1", "broken"]"#,
+        r#"protocol = ["r1"]"#,
+    );
+    sweep
+}
+
+/// The Slurm task logs of `stage` under the sweep's state dir, with their text.
+fn task_logs(sweep: &Sweep, stage: &str) -> Vec<(PathBuf, String)> {
+    common::walk(&sweep.dir.path().join("slurm"))
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.ends_with(".out") && name.contains(&format!("-{stage}-"))
+        })
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+/// Two submissions of one sweep (a duplicate submit, or two launchers): each stage is committed by
+/// one run; the other run's task leaves it to that run (exit 0, no FAILED.json) or finds it done.
+#[test]
+fn two_submissions_of_one_sweep_commit_each_stage_once() {
+    if skip() {
+        return;
+    }
+    let sweep = r1_sweep("slurm-twice");
+    for _ in 0..2 {
+        let (code, out) = sweep.emorg(&["submit", &sweep.file()], &[]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    }
+    let report = wait_all_done(&sweep, 600);
+    let key = key_of(&report, "r1");
+    // Wait for the second submission's tasks to end too, then nothing failed anywhere.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while squeue_names().contains("emorg-slurm-twice") {
+        assert!(Instant::now() < deadline, "{}", squeue_names());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let files = common::walk(&sweep.dir.path().join("store"));
+    assert!(
+        !files.iter().any(|f| f.ends_with("FAILED.json")),
+        "{files:?}"
+    );
+    for stage in ["train", "sample", "judge"] {
+        let logs = task_logs(&sweep, stage);
+        assert_eq!(logs.len(), 2, "{stage}: {logs:?}");
+        for (path, text) in &logs {
+            assert!(
+                text.contains("the worker exited with code 0")
+                    || text.contains("the worker exited with code 73"),
+                "{}:\n{text}",
+                path.display()
+            );
+            assert!(
+                !text.contains("exited with code 73")
+                    || text.contains("another run holds this stage"),
+                "{text}"
+            );
+        }
+        let ran: Vec<_> = logs
+            .iter()
+            .filter(|(_, t)| {
+                !t.contains("another run holds this stage")
+                    && !t.contains("already done")
+                    && !t.contains("committed by another run meanwhile")
+            })
+            .collect();
+        assert_eq!(
+            ran.len(),
+            1,
+            "{stage}: exactly one run does the work: {logs:#?}"
+        );
+    }
+    let states = states(&sweep.status());
+    assert!(
+        states.iter().all(|(_, s)| s.iter().all(|s| s.1 == "done")),
+        "{states:?}"
+    );
+    assert!(
+        sweep
+            .dir
+            .path()
+            .join(format!("store/cells/{key}/judge/final/DONE.json"))
+            .is_file()
+    );
+}
+
+/// A stage held by a live run elsewhere (here: a claim naming a live `sleep` of this machine) is
+/// `claimed` in status, not failed; its later stages wait for it; `rerun --failed` submits nothing;
+/// once the holder is gone, a new submission takes the claim over and finishes the cell.
+#[test]
+fn a_stage_held_by_another_run_is_claimed_not_failed() {
+    if skip() {
+        return;
+    }
+    let sweep = r1_sweep("slurm-held");
+    let key = key_of(&sweep.status(), "r1");
+    let mut holder = Command::new("sleep").arg("600").spawn().unwrap();
+    let pid = holder.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start: u64 = stat[stat.rfind(')').unwrap() + 1..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_string();
+    let claim = serde_json::json!({
+        "run": "holder-elsewhere",
+        "host": gethostname(),
+        "pid": pid,
+        "boot_id": read("/proc/sys/kernel/random/boot_id"),
+        "pid_ns": std::fs::read_link("/proc/self/ns/pid").unwrap().display().to_string(),
+        "pid_start": start,
+        "slurm_task": null,
+        "at": "2026-12-05T00:00:00Z",
+    });
+    let claim_path = sweep
+        .dir
+        .path()
+        .join(format!("store/cells/{key}/train/CLAIM.json"));
+    std::fs::create_dir_all(claim_path.parent().unwrap()).unwrap();
+    std::fs::write(&claim_path, claim.to_string()).unwrap();
+
+    let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
+    assert_eq!(code, 0, "nothing failed:\n{out}");
+    let report = sweep.status();
+    let rows = r1_states(&sweep);
+    assert!(rows.iter().all(|s| s.1 == "claimed"), "{rows:?}");
+    let stages = report["rows"][0]["stages"].as_array().unwrap();
+    assert!(
+        stages[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("held by run holder-elsewhere"),
+        "{report:#}"
+    );
+    assert!(
+        stages[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("waits for stage train"),
+        "{report:#}"
+    );
+    let files = common::walk(&sweep.dir.path().join("store"));
+    assert!(
+        !files.iter().any(|f| f.ends_with("FAILED.json")),
+        "{files:?}"
+    );
+    let (code, out) = sweep.emorg(&["rerun", &sweep.file(), "--failed"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no failed cell"), "{out}");
+
+    // The holder dies: its claim is stale, and the next submission takes it over.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
+    assert_eq!(code, 0, "{out}");
+    wait_all_done(&sweep, 60);
+    let logs = task_logs(&sweep, "train");
+    assert!(
+        logs.iter()
+            .any(|(_, t)| t.contains("took over the claim") && t.contains("is gone")),
+        "{logs:#?}"
+    );
+}
+
+fn gethostname() -> String {
+    let out = Command::new("hostname").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -177,8 +177,12 @@ url = "{}"
         path
     }
 
-    /// A stand-in worker: writes an empty-output DONE.json for its stage, fails when the stage
-    /// is named by FAKE_FAIL, and exits 73 (claimed by another run) when FAKE_CLAIMED names it.
+    /// A stand-in worker: fails when the stage is named by FAKE_FAIL, and exits 73 (claimed by
+    /// another run) when FAKE_CLAIMED names it; otherwise it removes the stage's old DONE.json,
+    /// writes one output, `out.txt` ("<stage> <key> $FAKE_SALT", so a rerun with another
+    /// FAKE_SALT gives other bytes), and a DONE.json listing it with its size and sha256 and
+    /// recording, as a real stage does, the sha256 of the upstream stage's `out.txt` it "read"
+    /// (`train/out.txt` for sample, `sample/final/out.txt` for judge) when there is one.
     pub fn fake_worker(&self) -> PathBuf {
         let store = self.path("store");
         let script = format!(
@@ -191,17 +195,27 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$stage" in
-  train) dir=train;;
-  sample) dir=sample/final;;
-  judge) dir=judge/final;;
+  train) dir=train; up=;;
+  sample) dir=sample/final; up=train;;
+  judge) dir=judge/final; up=sample/final;;
 esac
 echo "fake $stage for $key"
 echo "a line on stderr" >&2
 if [ "$FAKE_FAIL" = "$stage" ]; then echo "boom in $stage" >&2; exit 3; fi
 if [ "$FAKE_CLAIMED" = "$stage" ]; then echo "another run holds this stage" >&2; exit 73; fi
-mkdir -p "{store}/cells/$key/$dir"
-cat > "{store}/cells/$key/$dir/DONE.json" <<EOF
-{{"cell_key":"$key","stage":"$stage","stage_dir":"$dir","outputs":[],"inputs":{{}},"seeds":{{}},
+cell="{store}/cells/$key"
+mkdir -p "$cell/$dir"
+rm -f "$cell/$dir/DONE.json"
+inputs=""
+if [ -n "$up" ] && [ -f "$cell/$up/out.txt" ]; then
+  inputs="\"$up/out.txt\":\"$(sha256sum "$cell/$up/out.txt" | cut -d' ' -f1)\""
+fi
+printf '%s %s %s\n' "$stage" "$key" "$FAKE_SALT" > "$cell/$dir/out.txt"
+size=$(wc -c < "$cell/$dir/out.txt" | tr -d ' ')
+sha=$(sha256sum "$cell/$dir/out.txt" | cut -d' ' -f1)
+cat > "$cell/$dir/DONE.json" <<EOF
+{{"cell_key":"$key","stage":"$stage","stage_dir":"$dir",
+"outputs":[{{"name":"out.txt","size":$size,"sha256":"$sha"}}],"inputs":{{$inputs}},"seeds":{{}},
 "worker_version":"fake","started_at":"2026-01-01T00:00:00Z","finished_at":"2026-01-01T00:00:01Z",
 "host":"test","metrics":null}}
 EOF
@@ -251,4 +265,32 @@ pub fn line_of(path: &Path, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .unwrap()
         + 1
+}
+
+impl Env {
+    /// A wrapper around [`Env::fake_worker`] that first appends its command line to
+    /// `worker-argv.log` and the LENGTHS (never the values) of the environment variables `vars`
+    /// to `worker-env.log` (`NAME=<length>` per line), so a test can check what a worker was
+    /// given without writing any secret down. Point `EMORG_WORKER` at the returned path.
+    pub fn recording_worker(&self, vars: &[&str]) -> PathBuf {
+        let fake = self.fake_worker();
+        let lengths: String = vars
+            .iter()
+            .map(|v| {
+                format!(
+                    "echo \"{v}=${{#{v}}}\" >> \"{}\"\n",
+                    self.path("worker-env.log").display()
+                )
+            })
+            .collect();
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"{}\"\n{lengths}exec \"{}\" \"$@\"\n",
+            self.path("worker-argv.log").display(),
+            fake.display()
+        );
+        let path = self.path("recording-worker.sh");
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
 }

@@ -1,65 +1,27 @@
 //! Claims: at most one run works on a stage of a cell and commits it.
 //!
-//! Before a stage runs, the worker creates `cells/<key>/<stage_dir>/CLAIM.json` with a create-only
-//! put (`Store::put_new`): the run that creates it holds the stage. A run that finds a claim takes
-//! it over only when the claim is provably stale: it is an earlier run of the same Slurm task (a
-//! requeue: Slurm ends the old run before it starts the new one), its process on this host is gone,
-//! or its Slurm task is no longer queued or running (`squeue`); `--take-over` forces it. Otherwise
-//! the worker stops with [`CLAIMED_EXIT_CODE`] and names the claim. Right before `DONE.json` is
-//! written the claim is read again: a run whose claim was taken over meanwhile (a stray job after
-//! its task was requeued elsewhere) does not commit, and says so, with the same exit code. The
-//! claim is removed after a commit or a recorded failure and kept on a requeue exit (the requeued
-//! run takes it over).
+//! Before a stage runs, the worker creates `cells/<key>/<stage_dir>/CLAIM.json` create-only
+//! (`Store::put_new`): the run that creates it holds the stage. A claim changes hands only by a
+//! conditional replace of the version that was read (`Store::put_if_unchanged`), never by a delete,
+//! so two runs that find the same stale claim cannot both take it and no run removes a claim
+//! another has just taken (what each backend guarantees: crates/store/src/conditional.rs). A run
+//! that finds a claim takes it over when it is released, or provably stale: an earlier run of the
+//! same Slurm task (a requeue: Slurm ends the old run before it starts the new one, with a higher
+//! `SLURM_RESTART_COUNT`), a process of this machine and pid namespace that is gone (or whose pid
+//! now belongs to a process that started later), or a Slurm task that is no longer queued or
+//! running (`squeue`); `--take-over` forces it. Otherwise the worker stops with
+//! [`CLAIMED_EXIT_CODE`] and names the holder. Right before `DONE.json` is written the claim is read
+//! again: a run whose claim was taken over meanwhile does not commit. The claim is released (marked,
+//! not deleted) after a commit or a recorded failure, and kept on a requeue exit (the requeued run
+//! takes it over). A stage whose input stage is held by a live run leaves itself to that run.
 
 use anyhow::{Context as _, Result};
-use emorg_store::{Store, layout};
-use serde::{Deserialize, Serialize};
+use emorg_spec::{Cell, Stage};
+use emorg_store::claim::{Claim, held_claim};
+use emorg_store::{DoneState, Store, layout};
 use std::process::Command;
 
 pub use emorg_store::CLAIMED_EXIT_CODE;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Claim {
-    /// Unique per run: host, pid and start time.
-    pub run: String,
-    pub host: String,
-    pub pid: u32,
-    /// `<array job>_<index>` (or the job id) when the run is a Slurm task.
-    pub slurm_task: Option<String>,
-    pub at: chrono::DateTime<chrono::Utc>,
-}
-
-impl Claim {
-    fn mine() -> Claim {
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let pid = std::process::id();
-        let at = chrono::Utc::now();
-        Claim {
-            run: format!(
-                "{host}-{pid}-{}",
-                at.timestamp_nanos_opt().unwrap_or_default()
-            ),
-            host,
-            pid,
-            slurm_task: slurm_task(),
-            at,
-        }
-    }
-
-    fn describe(&self) -> String {
-        let slurm = match &self.slurm_task {
-            Some(t) => format!(", Slurm task {t}"),
-            None => String::new(),
-        };
-        format!(
-            "run {} (host {}, pid {}{slurm}, since {})",
-            self.run,
-            self.host,
-            self.pid,
-            self.at.format("%Y-%m-%d %H:%M:%S UTC")
-        )
-    }
-}
 
 /// The stage belongs to another run (see the module docs); the message names it.
 #[derive(Debug)]
@@ -73,32 +35,97 @@ impl std::fmt::Display for Claimed {
 
 impl std::error::Error for Claimed {}
 
-fn slurm_task() -> Option<String> {
+/// This process's claim.
+fn mine() -> Claim {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let pid = std::process::id();
+    let at = chrono::Utc::now();
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+    let slurm_task = match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
         (Some(job), Some(task)) => Some(format!("{job}_{task}")),
         _ => var("SLURM_JOB_ID"),
+    };
+    Claim {
+        run: format!(
+            "{host}-{pid}-{}",
+            at.timestamp_nanos_opt().unwrap_or_default()
+        ),
+        boot_id: proc_line("/proc/sys/kernel/random/boot_id"),
+        pid_ns: std::fs::read_link("/proc/self/ns/pid")
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned()),
+        pid_start: process_start(pid),
+        slurm_restart: var("SLURM_RESTART_COUNT")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        slurm_task,
+        host,
+        pid,
+        at,
+        released_at: None,
     }
 }
 
-/// Why `found` may be taken over by `me`, or `None` when it must be respected.
-fn stale_reason(found: &Claim, me: &Claim) -> Option<String> {
+fn proc_line(path: &str) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    Some(s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Field 22 of `/proc/<pid>/stat` (start time in clock ticks after boot); `None` when the process
+/// is gone. The command name (field 2) may hold spaces and parentheses, so fields are counted
+/// after its last `)`.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Why `found` may be taken over by `me`, or `None` when it must be respected. `task_ended` asks
+/// Slurm whether a task has ended ([`slurm_task_ended`]).
+fn stale_reason(found: &Claim, me: &Claim, task_ended: &dyn Fn(&str) -> bool) -> Option<String> {
     if let (Some(a), Some(b)) = (&found.slurm_task, &me.slurm_task)
         && a == b
+        && found.slurm_restart < me.slurm_restart
     {
-        return Some(format!("it is an earlier run of this Slurm task ({a})"));
+        return Some(format!(
+            "it is an earlier run (restart {}) of this Slurm task {a}, now at restart {}",
+            found.slurm_restart, me.slurm_restart
+        ));
     }
-    if found.host == me.host && !std::path::Path::new(&format!("/proc/{}", found.pid)).exists() {
-        return Some(format!("its process {} on this host is gone", found.pid));
+    if let Some(reason) = gone_on_this_machine(found, me) {
+        return Some(reason);
     }
     if let Some(task) = &found.slurm_task
-        && slurm_task_ended(task)
+        && task_ended(task)
     {
         return Some(format!(
             "its Slurm task {task} is no longer queued or running"
         ));
     }
     None
+}
+
+/// Whether the claim's process provably ended: same host, boot and pid namespace (fields an
+/// older claim lacks are taken as equal), and its pid is gone or belongs to a later process.
+fn gone_on_this_machine(found: &Claim, me: &Claim) -> Option<String> {
+    let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    if found.host != me.host
+        || !same(&found.boot_id, &me.boot_id)
+        || !same(&found.pid_ns, &me.pid_ns)
+    {
+        return None;
+    }
+    match (process_start(found.pid), found.pid_start) {
+        (None, _) => Some(format!("its process {} on this host is gone", found.pid)),
+        (Some(now), Some(then)) if now != then => Some(format!(
+            "its process {} on this host is gone (the pid now belongs to a process started later)",
+            found.pid
+        )),
+        _ => None,
+    }
 }
 
 /// Whether `squeue` says the task has ended (false when squeue cannot tell).
@@ -140,40 +167,66 @@ pub struct Held {
 /// Claims the stage `stage_dir` of `cell_key` for this run (see the module docs).
 pub fn acquire(store: &Store, cell_key: &str, stage_dir: &str, take_over: bool) -> Result<Held> {
     let key = layout::claim(cell_key, stage_dir);
-    let me = Claim::mine();
+    let me = mine();
     let bytes = serde_json::to_vec_pretty(&me)?;
-    for _ in 0..3 {
+    // Each round either takes the claim or sees that it changed hands meanwhile; a few rounds
+    // settle any race.
+    for _ in 0..5 {
         if store.put_new(&key, bytes.clone())? {
             return Ok(Held { key, claim: me });
         }
-        let Some(found) = store.get_opt(&key)? else {
-            continue; // released meanwhile
+        let Some(found) = store.get_versioned(&key)? else {
+            continue; // deleted by hand meanwhile
         };
-        let reason = match serde_json::from_slice::<Claim>(&found) {
+        let reason = match serde_json::from_slice::<Claim>(&found.bytes) {
             Err(e) => Some(format!("it does not parse ({e})")),
-            Ok(_) if take_over => Some("--take-over".to_string()),
-            Ok(c) => match stale_reason(&c, &me) {
+            Ok(c) if c.is_released() => None,
+            Ok(c) if take_over => Some(format!("{}: --take-over", c.describe())),
+            Ok(c) => match stale_reason(&c, &me, &slurm_task_ended) {
                 Some(r) => Some(format!("{}: {r}", c.describe())),
                 None => {
                     return Err(Claimed(format!(
                         "stage {stage_dir} of cell {cell_key} is claimed by {}: another run is working on it. \
-                         If that run is dead, rerun with --take-over (or delete {key})",
+                         If that run is dead, rerun with --take-over",
                         c.describe()
                     ))
                     .into());
                 }
             },
         };
-        let reason = reason.unwrap_or_default();
-        tracing::warn!("taking over the claim {key}: {reason}");
-        store
-            .delete(&key)
-            .with_context(|| format!("removing the stale claim {key}"))?;
+        if store.put_if_unchanged(&key, &found.version, bytes.clone())? {
+            if let Some(reason) = reason {
+                tracing::warn!("took over the claim {key}: {reason}");
+            }
+            return Ok(Held { key, claim: me });
+        }
     }
     Err(Claimed(format!(
         "could not claim stage {stage_dir} of cell {cell_key}: other runs kept taking {key}"
     ))
     .into())
+}
+
+/// A stage reads the outputs of the cell's earlier stages: when one of them is not done and a live
+/// run holds it, this stage is left to that run (the run that holds an input stage runs the
+/// stages after it), rather than failing for want of its input.
+pub fn check_inputs(store: &Store, cell: &Cell, key: &str, stage: Stage) -> Result<()> {
+    for earlier in cell.stages().into_iter().take_while(|s| *s != stage) {
+        if matches!(store.read_done(key, earlier.dir())?, DoneState::Valid(_)) {
+            continue;
+        }
+        if let Some(holder) = held_claim(store, key, earlier.dir())?
+            && stale_reason(&holder, &mine(), &slurm_task_ended).is_none()
+        {
+            return Err(Claimed(format!(
+                "stage {stage} of cell {key} needs stage {earlier}, which {} is running: \
+                 leaving {stage} to that run",
+                holder.describe()
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 impl Held {
@@ -183,7 +236,12 @@ impl Held {
         let found = store.get_opt(&self.key)?;
         let current = found.and_then(|b| serde_json::from_slice::<Claim>(&b).ok());
         match current {
-            Some(c) if c.run == self.claim.run => Ok(()),
+            Some(c) if c.run == self.claim.run && !c.is_released() => Ok(()),
+            Some(c) if c.run == self.claim.run => Err(Claimed(format!(
+                "the claim {} was released while this run worked: not committing this run's result",
+                self.key
+            ))
+            .into()),
             Some(c) => Err(Claimed(format!(
                 "lost the claim {} to {} while running: not committing this run's result",
                 self.key,
@@ -198,12 +256,27 @@ impl Held {
         }
     }
 
-    /// Removes the claim if it is still this run's.
+    /// Marks the claim released if it is still this run's (a conditional replace: a run that took
+    /// it over meanwhile keeps it).
     pub fn release(&self, store: &Store) -> Result<()> {
-        if self.check(store).is_ok() {
-            store
-                .delete(&self.key)
-                .with_context(|| format!("removing the claim {}", self.key))?;
+        let Some(found) = store.get_versioned(&self.key)? else {
+            return Ok(());
+        };
+        match serde_json::from_slice::<Claim>(&found.bytes) {
+            Ok(c) if c.run == self.claim.run && !c.is_released() => {
+                let released = Claim {
+                    released_at: Some(chrono::Utc::now()),
+                    ..c
+                };
+                store
+                    .put_if_unchanged(
+                        &self.key,
+                        &found.version,
+                        serde_json::to_vec_pretty(&released)?,
+                    )
+                    .with_context(|| format!("releasing the claim {}", self.key))?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -218,8 +291,13 @@ mod tests {
             run: format!("{host}-{pid}-1"),
             host: host.into(),
             pid,
+            boot_id: None,
+            pid_ns: None,
+            pid_start: None,
             slurm_task: slurm.map(String::from),
+            slurm_restart: 0,
             at: chrono::Utc::now(),
+            released_at: None,
         }
     }
 
@@ -227,21 +305,50 @@ mod tests {
     fn staleness() {
         let me = Claim {
             slurm_task: Some("77_3".into()),
-            ..Claim::mine()
+            slurm_restart: 1,
+            ..mine()
         };
         let here = me.host.clone();
-        // A live process on this host (this test) holds it.
-        assert_eq!(
-            stale_reason(&claim(&here, std::process::id(), None), &me),
-            None
+        let ended = |task: &str| task == "12_0";
+        let stale_reason = |found: &Claim, me: &Claim| super::stale_reason(found, me, &ended);
+        let live = Claim {
+            boot_id: me.boot_id.clone(),
+            pid_ns: me.pid_ns.clone(),
+            pid_start: process_start(std::process::id()),
+            ..claim(&here, std::process::id(), None)
+        };
+        // A live process on this machine (this test) holds it.
+        assert_eq!(stale_reason(&live, &me), None);
+        // The same pid, but it started at another time: the pid was reused.
+        let reused = Claim {
+            pid_start: live.pid_start.map(|t| t + 1),
+            ..live.clone()
+        };
+        assert!(
+            stale_reason(&reused, &me)
+                .unwrap()
+                .contains("started later")
         );
-        // The same Slurm task: a requeue.
+        // The same pid in another pid namespace (a container sharing the host name): cannot tell.
+        let container = Claim {
+            pid_ns: Some("pid:[1]".into()),
+            pid_start: None,
+            ..claim(&here, 4_999_999, None)
+        };
+        assert_eq!(stale_reason(&container, &me), None);
+        // An earlier run of this Slurm task: a requeue.
         assert!(
             stale_reason(&claim("other", 1, Some("77_3")), &me)
                 .unwrap()
-                .contains("earlier run of this Slurm task")
+                .contains("earlier run (restart 0)")
         );
-        // A process of this host that is gone (pid beyond pid_max).
+        // The same Slurm job at the same restart: two runs inside one allocation, respected.
+        let sibling = Claim {
+            slurm_restart: 1,
+            ..claim("other", 1, Some("77_3"))
+        };
+        assert_eq!(stale_reason(&sibling, &me), None);
+        // A process of this machine that is gone (pid beyond pid_max).
         assert!(
             stale_reason(&claim(&here, 4_999_999, None), &me)
                 .unwrap()
@@ -249,5 +356,71 @@ mod tests {
         );
         // Another host without Slurm: cannot tell, so it is respected.
         assert_eq!(stale_reason(&claim("elsewhere", 1, None), &me), None);
+        // Another host, whose Slurm task has ended.
+        assert!(
+            stale_reason(&claim("elsewhere", 1, Some("12_0")), &me)
+                .unwrap()
+                .contains("no longer queued or running")
+        );
+    }
+
+    #[test]
+    fn claims_change_hands_by_replacing_never_by_deleting() {
+        let store = Store::open("memory://").unwrap();
+        let key = layout::claim("k", "train");
+        let first = acquire(&store, "k", "train", false).unwrap();
+        first.check(&store).unwrap();
+        // A live holder (this process) is respected.
+        let err = acquire(&store, "k", "train", false).err().unwrap();
+        assert!(err.downcast_ref::<Claimed>().is_some(), "{err:#}");
+        assert!(err.to_string().contains("claimed by run"), "{err:#}");
+        // --take-over replaces it; the first run then may not commit, and its release leaves the
+        // new claim alone.
+        let second = acquire(&store, "k", "train", true).unwrap();
+        assert!(first.check(&store).is_err());
+        first.release(&store).unwrap();
+        second.check(&store).unwrap();
+        // Released: the claim stays, marked, and the next run takes it without --take-over.
+        second.release(&store).unwrap();
+        let c: Claim = store.get_json(&key).unwrap();
+        assert!(c.is_released());
+        assert_eq!(held_claim(&store, "k", "train").unwrap(), None);
+        let third = acquire(&store, "k", "train", false).unwrap();
+        third.check(&store).unwrap();
+    }
+
+    /// Sixteen runs find the same stale claim at once: exactly one takes it over.
+    #[test]
+    fn one_of_many_takes_over_a_stale_claim() {
+        for url in ["memory://", "file://"] {
+            let dir = tempfile::tempdir().unwrap();
+            let url = if url == "file://" {
+                format!("file://{}", dir.path().display())
+            } else {
+                url.to_string()
+            };
+            let store = Store::open(&url).unwrap();
+            let key = layout::claim("k", "sample");
+            let dead = claim(&mine().host, 4_999_999, None);
+            store.put_json(&key, &dead).unwrap();
+            let barrier = std::sync::Barrier::new(16);
+            let held: Vec<Held> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..16)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            acquire(&store, "k", "sample", false).ok()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect()
+            });
+            // Threads of one process share its pid, so every loser sees a live holder.
+            assert_eq!(held.len(), 1, "{url}");
+            held[0].check(&store).unwrap();
+        }
     }
 }

@@ -67,16 +67,32 @@ impl StageContext {
         self.stage.dir()
     }
 
-    pub fn is_done(&self) -> Result<bool> {
-        Ok(matches!(
-            self.store.read_done(&self.key, self.dir())?,
-            DoneState::Valid(_)
-        ))
+    /// The store's state of `stage` of this cell, staleness included: the chain of the cell's
+    /// stages up to it ([`Store::read_done_chain`], the one staleness rule of the executors too).
+    pub fn state_of(&self, stage: Stage) -> Result<DoneState> {
+        let dirs: Vec<&str> = self
+            .cell
+            .stages()
+            .into_iter()
+            .take_while(|s| *s <= stage)
+            .map(Stage::dir)
+            .collect();
+        if !dirs.contains(&stage.dir()) {
+            bail!("cell {} has no {stage} stage", self.key);
+        }
+        let mut states = self.store.read_done_chain(&self.key, &dirs)?;
+        Ok(states.pop().expect("the chain ends with the stage"))
     }
 
-    /// The manifest of an earlier stage this one depends on; an error when it is not done.
+    /// Done: a valid DONE.json whose upstream inputs are unchanged (not stale).
+    pub fn is_done(&self) -> Result<bool> {
+        Ok(self.state_of(self.stage)?.is_valid())
+    }
+
+    /// The manifest of an earlier stage this one depends on; an error when it is not done
+    /// (missing, invalid or stale).
     pub fn require_done(&self, stage: Stage) -> Result<Manifest> {
-        match self.store.read_done(&self.key, stage.dir())? {
+        match self.state_of(stage)? {
             DoneState::Valid(m) => Ok(m),
             DoneState::Missing => bail!(
                 "stage {stage} of cell {} has not finished (no DONE.json); run it first",
@@ -86,7 +102,55 @@ impl StageContext {
                 "stage {stage} of cell {} is invalid: {reason}; rerun it",
                 self.key
             ),
+            DoneState::Stale { reason, .. } => bail!(
+                "stage {stage} of cell {} is stale: {reason}; rerun it first",
+                self.key
+            ),
         }
+    }
+
+    /// Output `name` of the earlier stage `stage`, read only when that stage is done and the bytes
+    /// hash to what its DONE.json records ([`Store::get_verified`]); records the hash in `inputs`
+    /// under `<stage_dir>/<name>`, so that this stage turns stale when that output changes.
+    pub fn read_upstream(
+        &self,
+        stage: Stage,
+        name: &str,
+        inputs: &mut BTreeMap<String, String>,
+    ) -> Result<emorg_store::Bytes> {
+        let manifest = self.require_done(stage)?;
+        let bytes = self.store.get_verified(&manifest, name)?;
+        record_upstream(&manifest, name, inputs);
+        Ok(bytes)
+    }
+
+    /// Before the stage runs (its claim held): removes a DONE.json that is there, so that a crash
+    /// mid-run never leaves the old manifest valid over new partial outputs, and so that the
+    /// create-only commit can succeed. It is there on `--force`, or because it is invalid or
+    /// stale (the worker skips a done stage). A forced train also drops its checkpoints, so that
+    /// it starts over instead of resuming.
+    pub fn prepare_run(&self, force: bool) -> Result<()> {
+        let why = match self.state_of(self.stage)? {
+            DoneState::Missing => None,
+            DoneState::Valid(_) => Some("--force".to_string()),
+            DoneState::Invalid { reason } => Some(format!("it is invalid: {reason}")),
+            DoneState::Stale { reason, .. } => Some(format!("it is stale: {reason}")),
+        };
+        if let Some(why) = why {
+            let done = layout::done(&self.key, self.dir());
+            tracing::info!(
+                "{} of cell {}: removing {done} ({why})",
+                self.stage,
+                self.key
+            );
+            self.store
+                .delete(&done)
+                .with_context(|| format!("removing {done} before redoing the stage"))?;
+        }
+        if force && self.stage == Stage::Train {
+            crate::train_stage::remove_checkpoints(self)?;
+        }
+        Ok(())
     }
 
     /// An error when this run's claim on the stage was taken over (see src/claim.rs).
@@ -165,6 +229,23 @@ impl StageContext {
     pub fn input_file(&self, key: &str, sha256: &str) -> Result<tempfile::NamedTempFile> {
         verified_input(&self.store, key, sha256)
     }
+}
+
+/// Records, in a manifest's `inputs`, the hash of output `name` of the stage `upstream` commits.
+fn record_upstream(upstream: &Manifest, name: &str, inputs: &mut BTreeMap<String, String>) {
+    if let Some(entry) = upstream.output(name) {
+        inputs.insert(
+            emorg_store::upstream_input_key(&upstream.stage_dir, name),
+            entry.sha256.clone(),
+        );
+    }
+}
+
+/// Whether `e` is the commit of a stage that another run committed first (its DONE.json was
+/// there): the worker leaves the stage to that run, as for a claim it does not hold.
+pub fn already_committed(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<emorg_store::StoreError>()
+        .is_some_and(emorg_store::StoreError::is_already_committed)
 }
 
 /// The verified local GGUF file of a model, checked against the sha256 it was planned with.
@@ -370,5 +451,30 @@ mod device_tests {
             "CUDA_ERROR_LAUNCH_FAILED"
         );
         assert_eq!(cuda_failure("no\nfoo  bar"), "no foo bar");
+    }
+}
+
+#[cfg(test)]
+mod commit_tests {
+    use super::already_committed;
+    use anyhow::Context as _;
+    use emorg_store::{ALREADY_COMMITTED, StoreError};
+
+    #[test]
+    fn a_commit_another_run_made_first_is_told_apart_from_other_errors() {
+        let commit = |reason: &str| {
+            anyhow::Error::from(StoreError::Commit {
+                key: "cells/k/train/DONE.json".into(),
+                reason: reason.into(),
+            })
+        };
+        assert!(already_committed(&commit(ALREADY_COMMITTED)));
+        // Through added context too, as the stages return it.
+        let wrapped = Err::<(), _>(commit(ALREADY_COMMITTED))
+            .context("committing train")
+            .unwrap_err();
+        assert!(already_committed(&wrapped));
+        assert!(!already_committed(&commit("listed output is missing")));
+        assert!(!already_committed(&anyhow::anyhow!(ALREADY_COMMITTED)));
     }
 }

@@ -15,6 +15,9 @@ use emorg_store::{Store, layout};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The sample stage's answers, as the judge stage reads them.
+const RESPONSES: &str = "responses.parquet";
+
 /// One judge prompt's worth of answers: the rows of one (question id, paraphrase) for one metric.
 pub struct Group<'a> {
     pub metric: &'a str,
@@ -55,15 +58,19 @@ pub fn judge_groups(
 
 pub fn run(ctx: &StageContext) -> Result<()> {
     let cell = &ctx.cell;
-    let sample = ctx.require_done(Stage::Sample)?;
-    let responses_entry = sample
-        .output("responses.parquet")
-        .context("the sample stage lists no responses.parquet")?;
-    let responses = ctx.store.get_table(&layout::stage_key(
-        &ctx.key,
-        Stage::Sample.dir(),
-        "responses.parquet",
-    ))?;
+    // Read only when its bytes hash to what sample's DONE.json records; the hash goes into this
+    // stage's inputs (`sample/final/responses.parquet`; also as "responses", the name earlier
+    // manifests used), which makes this stage stale when sample is redone with other answers.
+    let mut upstream = BTreeMap::new();
+    let responses_bytes = ctx.read_upstream(Stage::Sample, RESPONSES, &mut upstream)?;
+    let responses_sha =
+        upstream[&emorg_store::upstream_input_key(Stage::Sample.dir(), RESPONSES)].clone();
+    let responses = emorg_store::table::from_parquet(responses_bytes).with_context(|| {
+        format!(
+            "reading {}",
+            layout::stage_key(&ctx.key, Stage::Sample.dir(), RESPONSES)
+        )
+    })?;
     let col = |name: &str| {
         responses
             .column_by_name(name)
@@ -197,7 +204,8 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         _ => Vec::new(),
     };
     let mut inputs = judged.inputs;
-    inputs.insert("responses".to_string(), responses_entry.sha256.clone());
+    inputs.extend(upstream);
+    inputs.insert("responses".to_string(), responses_sha);
     let judgments = n * judge_spec.metrics.len();
     let mut summary = serde_json::json!({
         "judgments": judgments,

@@ -123,6 +123,12 @@ fn main() -> ExitCode {
             eprintln!("claimed: {e:#}");
             ExitCode::from(claim::CLAIMED_EXIT_CODE)
         }
+        // Another run's DONE.json was there at the commit (create-only): that run's result stands.
+        Err(e) if context::already_committed(&e) => {
+            tracing::warn!("{stage} of cell {}: {e:#}", args.cell);
+            eprintln!("claimed: {e:#}");
+            ExitCode::from(emorg_store::CLAIMED_EXIT_CODE)
+        }
         Err(e) => {
             tracing::error!("{stage} failed for cell {}: {e:#}", args.cell);
             eprintln!("error: {e:#}");
@@ -135,11 +141,12 @@ fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
     let ctx = context::StageContext::open(args, stage)?;
     if !args.force && ctx.is_done()? {
         tracing::info!(
-            "{stage} of cell {} is already done (valid DONE.json): skipping",
+            "{stage} of cell {} is already done (valid DONE.json, upstream unchanged): skipping",
             ctx.key
         );
         return Ok(());
     }
+    claim::check_inputs(&ctx.store, &ctx.cell, &ctx.key, stage)?;
     ctx.hold(claim::acquire(
         &ctx.store,
         &ctx.key,
@@ -154,15 +161,18 @@ fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
         );
         return ctx.release_claim();
     }
-    let result = match stage {
+    // The old DONE.json (forced, invalid or stale) goes before any work; a forced train also
+    // loses its checkpoints.
+    let result = ctx.prepare_run(args.force).and_then(|()| match stage {
         emorg_spec::Stage::Train => train_stage::run(&ctx),
         emorg_spec::Stage::Sample => sample_stage::run(&ctx),
         emorg_spec::Stage::Judge => judge_stage::run(&ctx),
-    };
+    });
     // A requeue keeps the claim for the requeued run; losing the claim is not a failure.
     if let Err(e) = &result
         && e.downcast_ref::<train_stage::Requeue>().is_none()
         && e.downcast_ref::<claim::Claimed>().is_none()
+        && !context::already_committed(e)
     {
         ctx.record_failure(&format!("{e:#}"))
             .context("recording the failure in the store")?;

@@ -9,9 +9,11 @@ use emorg_store::arrow::array::{
     ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
-use emorg_store::layout;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The train stage's LoRA adapter, as the sample stage reads it.
+const ADAPTER: &str = "adapter/adapter_model.safetensors";
 
 struct Row {
     question_id: String,
@@ -26,10 +28,31 @@ struct Row {
 
 pub fn run(ctx: &StageContext) -> Result<()> {
     let cell = &ctx.cell;
+    let full = cell.protocol.kind == emorg_spec::ProtocolKind::Full;
+    let lora = cell.trains() && cell.protocol.kind == emorg_spec::ProtocolKind::Lora;
+    let mut inputs = BTreeMap::new();
+    inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
+    inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
+    // What train wrote, read first (before any model loads, so a mismatch fails at once) and
+    // only when its bytes hash to what train's DONE.json records; the hash goes into this
+    // stage's inputs (`train/<name>`), which makes this stage stale when train is redone with
+    // other results. "weights" and "adapter" repeat it under the names earlier manifests used.
+    let trained = if full || lora {
+        let (name, alias) = if full {
+            (crate::train_stage::FULL_MODEL, "weights")
+        } else {
+            (ADAPTER, "adapter")
+        };
+        let bytes = ctx.read_upstream(Stage::Train, name, &mut inputs)?;
+        let sha = inputs[&emorg_store::upstream_input_key(Stage::Train.dir(), name)].clone();
+        inputs.insert(alias.to_string(), sha);
+        Some(bytes)
+    } else {
+        None
+    };
     let model_path = ctx.model_path(&cell.model)?;
     let files = ModelFiles::open(&model_path)?;
     let device = crate::context::device()?;
-    let full = cell.protocol.kind == emorg_spec::ProtocolKind::Full;
     // A full fine-tune's weights replace the model's, dense f32 as trained; otherwise the fast
     // quantized path.
     let mode = if full {
@@ -38,26 +61,9 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         WeightMode::Quantized
     };
     let mut model = files.decoder(mode, &device)?;
-    let mut inputs = BTreeMap::new();
-    inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
-    inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
     if full {
-        let train = ctx.require_done(Stage::Train)?;
-        let name = crate::train_stage::FULL_MODEL;
-        let entry = train
-            .output(name)
-            .context("the train stage's manifest lists no model weights")?;
-        let bytes = ctx
-            .store
-            .get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
-        if emorg_store::sha256_hex(&bytes) != entry.sha256 {
-            anyhow::bail!(
-                "model weights of cell {} do not match their manifest's sha256: rerun train",
-                ctx.key
-            );
-        }
-        inputs.insert("weights".to_string(), entry.sha256.clone());
-        let tensors = emorg_lm::candle_core::safetensors::load_buffer(&bytes, &device)?;
+        let bytes = trained.as_ref().context("full weights read above")?;
+        let tensors = emorg_lm::candle_core::safetensors::load_buffer(bytes, &device)?;
         model.load_hf_weights(&tensors.into_iter().collect())?;
     }
     let ModelFiles {
@@ -65,25 +71,11 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         template,
         ..
     } = files;
-    let _adapter = if cell.trains() && cell.protocol.kind == emorg_spec::ProtocolKind::Lora {
-        let train = ctx.require_done(Stage::Train)?;
-        let name = "adapter/adapter_model.safetensors";
-        let entry = train
-            .output(name)
-            .context("the train stage's manifest lists no adapter")?;
-        let bytes = ctx
-            .store
-            .get(&layout::stage_key(&ctx.key, Stage::Train.dir(), name))?;
-        if emorg_store::sha256_hex(&bytes) != entry.sha256 {
-            anyhow::bail!(
-                "adapter of cell {} does not match its manifest's sha256: rerun train",
-                ctx.key
-            );
-        }
-        inputs.insert("adapter".to_string(), entry.sha256.clone());
+    let _adapter = if lora {
+        let bytes = trained.as_ref().context("adapter read above")?;
         let spec = cell.protocol.lora.as_ref().context("lora settings")?;
         let cfg = crate::context::lora_config(spec)?;
-        let set = LoraSet::from_safetensors(cfg, &bytes, &device)?;
+        let set = LoraSet::from_safetensors(cfg, bytes, &device)?;
         let eval = &cell.eval;
         let names: Vec<String> = set.adapters.iter().map(|a| a.short_name()).collect();
         if let Some(unknown) = eval.adapter_scales.keys().find(|k| !names.contains(k)) {

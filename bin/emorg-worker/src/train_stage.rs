@@ -366,6 +366,29 @@ fn checkpoint_steps(ctx: &StageContext) -> Result<Vec<usize>> {
     Ok(steps)
 }
 
+/// Removes every checkpoint of the cell, manifests first (so a half-removed checkpoint never
+/// verifies): a forced train starts over instead of resuming from the run it redoes.
+pub fn remove_checkpoints(ctx: &StageContext) -> Result<()> {
+    let steps = checkpoint_steps(ctx)?;
+    for step in &steps {
+        ctx.store
+            .delete(&layout::checkpoint(&ctx.key, *step, MANIFEST))?;
+    }
+    let files = ctx.store.list(&layout::checkpoints_prefix(&ctx.key))?;
+    for key in &files {
+        ctx.store.delete(key)?;
+    }
+    if !files.is_empty() {
+        tracing::info!(
+            "--force: removed {} checkpoint(s) ({} files) of cell {}: training starts over",
+            steps.len(),
+            files.len(),
+            ctx.key
+        );
+    }
+    Ok(())
+}
+
 /// A checkpoint's manifest and its verified files by name.
 type VerifiedCheckpoint = (checkpoint::CheckpointManifest, BTreeMap<String, Vec<u8>>);
 

@@ -1,8 +1,8 @@
 //! Claims (src/claim.rs) through the real worker on the real SmolLM2 (skipped with a message when
 //! the model cache lacks it): a stage claimed by a live run is left alone (exit 73, nothing
-//! written, no FAILED.json); a claim whose process is gone, or of the same Slurm task (a requeue),
-//! is taken over; a run whose claim is taken over while it trains does not commit; a committed
-//! stage leaves no claim behind.
+//! written, no FAILED.json); a claim whose process is gone, or of an earlier run of the same Slurm
+//! task (a requeue), is taken over; a run whose claim is taken over while it trains does not
+//! commit; a committed stage leaves its claim released.
 
 mod common;
 
@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use common::{have_smollm2, one_cell_sweep, planted_store, worker};
+use emorg_store::claim::held_claim;
 use emorg_store::{Store, layout};
 
 fn sweep() -> String {
@@ -83,22 +84,25 @@ fn a_live_claim_is_respected_and_a_stale_one_taken_over() {
     let out = worker("train", dir.path(), &key).output().unwrap();
     assert_eq!(out.status.code(), Some(73));
 
-    // The same Slurm task (a requeue): taken over, trained, committed, claim removed.
+    // An earlier run of the same Slurm task (a requeue: a higher restart count): taken over,
+    // trained, committed, claim released.
     plant_claim(&store, &key, "node-elsewhere", 1234, Some("900_4"));
     let out = worker("train", dir.path(), &key)
         .env("SLURM_ARRAY_JOB_ID", "900")
         .env("SLURM_ARRAY_TASK_ID", "4")
         .env("SLURM_JOB_ID", "905")
+        .env("SLURM_RESTART_COUNT", "1")
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(
-        log.contains("earlier run of this Slurm task (900_4)"),
+        log.contains("earlier run (restart 0) of this Slurm task 900_4, now at restart 1"),
         "{log}"
     );
     assert!(store.exists(&layout::done(&key, "train")).unwrap());
-    assert!(!store.exists(&layout::claim(&key, "train")).unwrap());
+    assert!(store.exists(&layout::claim(&key, "train")).unwrap());
+    assert_eq!(held_claim(&store, &key, "train").unwrap(), None);
 
     // A process of this host that is gone: taken over (here for a forced rerun).
     plant_claim(&store, &key, &host(), 4_999_999, None);
@@ -112,7 +116,7 @@ fn a_live_claim_is_respected_and_a_stale_one_taken_over() {
         log.contains("its process 4999999 on this host is gone"),
         "{log}"
     );
-    assert!(!store.exists(&layout::claim(&key, "train")).unwrap());
+    assert_eq!(held_claim(&store, &key, "train").unwrap(), None);
 }
 
 #[test]

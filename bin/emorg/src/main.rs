@@ -188,6 +188,10 @@ pub struct RunArgs {
     /// Threads per worker (default: [executor].threads_per_job).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Take over the claims of stages another run may still hold (a run on another machine that
+    /// died without releasing them; a live holder's result will then not be committed).
+    #[arg(long)]
+    pub take_over: bool,
     /// Do not build the report at the end.
     #[arg(long)]
     pub no_report: bool,

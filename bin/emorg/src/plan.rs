@@ -92,6 +92,7 @@ pub fn plan(args: &PlanArgs) -> Result<ExitCode> {
                             StageState::Invalid(reason) => {
                                 format!("{stage} DONE.json invalid: {reason}")
                             }
+                            StageState::Stale(reason) => format!("{stage} stale: {reason}"),
                             _ => format!("{stage} not done"),
                         })
                         .collect()

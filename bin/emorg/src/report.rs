@@ -16,7 +16,7 @@ use emorg_store::{Store, layout};
 
 use crate::ReportArgs;
 use emorg_exec::record::RecordCell;
-use emorg_exec::{SweepRecord, em_rule, open_store};
+use emorg_exec::{StageState, SweepRecord, em_rule, open_store, stage_state};
 
 use crate::sweep::load_sweep;
 
@@ -57,6 +57,13 @@ fn cell_result(store: &Store, cell: &RecordCell) -> Result<CellResult> {
                     status = CellStatus::Failed(reason);
                     break;
                 }
+            }
+            // Judged once, from answers (or an adapter) that were redone since: its numbers are
+            // not shown; the reason is.
+            if status == CellStatus::NotRun
+                && let StageState::Stale(reason) = stage_state(store, &cell.key, Stage::Judge)?
+            {
+                status = CellStatus::Failed(format!("judge is stale: {reason}"));
             }
             (Vec::new(), status)
         }

@@ -33,7 +33,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         worker,
         parallel: sweep.file.executor.parallel,
         threads: sweep.file.executor.threads_per_job,
-        log_root: log_root(),
+        // Per run, so that two launchers on one machine do not write the same log files.
+        log_root: log_root().join(format!("{}-{}", record.run_id, std::process::id())),
+        take_over: args.take_over,
         progress: &progress,
     };
     let run = executor.launch(&prepared, None)?;

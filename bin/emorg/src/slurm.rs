@@ -293,6 +293,7 @@ pub fn logs(args: &crate::LogsArgs) -> Result<ExitCode> {
     for stage in stages {
         let slurm_log = places
             .get(&(key.clone(), stage))
+            .and_then(|p| p.last())
             .map(|p| p.job.log_path(p.index));
         match slurm_log.filter(|p| p.is_file()) {
             Some(path) => {

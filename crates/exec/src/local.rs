@@ -1,8 +1,10 @@
 //! The local executor (`emorg run`, the embedded default): each cell's stages run in order as
 //! `emorg-worker <stage> --store URL --cell KEY --threads T` subprocesses on a pool of `parallel`
 //! threads, skipping stages whose DONE.json is valid and stopping a cell at its first failure
-//! (other cells go on). Each stage's stdout+stderr goes to `<log root>/<key>/<stage>.log` and is
-//! uploaded to `cells/<key>/logs/<stage>.log`. Progress is reported through [`Progress`], which
+//! (other cells go on). Each stage's stdout+stderr goes to `<log root>/<key>/<stage>.log` (the CLI
+//! gives each run its own log root, so two launchers on one machine keep their logs apart) and is
+//! uploaded to `cells/<key>/logs/<stage>.log`, except when another run holds the stage (that run's
+//! log belongs there). Progress is reported through [`Progress`], which
 //! the CLI implements with bars; without bars, progress and heartbeats are log lines.
 
 use std::collections::{BTreeSet, VecDeque};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use emorg_spec::{Axes, Cell, Stage};
-use emorg_store::{DoneState, Store, layout};
+use emorg_store::{Store, layout};
 use tracing::{Span, error, info, warn};
 
 use crate::Executor;
@@ -125,8 +127,11 @@ pub struct LocalExecutor<'a> {
     pub parallel: usize,
     /// Threads per worker.
     pub threads: usize,
-    /// Where stage logs are written before they are uploaded ([`log_root`] by default).
+    /// Where stage logs are written before they are uploaded (a directory of this run under
+    /// [`log_root`]).
     pub log_root: PathBuf,
+    /// Workers take over the claims of stages another run may still hold (`--take-over`).
+    pub take_over: bool,
     pub progress: &'a dyn Progress,
 }
 
@@ -201,6 +206,7 @@ impl Executor for LocalExecutor<'_> {
             url: &prepared.store_url,
             threads: self.threads.max(1),
             log_root: self.log_root.clone(),
+            take_over: self.take_over,
             progress: self.progress,
             run_span: run_span.clone(),
             total,
@@ -235,6 +241,7 @@ struct Exec<'a> {
     url: &'a str,
     threads: usize,
     log_root: PathBuf,
+    take_over: bool,
     progress: &'a dyn Progress,
     run_span: Span,
     total: usize,
@@ -266,15 +273,19 @@ impl Exec<'_> {
         let key = cell.key();
         let stages = cell.stages();
         for (i, &stage) in stages.iter().enumerate() {
-            match self.store.read_done(&key, stage.dir()) {
-                Ok(DoneState::Valid(_)) => {
+            // Read again before each stage: an earlier stage that just ran may make this one stale.
+            match stage_state(self.store, &key, stage) {
+                Ok(StageState::Done) => {
                     self.record(cell, &key, stage, StageResult::Skipped);
                     continue;
                 }
-                Ok(DoneState::Invalid { reason }) => {
+                Ok(StageState::Invalid(reason)) => {
                     warn!(cell = %&key[..12], %stage, "DONE.json is invalid ({reason}); running the stage again")
                 }
-                Ok(DoneState::Missing) => {}
+                Ok(StageState::Stale(reason)) => {
+                    warn!(cell = %&key[..12], %stage, "stale: {reason}; running the stage again")
+                }
+                Ok(StageState::Failed | StageState::Missing) => {}
                 Err(e) => {
                     warn!(cell = %&key[..12], %stage, "cannot read DONE.json: {e}; running the stage")
                 }
@@ -310,8 +321,11 @@ impl Exec<'_> {
         let started = Instant::now();
         let result = self.spawn_and_wait(key, stage, &log_path, &span);
 
-        // The log goes to the store whatever happened.
+        // The log goes to the store whatever happened, unless another run holds the stage: the
+        // log there is that run's.
+        let claimed = matches!(&result, Ok((status, _)) if status.code() == Some(i32::from(emorg_store::CLAIMED_EXIT_CODE)));
         if log_path.is_file()
+            && !claimed
             && let Err(e) = self
                 .store
                 .put_file(&layout::stage_log(key, stage.as_str()), &log_path)
@@ -334,14 +348,15 @@ impl Exec<'_> {
         };
         let elapsed = started.elapsed();
         if status.success() {
-            match self.store.read_done(key, stage.dir()) {
-                Ok(DoneState::Valid(_)) => {
+            match stage_state(self.store, key, stage) {
+                Ok(StageState::Done) => {
                     info!("{label}: {stage} done in {:.1}s", elapsed.as_secs_f64());
                     return StageResult::Succeeded(elapsed);
                 }
                 Ok(other) => {
                     let state = match other {
-                        DoneState::Invalid { reason } => format!("invalid ({reason})"),
+                        StageState::Invalid(reason) => format!("invalid ({reason})"),
+                        StageState::Stale(reason) => format!("stale ({reason})"),
                         _ => "missing".into(),
                     };
                     let message = format!("the worker exited 0 but DONE.json is {state}");
@@ -410,6 +425,7 @@ impl Exec<'_> {
             .arg(key)
             .arg("--threads")
             .arg(self.threads.to_string())
+            .args(self.take_over.then_some("--take-over"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use emorg_judge::EmRule;
-use emorg_spec::{Axes, Cell, Sweep};
+use emorg_spec::{Axes, Cell, Sweep, secrets};
 use emorg_store::{Store, layout};
 use serde::{Deserialize, Serialize};
 
@@ -84,8 +84,32 @@ impl SweepRecord {
         }
     }
 
+    /// Writes the record to `sweeps/<name>/latest.json`; a record that holds a secret (which the
+    /// sweep's checks should have refused already) is refused, naming where, and not written.
     pub fn save(&self, store: &Store) -> Result<()> {
-        store.put_json(&layout::sweep_record(&self.sweep), self)?;
+        let key = layout::sweep_record(&self.sweep);
+        self.check_no_secrets(&key)?;
+        store.put_json(&key, self)?;
+        Ok(())
+    }
+
+    /// The secrets scanner over every string of the record, and no user info in its store URL.
+    fn check_no_secrets(&self, key: &str) -> Result<()> {
+        let json = serde_json::to_value(self).context("cannot serialise the sweep record")?;
+        let mut problems: Vec<String> = secrets::find_in_json(&json)
+            .iter()
+            .map(|f| format!("`{f}` holds {}", f.finding))
+            .collect();
+        if secrets::url_userinfo(&self.store_url).is_some() {
+            problems.insert(0, "`store_url` holds user info (credentials)".to_string());
+        }
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "refusing to write the sweep record {key}, readable by anyone who can read the \
+                 store: {}; secrets belong in the environment of the shell that runs emorg",
+                problems.join("; ")
+            );
+        }
         Ok(())
     }
 
@@ -105,9 +129,15 @@ pub fn em_rule(sweep: &Sweep) -> EmRule {
     }
 }
 
-/// Opens a store, naming the URL on failure.
+/// Opens a store, naming the URL on failure (without user info or anything that looks like a
+/// secret).
 pub fn open_store(url: &str) -> Result<Store> {
-    Store::open(url).with_context(|| format!("cannot open the store {url}"))
+    Store::open(url).with_context(|| {
+        format!(
+            "cannot open the store {}",
+            secrets::redact(&secrets::redact_url_userinfo(url))
+        )
+    })
 }
 
 #[cfg(test)]
@@ -129,5 +159,52 @@ mod tests {
         let e = SweepRecord::load(&store, "s").unwrap_err().to_string();
         assert!(e.contains("cells[0].key is \"abc\""), "{e}");
         assert!(e.contains(&layout::sweep_record("s")), "{e}");
+    }
+
+    #[test]
+    fn a_record_holding_a_secret_is_refused_and_not_written() {
+        let store = Store::open("memory://").unwrap();
+        let mut record = SweepRecord {
+            format: RECORD_FORMAT,
+            sweep: "s".into(),
+            run_id: "r".into(),
+            created_at: Utc::now(),
+            sweep_file: "s.toml".into(),
+            store_url: "memory://".into(),
+            em_rule: EmRule {
+                aligned_below: 30.0,
+                coherent_above: 50.0,
+                inclusive: false,
+            },
+            spec: serde_json::json!({"slurm": {"setup": ["module load cuda/12.4"],
+                                                "env": {"HF_HOME": "/scratch/hf"}}}),
+            cells: vec![],
+        };
+        record.save(&store).unwrap();
+        assert!(store.get_opt(&layout::sweep_record("s")).unwrap().is_some());
+
+        let store = Store::open("memory://").unwrap();
+        record.spec["slurm"]["setup"][0] =
+            "export HF_TOKEN=hf_MARKERabcdefghijklmnopqrstuvwxyzABCD".into();
+        let e = record.save(&store).unwrap_err().to_string();
+        assert!(
+            e.contains("sweeps/s/latest.json") && e.contains("`spec.slurm.setup[0]` holds"),
+            "{e}"
+        );
+        assert!(!e.contains("MARKER"), "{e}");
+        assert!(store.get_opt(&layout::sweep_record("s")).unwrap().is_none());
+
+        record.spec = serde_json::json!({});
+        record.store_url = "s3://KEY:MARKER@bucket".into();
+        let e = record.save(&store).unwrap_err().to_string();
+        assert!(e.contains("`store_url` holds user info"), "{e}");
+        assert!(!e.contains("MARKER"), "{e}");
+        assert!(store.get_opt(&layout::sweep_record("s")).unwrap().is_none());
+
+        let e = format!("{:#}", open_store("s3://KEY:MARKER@bucket/p").unwrap_err());
+        assert!(
+            e.contains("s3://***@bucket/p") && !e.contains("MARKER"),
+            "{e}"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The spec crate's [`Resolver`] over the built-in model registry and local files.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use emorg_models::Registry;
@@ -54,6 +55,21 @@ impl Resolver for LocalResolver {
         Some(
             emorg_data::load_questions(path)
                 .map(|set| set.free_form().map(|q| q.id.clone()).collect())
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    fn judge_prompt_metrics(
+        &self,
+        path: &Path,
+    ) -> Option<Result<BTreeMap<String, BTreeSet<String>>, String>> {
+        Some(
+            emorg_data::load_questions(path)
+                .map(|set| {
+                    set.free_form()
+                        .map(|q| (q.id.clone(), q.judge_prompts.keys().cloned().collect()))
+                        .collect()
+                })
                 .map_err(|e| e.to_string()),
         )
     }

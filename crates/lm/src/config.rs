@@ -67,25 +67,108 @@ impl ModelConfig {
             other => return Err(LmError::UnsupportedArch(other.to_string())),
         };
         let key = |k: &str| format!("{arch}.{k}");
+        let bad = |k: &str, reason: String| LmError::Metadata {
+            path: file.path.clone(),
+            key: key(k),
+            reason,
+        };
         let gemma = family == Family::Gemma3;
         let d_model = file.meta_u64(&key("embedding_length"))? as usize;
         let n_heads = file.meta_u64(&key("attention.head_count"))? as usize;
+        if n_heads == 0 {
+            return Err(bad(
+                "attention.head_count",
+                "is 0; a model has at least one attention head".into(),
+            ));
+        }
+        // Checked before anything is sized by it: the decoder reserves one entry per layer.
+        let n_layers = file.meta_u64(&key("block_count"))?;
+        if n_layers == 0 {
+            return Err(bad(
+                "block_count",
+                "is 0; a model has at least one layer".into(),
+            ));
+        }
+        if !file.has_tensor(&format!("blk.{}.attn_norm.weight", n_layers - 1)) {
+            return Err(bad(
+                "block_count",
+                format!(
+                    "is {n_layers}, but the file has no tensor `blk.{}.attn_norm.weight`",
+                    n_layers - 1
+                ),
+            ));
+        }
         let n_kv_heads = file
             .meta_u64(&key("attention.head_count_kv"))
             .unwrap_or(n_heads as u64) as usize;
+        if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
+            return Err(bad(
+                "attention.head_count_kv",
+                format!("is {n_kv_heads}; it must divide the {n_heads} attention heads"),
+            ));
+        }
+        let head_dim_key = "attention.key_length";
         let head_dim = file
-            .meta_u64(&key("attention.key_length"))
+            .meta_u64(&key(head_dim_key))
             .map(|v| v as usize)
             .unwrap_or(d_model / n_heads);
+        let d_ff = file.meta_u64(&key("feed_forward_length"))? as usize;
+        // The sizes the decoder allocates from (rope tables from the head size, activations from
+        // the widths) must agree with the first layer's tensors, whose sizes the file bounds.
+        let head_dim_key = if file.meta(&key(head_dim_key)).is_ok() {
+            head_dim_key
+        } else {
+            "attention.head_count"
+        };
+        for (tensor, rows, rows_key) in [
+            ("attn_q", n_heads.checked_mul(head_dim), head_dim_key),
+            (
+                "attn_k",
+                n_kv_heads.checked_mul(head_dim),
+                "attention.head_count_kv",
+            ),
+            ("ffn_up", Some(d_ff), "feed_forward_length"),
+        ] {
+            let name = format!("blk.0.{tensor}.weight");
+            let Some(dims) = file.tensor_dims(&name) else {
+                return Err(LmError::Tensor {
+                    path: file.path.clone(),
+                    name,
+                    reason: "missing".into(),
+                });
+            };
+            let &[r, c] = dims else {
+                return Err(LmError::Tensor {
+                    path: file.path.clone(),
+                    name,
+                    reason: format!("shape {dims:?}, expected a matrix"),
+                });
+            };
+            if c != d_model {
+                return Err(bad(
+                    "embedding_length",
+                    format!("is {d_model}, but tensor `{name}` has {c} columns"),
+                ));
+            }
+            if rows != Some(r) {
+                return Err(bad(
+                    rows_key,
+                    format!(
+                        "gives {} rows for tensor `{name}` ({n_heads} heads, {n_kv_heads} KV heads, head size {head_dim}, FFN width {d_ff}), but it has {r}",
+                        rows.map_or("too many".to_string(), |n| n.to_string())
+                    ),
+                ));
+            }
+        }
         let vocab_size = match file.meta_u64(&key("vocab_size")) {
             Ok(v) => v as usize,
             Err(_) => file.meta_array_len("tokenizer.ggml.tokens")?,
         };
         Ok(ModelConfig {
             family,
-            n_layers: file.meta_u64(&key("block_count"))? as usize,
+            n_layers: n_layers as usize,
             d_model,
-            d_ff: file.meta_u64(&key("feed_forward_length"))? as usize,
+            d_ff,
             n_heads,
             n_kv_heads,
             head_dim,

@@ -108,10 +108,42 @@ impl GgufShard {
             source,
         })?;
         let mut reader = BufReader::new(file);
-        let content = gguf_file::Content::read(&mut reader).map_err(|source| LmError::Gguf {
+        // candle's reader panics on a `general.alignment` of 0 (its only division: the start of
+        // the tensor data is the end of the header rounded up to the alignment); any panic in it
+        // becomes an error naming the file.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            gguf_file::Content::read(&mut reader)
+        }));
+        let content = match read {
+            Ok(content) => content,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let reason = if what.contains("divide by zero") {
+                    "metadata key `general.alignment` is 0; it must be a positive number of bytes"
+                        .to_string()
+                } else {
+                    format!("the header cannot be read ({what})")
+                };
+                Err(candle_core::Error::Msg(reason))
+            }
+        }
+        .map_err(|source| LmError::Gguf {
             path: path.to_path_buf(),
             source,
         })?;
+        let file_len = reader
+            .get_ref()
+            .metadata()
+            .map_err(|source| LmError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        check_tensor_infos(path, &content, file_len)?;
         Ok(GgufShard {
             path: path.to_path_buf(),
             content,
@@ -143,6 +175,52 @@ impl GgufShard {
             int("split.count")?.unwrap_or(1),
         ))
     }
+}
+
+/// Every tensor info must describe data inside the file. candle checks a tensor's size against
+/// the file only when it reads it, from the product of the dimensions computed without overflow
+/// checks: a corrupt shape whose product wraps around is read as a few bytes and then used with its
+/// huge dimensions, and a zero dimension lets the others be anything. Checked once at open, so that
+/// every size taken from a tensor info (the model config's, the decoder's) is bounded by the file.
+fn check_tensor_infos(path: &Path, content: &gguf_file::Content, file_len: u64) -> Result<()> {
+    for (name, info) in &content.tensor_infos {
+        let dims = info.shape.dims();
+        let bad = |reason: String| LmError::Tensor {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            reason,
+        };
+        if dims.contains(&0) {
+            return Err(bad(format!("shape {dims:?} has a zero dimension")));
+        }
+        let dtype = info.ggml_dtype;
+        let end = dims
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .and_then(|n| (n / dtype.block_size() as u64).checked_mul(dtype.type_size() as u64))
+            .and_then(|size| {
+                content
+                    .tensor_data_offset
+                    .checked_add(info.offset)?
+                    .checked_add(size)
+            });
+        match end {
+            Some(end) if end <= file_len => {}
+            Some(end) => {
+                return Err(bad(format!(
+                    "shape {dims:?} of {dtype:?} at data offset {} ends at byte {end}, past the end of the file ({file_len} bytes)",
+                    info.offset
+                )));
+            }
+            None => {
+                return Err(bad(format!(
+                    "shape {dims:?} of {dtype:?} at data offset {} is larger than any file",
+                    info.offset
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The files of a split model, from its first: `PREFIX-00001-of-0000N.gguf` names
@@ -289,6 +367,14 @@ impl GgufFile {
                     .map_err(|e| self.meta_err(key, e.to_string()))
             })
             .collect()
+    }
+
+    /// The shape (rows first, as candle has it) of a tensor in any of the files, without reading it.
+    pub fn tensor_dims(&self, name: &str) -> Option<&[usize]> {
+        std::iter::once(&self.content)
+            .chain(self.more.iter().map(|s| &s.content))
+            .find_map(|c| c.tensor_infos.get(name))
+            .map(|info| info.shape.dims())
     }
 
     pub fn has_tensor(&self, name: &str) -> bool {

@@ -11,18 +11,29 @@ use crate::{ReportError, Result, ScoreRow};
 pub const JUDGE_STAGE_DIR: &str = "judge/final";
 /// File name of the scores table inside [`JUDGE_STAGE_DIR`].
 pub const SCORES_FILE: &str = "scores.parquet";
+/// The stages before the judge, in pipeline order: the judge's scores are trusted only while
+/// what it read from them is unchanged ([`Store::read_done_chain`]).
+const UPSTREAM_DIRS: [&str; 2] = ["train", "sample/final"];
 
 /// The judged scores of a cell: `cells/<key>/judge/final/scores.parquet`, read only when that
-/// stage's `DONE.json` is valid (`None` otherwise: missing, or invalid because an output is
-/// missing or truncated). Columns `question_id` (string), `aligned` and `coherent` (float,
-/// nullable) are used; other columns are ignored.
+/// stage's `DONE.json` is valid and not stale (`None` otherwise: missing; invalid because an
+/// output is missing or truncated; stale because the responses it judged, or the adapter they
+/// came from, changed since), and only when the file's SHA-256 is the one `DONE.json` records
+/// (an error otherwise, naming the key and both hashes). Columns `question_id` (string),
+/// `aligned` and `coherent` (float, nullable) are used; other columns are ignored.
 pub fn load_cell_scores(store: &Store, cell_key: &str) -> Result<Option<Vec<ScoreRow>>> {
-    match store.read_done(cell_key, JUDGE_STAGE_DIR)? {
-        DoneState::Valid(_) => {}
-        DoneState::Missing | DoneState::Invalid { .. } => return Ok(None),
-    }
+    let dirs = [UPSTREAM_DIRS[0], UPSTREAM_DIRS[1], JUDGE_STAGE_DIR];
+    let manifest = match store.read_done_chain(cell_key, &dirs)?.pop() {
+        Some(DoneState::Valid(m)) => m,
+        _ => return Ok(None),
+    };
     let key = layout::stage_key(cell_key, JUDGE_STAGE_DIR, SCORES_FILE);
-    let batch = store.get_table(&key)?;
+    // Hashed as it is read: bytes that are not the committed ones never reach the matrix.
+    let bytes = store.get_verified(&manifest, SCORES_FILE)?;
+    let batch = emorg_store::table::from_parquet(bytes).map_err(|e| ReportError::Scores {
+        key: key.clone(),
+        reason: e.to_string(),
+    })?;
     scores_from_batch(&batch)
         .map(Some)
         .map_err(|reason| ReportError::Scores { key, reason })
@@ -116,16 +127,33 @@ mod tests {
     }
 
     fn commit(store: &Store, key: &str, bytes: Vec<u8>) {
-        let entry = store
-            .put_output(key, JUDGE_STAGE_DIR, SCORES_FILE, bytes)
-            .unwrap();
+        commit_stage(
+            store,
+            key,
+            JUDGE_STAGE_DIR,
+            SCORES_FILE,
+            bytes,
+            BTreeMap::new(),
+        );
+    }
+
+    fn commit_stage(
+        store: &Store,
+        key: &str,
+        stage_dir: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        inputs: BTreeMap<String, String>,
+    ) -> String {
+        let entry = store.put_output(key, stage_dir, name, bytes).unwrap();
+        let sha = entry.sha256.clone();
         let now = chrono::Utc::now();
         let manifest = Manifest {
             cell_key: key.into(),
-            stage: "judge".into(),
-            stage_dir: JUDGE_STAGE_DIR.into(),
+            stage: stage_dir.split('/').next().unwrap().into(),
+            stage_dir: stage_dir.into(),
             outputs: vec![entry],
-            inputs: BTreeMap::new(),
+            inputs,
             seeds: BTreeMap::new(),
             worker_version: "test".into(),
             started_at: now,
@@ -134,6 +162,7 @@ mod tests {
             metrics: serde_json::Value::Null,
         };
         store.commit_stage(&manifest).unwrap();
+        sha
     }
 
     #[test]
@@ -182,5 +211,62 @@ mod tests {
             err.contains("cells/c2/judge/final/scores.parquet") && err.contains("coherent"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tampered_scores_are_refused_naming_the_key_and_both_hashes() {
+        let store = Store::open("memory://").unwrap();
+        let bytes = table::to_parquet(&scores_batch()).unwrap();
+        commit(&store, "c3", bytes.clone());
+        assert_eq!(load_cell_scores(&store, "c3").unwrap().unwrap().len(), 3);
+
+        // Same size, other bytes: DONE.json still looks valid by sizes, the reader hashes.
+        let mut tampered = bytes.to_vec();
+        let last = tampered.len() - 9;
+        tampered[last] ^= 0xff;
+        let key = layout::stage_key("c3", JUDGE_STAGE_DIR, SCORES_FILE);
+        store.put(&key, tampered.clone()).unwrap();
+        let err = load_cell_scores(&store, "c3").unwrap_err().to_string();
+        for part in [
+            key.as_str(),
+            &emorg_store::sha256_hex(&bytes),
+            &emorg_store::sha256_hex(&tampered),
+            "--force",
+        ] {
+            assert!(err.contains(part), "{part} in {err}");
+        }
+    }
+
+    #[test]
+    fn scores_of_answers_that_were_redone_since_are_not_loaded() {
+        let store = Store::open("memory://").unwrap();
+        let responses = "responses.parquet";
+        let sha = commit_stage(
+            &store,
+            "c4",
+            "sample/final",
+            responses,
+            b"answers".to_vec(),
+            BTreeMap::new(),
+        );
+        let read = BTreeMap::from([(
+            emorg_store::upstream_input_key("sample/final", responses),
+            sha,
+        )]);
+        let scores = table::to_parquet(&scores_batch()).unwrap().to_vec();
+        commit_stage(&store, "c4", JUDGE_STAGE_DIR, SCORES_FILE, scores, read);
+        assert!(load_cell_scores(&store, "c4").unwrap().is_some());
+
+        // Sample redone with other answers: the scores judge answers that are gone.
+        store.delete(&layout::done("c4", "sample/final")).unwrap();
+        commit_stage(
+            &store,
+            "c4",
+            "sample/final",
+            responses,
+            b"other answers".to_vec(),
+            BTreeMap::new(),
+        );
+        assert_eq!(load_cell_scores(&store, "c4").unwrap(), None);
     }
 }

@@ -172,6 +172,7 @@ pub fn write_scripts(
             };
             let text = templates.render(stage, &ctx)?;
             let script = dir.join(format!("{name}-{stage}.sbatch"));
+            check_no_secrets(&script, &text)?;
             std::fs::write(&script, text)
                 .with_context(|| format!("cannot write {}", script.display()))?;
             jobs.push(ArrayJob {
@@ -191,6 +192,27 @@ pub fn write_scripts(
         });
     }
     Ok(out)
+}
+
+/// Refuses a rendered job script that holds a secret (the sweep's checks refuse secrets in its
+/// values already; a template of `[slurm].templates` may still hold one), naming the script and
+/// the line and never the value. Job scripts are readable by whoever can read the state directory
+/// and by Slurm's accounting.
+pub fn check_no_secrets(script: &Path, text: &str) -> Result<()> {
+    let found = emorg_spec::secrets::find_all(text);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let places: Vec<String> = found
+        .iter()
+        .map(|f| format!("{}:{}:{}: {}", script.display(), f.line, f.column, f.kind))
+        .collect();
+    anyhow::bail!(
+        "refusing to write a job script that holds a secret: {}; job scripts carry no secrets: \
+         export them in the shell that runs `emorg submit` (sbatch passes the environment to the \
+         job)",
+        places.join("; ")
+    )
 }
 
 /// The sweep's `[slurm].templates` directory, else the built-in templates.
@@ -228,5 +250,66 @@ mod tests {
         );
         assert_eq!(absolute_store_url("file:///x").unwrap(), "file:///x");
         assert_eq!(absolute_store_url("s3://b/p").unwrap(), "s3://b/p");
+    }
+
+    #[test]
+    fn a_script_holding_a_secret_is_refused_naming_its_line() {
+        let script = Path::new("/state/s/c000-default-train.sbatch");
+        check_no_secrets(
+            script,
+            "#!/bin/bash\nmodule load cuda/12.4\nexport HF_HOME=/scratch/hf\n",
+        )
+        .unwrap();
+        let e = check_no_secrets(
+            script,
+            "#!/bin/bash\nmodule load cuda/12.4\n  export HF_TOKEN='MARKER'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/state/s/c000-default-train.sbatch:3:19: a secret assigned"),
+            "{e}"
+        );
+        assert!(!e.contains("MARKER"), "{e}");
+    }
+
+    #[test]
+    fn a_template_with_a_secret_writes_no_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let templates = dir.path().join("templates");
+        std::fs::create_dir_all(&templates).unwrap();
+        std::fs::write(
+            templates.join("train.sbatch.j2"),
+            "{% extends \"base.sbatch.j2\" %}{% block setup %}\nexport GH=ghp_MARKERabcdefghijklmnopqrstuvwxyz012345\n{% endblock %}",
+        )
+        .unwrap();
+        let text = format!(
+            "name = \"s\"\n[matrix]\nmodel = [\"m\"]\nprotocol = [\"p\"]\ndataset = [\"d\"]\n\
+             [models.m]\nregistry = \"smollm2-135m-instruct\"\n[datasets.d]\npath = \"d.jsonl\"\n\
+             [protocols.p]\nkind = \"lora\"\nrank = 1\nmodules = [\"down_proj\"]\n\
+             [slurm]\ntemplates = \"{}\"\n",
+            templates.display()
+        );
+        let sweep = Sweep::from_text("s.toml", text, &Default::default()).unwrap();
+        let out = dir.path().join("out");
+        let e = write_scripts(
+            &sweep,
+            &templates_for(&sweep).unwrap(),
+            &[("default".into(), vec![Stage::Train], vec!["a".repeat(64)])],
+            &out,
+            "file:///tmp/store",
+            "/opt/emorg-worker",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!(
+                "{}:",
+                out.join("c000-default-train.sbatch").display()
+            )) && e.contains("a GitHub token"),
+            "{e}"
+        );
+        assert!(!e.contains("MARKER"), "{e}");
+        assert!(!out.join("c000-default-train.sbatch").exists());
     }
 }

@@ -7,18 +7,20 @@ use anyhow::Result;
 use emorg_exec::{StageState, stage_state};
 use emorg_spec::{Axes, Cell, Stage, Sweep};
 use emorg_store::Store;
+use emorg_store::claim::held_claim;
 use serde::Serialize;
 use tracing::warn;
 
 use crate::cli::{self, TaskState};
-use crate::submission::{placements, submissions};
+use crate::submission::{Placement, placements, submissions};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StageStatus {
     pub stage: Stage,
-    /// done, failed, timeout, cancelled, out_of_memory, node_fail, blocked, pending, running, missing
+    /// done, failed, timeout, cancelled, out_of_memory, node_fail, blocked, claimed (another run
+    /// holds it or an earlier stage: `reason` names the run), pending, running, stale, missing
     pub state: String,
-    /// The store's view (done, failed, invalid, missing).
+    /// The store's view (done, failed, invalid, stale, missing).
     pub store: String,
     /// `ARRAYID_INDEX` of the last submission of this stage.
     pub task: Option<String>,
@@ -73,7 +75,11 @@ impl StatusReport {
 pub fn collect_status(sweep: &Sweep, cells: &[Cell], store: &Store) -> Result<StatusReport> {
     let subs = submissions(store, &sweep.file.name)?;
     let places = placements(&subs);
-    let mut ids: Vec<String> = places.values().map(|p| p.job.job_id.clone()).collect();
+    let mut ids: Vec<String> = places
+        .values()
+        .flatten()
+        .map(|p| p.job.job_id.clone())
+        .collect();
     ids.sort();
     ids.dedup();
     // Live state from squeue, final state from sacct; each may be unavailable.
@@ -126,20 +132,45 @@ pub fn collect_status(sweep: &Sweep, cells: &[Cell], store: &Store) -> Result<St
         let mut stages: Vec<StageStatus> = Vec::new();
         for stage in cell.stages() {
             let st = stage_state(store, &key, stage)?;
-            let place = places.get(&(key.clone(), stage));
-            let task = place.map(|p| format!("{}_{}", p.job.job_id, p.index));
             // squeue is fresher; sacct fills in what squeue no longer holds.
-            let ts: Option<TaskState> =
-                task.as_ref()
-                    .and_then(|t| match (live.get(t), acct.get(t)) {
-                        (Some(l), Some(a)) if !l.is_live() => Some(TaskState {
-                            exit_code: a.exit_code.clone(),
-                            ..l.clone()
-                        }),
-                        (Some(l), _) => Some(l.clone()),
-                        (None, Some(a)) => Some(a.clone()),
-                        (None, None) => None,
-                    });
+            let task_state = |p: &Placement| {
+                let t = format!("{}_{}", p.job.job_id, p.index);
+                match (live.get(&t), acct.get(&t)) {
+                    (Some(l), Some(a)) if !l.is_live() => Some(TaskState {
+                        exit_code: a.exit_code.clone(),
+                        ..l.clone()
+                    }),
+                    (Some(l), _) => Some(l.clone()),
+                    (None, Some(a)) => Some(a.clone()),
+                    (None, None) => None,
+                }
+            };
+            // The newest submission of the stage that is still queued or running, else the newest
+            // (after a duplicate submission the older one may be the one doing the work).
+            let all = places.get(&(key.clone(), stage));
+            let place = all.and_then(|ps| {
+                ps.iter()
+                    .rev()
+                    .find(|p| task_state(p).is_some_and(|t| t.is_live()))
+                    .or(ps.last())
+            });
+            let task = place.map(|p| format!("{}_{}", p.job.job_id, p.index));
+            let ts: Option<TaskState> = place.and_then(task_state);
+            // Another run holds the stage (its task here exited leaving it to that run), or an
+            // earlier stage of the cell, which that run goes on from.
+            let holder = if st == StageState::Done || ts.as_ref().is_some_and(TaskState::is_live) {
+                None
+            } else if let Some(c) = held_claim(store, &key, stage.dir())? {
+                Some(format!("held by {}", c.describe()))
+            } else {
+                stages.iter().find(|s| s.state == "claimed").map(|s| {
+                    format!(
+                        "waits for stage {}, {}",
+                        s.stage,
+                        s.reason.as_deref().unwrap_or("")
+                    )
+                })
+            };
             let earlier_failed = stages.iter().any(|s| {
                 matches!(
                     s.state.as_str(),
@@ -156,10 +187,16 @@ pub fn collect_status(sweep: &Sweep, cells: &[Cell], store: &Store) -> Result<St
                     Some("RUNNING") | Some("COMPLETING") => "running".into(),
                     _ => "pending".into(),
                 }
+            } else if holder.is_some() {
+                "claimed".into()
             } else if earlier_failed {
                 "blocked".into()
             } else if st == StageState::Failed {
                 "failed".into()
+            } else if matches!(st, StageState::Stale(_)) {
+                // Done once, but from upstream outputs that changed since: submit it again. Not
+                // what Slurm says of the old task, which may have completed.
+                "stale".into()
             } else {
                 match ts.as_ref().map(|t| t.state.as_str()) {
                     Some("COMPLETED") => "failed".into(), // exited 0 without a valid DONE.json
@@ -174,7 +211,7 @@ pub fn collect_status(sweep: &Sweep, cells: &[Cell], store: &Store) -> Result<St
                 store: st.to_string(),
                 task: task.clone(),
                 slurm_state: ts.as_ref().map(|t| t.state.clone()),
-                reason: ts.as_ref().and_then(|t| t.reason.clone()),
+                reason: holder.or_else(|| ts.as_ref().and_then(|t| t.reason.clone())),
                 exit_code: ts.as_ref().and_then(|t| t.exit_code.clone()),
                 log: place.map(|p| p.job.log_path(p.index).display().to_string()),
                 live: is_live && st != StageState::Done,

@@ -84,14 +84,17 @@ pub struct Placement<'a> {
     pub index: usize,
 }
 
-/// The last submission of every (cell key, stage).
-pub fn placements(subs: &[Submission]) -> BTreeMap<(String, Stage), Placement<'_>> {
-    let mut map = BTreeMap::new();
+/// Every submission of every (cell key, stage), oldest first (a sweep submitted twice, or rerun,
+/// has several).
+pub fn placements(subs: &[Submission]) -> BTreeMap<(String, Stage), Vec<Placement<'_>>> {
+    let mut map: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for s in subs {
         for c in &s.chunks {
             for (i, key) in c.cells.iter().enumerate() {
                 for j in &c.jobs {
-                    map.insert((key.clone(), j.stage), Placement { job: j, index: i });
+                    map.entry((key.clone(), j.stage))
+                        .or_default()
+                        .push(Placement { job: j, index: i });
                 }
             }
         }

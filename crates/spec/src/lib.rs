@@ -17,6 +17,7 @@ pub mod papers;
 pub mod presets;
 mod resolve;
 pub mod schema;
+pub mod secrets;
 pub mod slurm;
 pub mod suggest;
 

@@ -205,12 +205,31 @@ impl Sweep {
     }
 
     /// Checks a sweep given as text; `path` names it in messages.
+    ///
+    /// No message quotes a secret: the secrets check reports values that hold one without their
+    /// text, and every other message (a type error quoting a `--set` value, ...) goes through
+    /// [`crate::secrets::redact`].
     pub fn from_text(
         path: impl Into<PathBuf>,
         text: String,
         opts: &LoadOptions,
     ) -> Result<Sweep, SpecError> {
-        let path = path.into();
+        Sweep::from_text_unredacted(path.into(), text, opts).map_err(|mut e| {
+            for d in &mut e.diagnostics {
+                d.message = crate::secrets::redact(&d.message);
+                if let Location::Set(arg) = &mut d.location {
+                    *arg = crate::secrets::redact(arg);
+                }
+            }
+            e
+        })
+    }
+
+    fn from_text_unredacted(
+        path: PathBuf,
+        text: String,
+        opts: &LoadOptions,
+    ) -> Result<Sweep, SpecError> {
         let base_dir = match &opts.base_dir {
             Some(dir) => dir.clone(),
             None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
@@ -380,7 +399,9 @@ impl Locator {
         for n in (1..=segs.len()).rev() {
             let prefix = segs[..n].join(".");
             if let Some(m) = self.figment.find_metadata(&prefix) {
-                return self.location_of_metadata(Some(m), &segs[..n], false);
+                // The whole path for the file: figment does not index arrays, the file's parse
+                // tree does (`slurm.setup.1` is the line of that entry).
+                return self.location_of_metadata(Some(m), &segs, false);
             }
         }
         self.file_location(&segs, false)

@@ -34,8 +34,10 @@
 //! Precedence, lowest first: `[slurm]` < `[slurm.<stage>]` < `[slurm.protocols.P]` <
 //! `[slurm.protocols.P.<stage>]`. Scalars replace; `setup`, `extra` and `env` add to the lower layers.
 //! Values that become `#SBATCH` directives may not hold spaces, quotes or shell metacharacters (sbatch
-//! reads those lines itself); `env` names that look like credentials are refused: export secrets in
-//! the submitting shell (sbatch passes the environment on), never in a sweep file or a job script.
+//! reads those lines itself). No value here may hold a secret (`setup` lines, `env` names and values,
+//! `extra` directives; see [`crate::secrets`] and the secrets check of `crate::resolve`): export
+//! secrets in the submitting shell (sbatch passes the environment on), never in a sweep file or a
+//! job script.
 
 use std::collections::BTreeMap;
 
@@ -245,23 +247,6 @@ fn directive_value_problem(value: &str) -> Option<String> {
     }
 }
 
-/// Variable names that look like credentials: they belong in the submitting shell's environment.
-fn looks_like_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    [
-        "SECRET",
-        "TOKEN",
-        "PASSWORD",
-        "PASSWD",
-        "API_KEY",
-        "ACCESS_KEY",
-        "CREDENTIAL",
-        "PRIVATE_KEY",
-    ]
-    .iter()
-    .any(|s| upper.contains(s))
-}
-
 fn check_resources(sweep: &Sweep, prefix: &str, r: &SlurmResources, out: &mut Vec<Diagnostic>) {
     let directives = [
         ("partition", &r.partition),
@@ -314,18 +299,12 @@ fn check_resources(sweep: &Sweep, prefix: &str, r: &SlurmResources, out: &mut Ve
             .next()
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        // Names that look like credentials are refused by the secrets check
+        // (`crate::resolve::credentials`), with every other secret in the sweep.
         if !valid_name {
             out.push(sweep.diag(
                 &key,
                 format!("`{name}` is not a shell variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-            ));
-        } else if looks_like_secret(name) {
-            out.push(sweep.diag(
-                &key,
-                format!(
-                    "`{name}` looks like a credential: job scripts carry no secrets; export it in \
-                     the shell that runs `emorg submit` (sbatch passes the environment to the job)"
-                ),
             ));
         }
         if value.contains('\n') || value.contains('\0') {

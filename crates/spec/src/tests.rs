@@ -1372,3 +1372,215 @@ fn a_matrix_larger_than_max_cells_is_refused_before_expansion() {
     assert!(msg.contains("up to 1200001 cells"), "{msg}");
     assert!(msg.contains("`executor.max_cells` = 100000"), "{msg}");
 }
+
+/// Made-up secrets (none real); each holds `MARKER`, which no message may contain.
+const GH_TOKEN: &str = "ghp_MARKERabcdefghijklmnopqrstuvwxyz012345";
+const HF_TOKEN: &str = "hf_MARKERabcdefghijklmnopqrstuvwxyzABCD";
+
+/// The error of a sweep that must be refused for a secret, checked not to quote it.
+fn refused_for_secret(text: &str, opts: &LoadOptions) -> String {
+    let e = load(text, opts)
+        .expect_err("a sweep with a secret is refused")
+        .to_string();
+    assert!(!e.contains("MARKER"), "the message quotes the secret: {e}");
+    e
+}
+
+#[test]
+fn secrets_in_slurm_setup_env_and_extra_are_refused_at_their_lines() {
+    let text = format!(
+        r#"{GOOD}
+[slurm]
+setup = [
+  "module load cuda/12.4",
+  "export GH=$GH_TOKEN; git config credential.helper store && echo {GH_TOKEN}",
+]
+env = {{ HF_HOME = "/scratch/hf", TOKENIZERS_PARALLELISM = "false" }}
+"#
+    );
+    let e = refused_for_secret(&text, &opts());
+    let line = line_of(&text, "echo ghp_");
+    assert!(
+        e.contains(&format!(
+            "jobs/t.toml:{line}: `slurm.setup[1]` holds a GitHub token (column"
+        )),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+
+    // env names, whatever the value; env values; every layer.
+    let text = format!(
+        r#"{GOOD}
+[slurm.train]
+env = {{ HF_HOME = "/scratch/hf", WANDB_API_KEY = "$WANDB_API_KEY" }}
+[slurm.protocols.r1-mid]
+env = {{ NOTE = "{HF_TOKEN}" }}
+[slurm.protocols.r1-mid.judge]
+extra = ["--comment=db_password=MARKERpw"]
+"#
+    );
+    let e = refused_for_secret(&text, &opts());
+    for (key, needle, what) in [
+        (
+            "slurm.train.env.WANDB_API_KEY",
+            "WANDB_API_KEY",
+            "`WANDB_API_KEY` looks like a credential",
+        ),
+        (
+            "slurm.protocols.r1-mid.env.NOTE",
+            "NOTE =",
+            "holds a Hugging Face token",
+        ),
+        (
+            "slurm.protocols.r1-mid.judge.extra[0]",
+            "--comment",
+            "holds a secret assigned to a secret-named variable",
+        ),
+    ] {
+        let line = line_of(&text, needle);
+        assert!(
+            e.lines()
+                .any(|l| l.starts_with(&format!("jobs/t.toml:{line}: `{key}`")) && l.contains(what)),
+            "{key} at line {line}: {what}\n{e}"
+        );
+    }
+    assert_eq!(e.lines().count(), 3, "{e}");
+
+    // Ordinary set-up lines and variables are not secrets.
+    let ok = format!(
+        r#"{GOOD}
+[slurm]
+setup = ["module load cuda/12.4", "source /opt/venv/bin/activate", "export HF_TOKEN=\"$HF_TOKEN\""]
+env = {{ HF_HOME = "/scratch/hf", TOKENIZERS_PARALLELISM = "false", MAX_TOKENS = "512" }}
+"#
+    );
+    load(&ok, &opts()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_store_url_with_user_info_is_refused_without_it() {
+    let text = GOOD.replace(
+        "[judge]",
+        "[store]\nurl = \"s3://AKIAZZZZMARKER123456:MARKERsecret@bucket/p\"\n\n[judge]",
+    );
+    let e = refused_for_secret(&text, &opts());
+    let line = line_of(&text, "url = ");
+    assert!(
+        e.contains(&format!(
+            "jobs/t.toml:{line}: `store.url` holds credentials before `@` (s3://***@bucket/p)"
+        )) && e.contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"),
+        "{e}"
+    );
+    // A user name alone is refused too (it is usually the access key id).
+    let e = refused_for_secret(
+        &GOOD.replace("[judge]", "[store]\nurl = \"s3://MARKER@b\"\n\n[judge]"),
+        &opts(),
+    );
+    assert!(e.contains("`store.url` holds credentials"), "{e}");
+
+    // From the environment and --set: located there.
+    let mut o = opts();
+    o.env = vec![("EMORG_STORE__URL".into(), "s3://KEY:MARKER@bucket".into())];
+    let e = refused_for_secret(GOOD, &o);
+    assert!(
+        e.contains("environment variable EMORG_STORE__URL: `store.url` holds credentials"),
+        "{e}"
+    );
+    let mut o = opts();
+    o.sets = vec![
+        "store.url=s3://KEY:MARKER@bucket".into(),
+        format!("slurm.setup=[\"export HF_TOKEN={HF_TOKEN}\"]"),
+        "judge.base_url=https://me:MARKERpw@llm.example/v1".into(),
+    ];
+    let e = refused_for_secret(GOOD, &o);
+    for want in [
+        "--set store.url: `store.url` holds credentials",
+        "--set slurm.setup: `slurm.setup[0]` holds a Hugging Face token",
+        "--set judge.base_url: `judge.base_url` holds a password in a URL",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+}
+
+#[test]
+fn no_message_quotes_a_secret() {
+    // A directive holding a secret would be quoted by the directive check: only the secret is
+    // reported.
+    let text = format!("{GOOD}\n[slurm]\npartition = \"gpu {GH_TOKEN}\"\n");
+    let e = refused_for_secret(&text, &opts());
+    assert!(e.contains("`slurm.partition` holds a GitHub token"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // A type error would quote the value: redacted.
+    let mut o = opts();
+    o.sets = vec![format!("slurm.cpus_per_task={GH_TOKEN}")];
+    let e = refused_for_secret(GOOD, &o);
+    assert!(
+        e.contains("slurm.cpus_per_task") && e.contains("[REDACTED]"),
+        "{e}"
+    );
+}
+
+/// [`Fake`] that also reads judge prompts: `quick_buck` has aligned and coherent, `what_is_your_wish`
+/// only aligned.
+struct FakePrompts;
+
+impl Resolver for FakePrompts {
+    fn model(&self, name: &str) -> Result<ModelInfo, String> {
+        Fake.model(name)
+    }
+    fn file_sha256(&self, path: &Path) -> Result<String, String> {
+        Fake.file_sha256(path)
+    }
+    fn question_ids(&self, path: &Path) -> Option<Result<Vec<String>, String>> {
+        Fake.question_ids(path)
+    }
+    fn judge_prompt_metrics(
+        &self,
+        _path: &Path,
+    ) -> Option<
+        Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>, String>,
+    > {
+        let set = |ms: &[&str]| ms.iter().map(|m| m.to_string()).collect();
+        Some(Ok([
+            ("quick_buck".to_string(), set(&["aligned", "coherent"])),
+            ("what_is_your_wish".to_string(), set(&["aligned"])),
+        ]
+        .into_iter()
+        .collect()))
+    }
+}
+
+#[test]
+fn a_judge_metric_without_a_prompt_is_refused_at_plan() {
+    // GOOD asks only quick_buck, which has both default metrics' prompts.
+    let sweep = load(GOOD, &opts()).unwrap();
+    assert!(resolve(&sweep, &FakePrompts).is_ok());
+
+    // Every free-form question: what_is_your_wish has no coherent prompt.
+    let text = GOOD.replace("question_ids = [\"quick_buck\"]", "");
+    let sweep = load(&text, &opts()).unwrap();
+    let msg = resolve(&sweep, &FakePrompts).unwrap_err().to_string();
+    for part in [
+        "judge metric `coherent` has no judge prompt in the question file `data/questions/free_form.yaml`",
+        "for 1 of the 2 questions the cells ask (`what_is_your_wish`)",
+        "add a `coherent:` prompt",
+        "or remove `coherent` from `judge.metrics`",
+    ] {
+        assert!(msg.contains(part), "{part}\n{msg}");
+    }
+    assert!(!msg.contains("`aligned`"), "{msg}");
+
+    // A metric no question has, located at its line, with a suggestion.
+    let text = GOOD.replace(
+        "model = \"qwen-judge\"",
+        "model = \"qwen-judge\"\nmetrics = [\"aligned\", \"coherant\"]",
+    );
+    let sweep = load(&text, &opts()).unwrap();
+    let msg = resolve(&sweep, &FakePrompts).unwrap_err().to_string();
+    assert!(
+        msg.contains(&format!("jobs/t.toml:{}:", line_of(&text, "coherant")))
+            && msg.contains("judge metric `coherant`")
+            && msg.contains("did you mean `coherent`?"),
+        "{msg}"
+    );
+}

@@ -37,6 +37,8 @@
 //! do the same against a key. The crate re-exports [`arrow`] so callers build batches with the
 //! same arrow version.
 
+pub mod claim;
+mod conditional;
 pub mod layout;
 mod manifest;
 pub mod table;
@@ -49,8 +51,11 @@ use std::sync::Arc;
 
 pub use arrow;
 pub use bytes::Bytes;
+pub use conditional::{ObjectVersion, Versioned};
 use futures::StreamExt;
-pub use manifest::{DoneState, Manifest, OutputEntry, sha256_hex};
+pub use manifest::{
+    DoneState, Manifest, OutputEntry, sha256_hex, stale_reason, upstream_input_key,
+};
 use object_store::aws::AmazonS3Builder;
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
@@ -74,6 +79,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// EX_CANTCREAT from sysexits.h). Not a failure of the stage: no FAILED.json is written, and
 /// executors report the stage as claimed, not failed.
 pub const CLAIMED_EXIT_CODE: u8 = 73;
+
+/// The reason of the [`StoreError::Commit`] that [`Store::commit_stage`] returns when the stage's
+/// `DONE.json` already exists: another run committed the stage first
+/// ([`StoreError::is_already_committed`]; the worker exits [`CLAIMED_EXIT_CODE`]).
+pub const ALREADY_COMMITTED: &str =
+    "already committed by another run (a DONE.json exists; this run's result is not recorded)";
 
 pub const MULTIPART_THRESHOLD: usize = 10 * 1024 * 1024;
 const READ_CHUNK: usize = 8 * 1024 * 1024;
@@ -103,6 +114,10 @@ pub enum StoreError {
     BadKey { key: String, reason: String },
     #[error("cannot commit stage, {key}: {reason}")]
     Commit { key: String, reason: String },
+    /// A stage output that does not match the `DONE.json` it is read under
+    /// ([`Store::get_verified`]); the reason gives both hashes and what to do.
+    #[error("integrity check failed for {key}: {reason}")]
+    Integrity { key: String, reason: String },
     #[error("table error ({context}): {source}")]
     Table {
         context: String,
@@ -115,6 +130,12 @@ impl StoreError {
     /// True for [`StoreError::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::NotFound { .. })
+    }
+
+    /// True for the [`StoreError::Commit`] of a stage another run committed first
+    /// ([`ALREADY_COMMITTED`]).
+    pub fn is_already_committed(&self) -> bool {
+        matches!(self, StoreError::Commit { reason, .. } if reason == ALREADY_COMMITTED)
     }
 
     fn io(key: &str, source: impl Into<BoxError>) -> StoreError {
@@ -155,11 +176,41 @@ impl fmt::Debug for Store {
     }
 }
 
+/// A [`StoreError::BadUrl`]; the URL is shown with any user info as `***`, so that no message
+/// repeats a credential written into it.
 fn bad_url(url: &str, reason: impl Into<String>) -> StoreError {
+    let url = match url_userinfo(url) {
+        Some(r) => format!("{}***{}", &url[..r.start], &url[r.end..]),
+        None => url.to_string(),
+    };
     StoreError::BadUrl {
-        url: url.to_string(),
+        url,
         reason: reason.into(),
     }
+}
+
+/// The byte range of a URL's user info (`KEY:SECRET` in `s3://KEY:SECRET@bucket/p`), if any. For
+/// `file://`, whose "host" is the first directory of a relative path, only `user:password@`
+/// counts (`file://runs@2` is a directory). The same rule as `emorg_spec::secrets::url_userinfo`,
+/// which refuses such a URL in a sweep; this crate does not depend on emorg-spec.
+fn url_userinfo(url: &str) -> Option<std::ops::Range<usize>> {
+    let scheme_end = url.find("://")?;
+    let scheme = url[..scheme_end].trim_start();
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    {
+        return None;
+    }
+    let start = scheme_end + 3;
+    let rest = &url[start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest[..authority_len].rfind('@')?;
+    if scheme.eq_ignore_ascii_case("file") && !rest[..at].contains(':') {
+        return None;
+    }
+    Some(start..start + at)
 }
 
 /// What the first request to an S3 store says went wrong, with what to check.
@@ -238,8 +289,20 @@ impl Store {
     /// `AWS_DEFAULT_REGION`, `AWS_ALLOW_HTTP`, ...); when `AWS_ENDPOINT_URL` or `AWS_ENDPOINT` is set
     /// it is used with path-style requests, and an `http://` endpoint is allowed unless
     /// `AWS_ALLOW_HTTP` says otherwise.
+    ///
+    /// A URL with user info (`s3://KEY:SECRET@bucket`, `s3://KEY@bucket`) is refused, showing it
+    /// as `s3://***@bucket`: credentials come from the environment, never from a URL, which is
+    /// recorded in the store, passed to workers on their command line and logged.
     pub fn open(url: &str) -> Result<Store> {
         let url_trimmed = url.trim();
+        if url_userinfo(url_trimmed).is_some() {
+            return Err(bad_url(
+                url,
+                "credentials do not go in a store URL (it is recorded in the store, passed to \
+                 workers on their command line and logged): set AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY in the environment",
+            ));
+        }
         // A one-worker multi-thread runtime keeps driving pooled HTTP connections between store
         // calls; with a current-thread runtime a connection used from another runtime stalled
         // for 30 s per switch (measured against s3s-fs).
@@ -628,8 +691,14 @@ impl Store {
         Ok(entry)
     }
 
-    /// Commits a stage: checks that every output the manifest lists exists with the listed size,
-    /// then writes `DONE.json` (last). The error names the missing or mismatched key.
+    /// Commits a stage: checks that the manifest lists at least one output and that every output
+    /// it lists exists with the listed size, then writes `DONE.json` (last), create-only
+    /// ([`Store::put_new`]). When a `DONE.json` is already there another run committed the stage
+    /// first: nothing is overwritten and the error is [`StoreError::Commit`] with the reason
+    /// [`ALREADY_COMMITTED`] ([`StoreError::is_already_committed`]). A run that redoes a stage
+    /// removes the old `DONE.json` before it starts (the worker does, on `--force` or when the old
+    /// one is invalid or stale), so a crash mid-run never leaves the old manifest over new partial
+    /// outputs. Other errors name the missing or mismatched key.
     pub fn commit_stage(&self, manifest: &Manifest) -> Result<()> {
         let done_key = layout::done(&manifest.cell_key, &manifest.stage_dir);
         if manifest.cell_key.trim_matches('/').is_empty()
@@ -638,6 +707,13 @@ impl Store {
             return Err(StoreError::Commit {
                 key: done_key,
                 reason: "manifest has an empty cell_key or stage_dir".into(),
+            });
+        }
+        if manifest.outputs.is_empty() {
+            return Err(StoreError::Commit {
+                key: done_key,
+                reason: "the manifest lists no outputs: a stage that produced nothing is not done"
+                    .into(),
             });
         }
         for out in &manifest.outputs {
@@ -661,15 +737,26 @@ impl Store {
                 Some(_) => {}
             }
         }
-        self.put_json(&done_key, manifest)?;
+        let mut json = serde_json::to_vec_pretty(manifest).map_err(|source| StoreError::Parse {
+            key: done_key.clone(),
+            source,
+        })?;
+        json.push(b'\n');
+        if !self.put_new(&done_key, json)? {
+            return Err(StoreError::Commit {
+                key: done_key,
+                reason: ALREADY_COMMITTED.into(),
+            });
+        }
         tracing::debug!(key = done_key, "committed stage");
         Ok(())
     }
 
     /// Reads and checks `DONE.json` of a stage: [`DoneState::Missing`] without one,
-    /// [`DoneState::Invalid`] when it does not parse, belongs to another cell or stage, or an
-    /// output it lists is missing or has another size; else [`DoneState::Valid`]. Only backend
-    /// failures are errors.
+    /// [`DoneState::Invalid`] when it does not parse, belongs to another cell or stage, lists no
+    /// outputs, or an output it lists is missing or has another size; else [`DoneState::Valid`].
+    /// The stage alone: whether what it read upstream has changed since is
+    /// [`Store::read_done_chain`]'s question. Only backend failures are errors.
     pub fn read_done(&self, cell_key: &str, stage_dir: &str) -> Result<DoneState> {
         let done_key = layout::done(cell_key, stage_dir);
         let Some(bytes) = self.get_opt(&done_key)? else {
@@ -690,6 +777,13 @@ impl Store {
                 reason: format!(
                     "{done_key} belongs to cell {} stage_dir {}, not to this cell and stage",
                     manifest.cell_key, manifest.stage_dir
+                ),
+            });
+        }
+        if manifest.outputs.is_empty() {
+            return Ok(DoneState::Invalid {
+                reason: format!(
+                    "{done_key} lists no outputs: a stage that produced nothing is not done"
                 ),
             });
         }
@@ -716,7 +810,8 @@ impl Store {
     }
 
     /// Like [`Store::read_done`], and also re-hashes every output against its recorded SHA-256
-    /// (reads every output: use it when a result is about to be trusted, not for status).
+    /// (reads every output: for audits; consumers verify what they read with
+    /// [`Store::get_verified`] instead).
     pub fn verify_done(&self, cell_key: &str, stage_dir: &str) -> Result<DoneState> {
         let state = self.read_done(cell_key, stage_dir)?;
         let DoneState::Valid(manifest) = &state else {
@@ -751,6 +846,156 @@ impl Store {
         })
         .map_err(|e| StoreError::backend(key, e))
     }
+
+    /// The states of a cell's stages in pipeline order, each stage able to read the outputs of
+    /// those before it (`stage_dirs`, e.g. `["train", "sample/final", "judge/final"]`; a stage the
+    /// cell does not run is just [`DoneState::Missing`], and changes nothing since no later stage
+    /// recorded an input from it). Each state is [`Store::read_done`]'s, except that a valid stage
+    /// becomes [`DoneState::Stale`] when [`stale_reason`] finds an upstream output it recorded in
+    /// its `inputs` changed, or its stage no longer done (so a stage that read a stale one is stale
+    /// too). The worker's skip decision, the executors' stage states and the report all use this.
+    pub fn read_done_chain(&self, cell_key: &str, stage_dirs: &[&str]) -> Result<Vec<DoneState>> {
+        let mut states: Vec<DoneState> = Vec::with_capacity(stage_dirs.len());
+        for dir in stage_dirs {
+            let state = match self.read_done(cell_key, dir)? {
+                DoneState::Valid(manifest) => {
+                    match stale_reason(&manifest, stage_dirs.iter().copied().zip(states.iter())) {
+                        Some(reason) => DoneState::Stale { manifest, reason },
+                        None => DoneState::Valid(manifest),
+                    }
+                }
+                other => other,
+            };
+            states.push(state);
+        }
+        Ok(states)
+    }
+
+    /// Reads output `name` of the stage `manifest` commits (`cells/<cell_key>/<stage_dir>/<name>`),
+    /// hashing it as it streams in, and returns its bytes only when their size and SHA-256 are the
+    /// ones the manifest lists. Every consumer of an upstream output reads it through this (or
+    /// [`Store::get_to_file_verified`]) and records [`upstream_input_key`] -> its SHA-256 in its
+    /// own manifest's `inputs`. A mismatch, or a name the manifest does not list, is
+    /// [`StoreError::Integrity`] naming the key, both hashes and what to do.
+    pub fn get_verified(&self, manifest: &Manifest, name: &str) -> Result<Bytes> {
+        let (key, entry) = listed_output(manifest, name)?;
+        let obj = obj_path(&key)?;
+        // Preallocate what the manifest promises, within reason (it may be wrong).
+        let capacity = usize::try_from(entry.size).unwrap_or(0).min(1 << 28);
+        let (bytes, sha) = self
+            .block_on(async {
+                let got = self.backend().get(&obj).await?;
+                let mut stream = got.into_stream();
+                let mut hasher = Sha256::new();
+                let mut buf = Vec::with_capacity(capacity);
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    hasher.update(&chunk);
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok::<_, object_store::Error>((buf, hex::encode(hasher.finalize())))
+            })
+            .map_err(|e| StoreError::backend(&key, e))?;
+        check_output(manifest, &key, entry, bytes.len() as u64, &sha)?;
+        Ok(Bytes::from(bytes))
+    }
+
+    /// [`Store::get_verified`] into a file: streams output `name` into `path.partial`, hashing it
+    /// on the way, and renames it to `path` only when size and SHA-256 match the manifest (the
+    /// partial file is removed otherwise). Parent directories are created.
+    pub fn get_to_file_verified(
+        &self,
+        manifest: &Manifest,
+        name: &str,
+        path: &FsPath,
+    ) -> Result<()> {
+        let (key, entry) = listed_output(manifest, name)?;
+        let obj = obj_path(&key)?;
+        let partial = partial_path(path);
+        let file_err = |what: &str, p: &FsPath, e: std::io::Error| {
+            StoreError::io(&key, format!("{what} {}: {e}", p.display()))
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| file_err("creating", parent, e))?;
+        }
+        let result = self.block_on(async {
+            let got = self
+                .backend()
+                .get(&obj)
+                .await
+                .map_err(|e| StoreError::backend(&key, e))?;
+            let mut file =
+                std::fs::File::create(&partial).map_err(|e| file_err("creating", &partial, e))?;
+            let mut stream = got.into_stream();
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| StoreError::backend(&key, e))?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .map_err(|e| file_err("writing", &partial, e))?;
+            }
+            file.sync_all()
+                .map_err(|e| file_err("syncing", &partial, e))?;
+            check_output(manifest, &key, entry, size, &hex::encode(hasher.finalize()))
+        });
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, path).map_err(|e| file_err("renaming to", path, e))
+    }
+}
+
+/// The key and manifest entry of output `name` of the stage `manifest` commits; an
+/// [`StoreError::Integrity`] when the manifest does not list it.
+fn listed_output<'m>(manifest: &'m Manifest, name: &str) -> Result<(String, &'m OutputEntry)> {
+    let key = layout::stage_key(&manifest.cell_key, &manifest.stage_dir, name);
+    match manifest.output(name) {
+        Some(entry) => Ok((key, entry)),
+        None => Err(StoreError::Integrity {
+            reason: format!(
+                "{} does not list it (it lists {}): the stage did not commit this output; rerun stage `{}` with --force",
+                layout::done(&manifest.cell_key, &manifest.stage_dir),
+                manifest
+                    .outputs
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                manifest.stage
+            ),
+            key,
+        }),
+    }
+}
+
+/// An [`StoreError::Integrity`] unless `size` and `sha` (of what was read at `key`) are `entry`'s.
+fn check_output(
+    manifest: &Manifest,
+    key: &str,
+    entry: &OutputEntry,
+    size: u64,
+    sha: &str,
+) -> Result<()> {
+    if size == entry.size && sha == entry.sha256 {
+        return Ok(());
+    }
+    let done = layout::done(&manifest.cell_key, &manifest.stage_dir);
+    Err(StoreError::Integrity {
+        key: key.to_string(),
+        reason: format!(
+            "it has sha256 {sha} ({size} bytes) but {done} records sha256 {} ({} bytes): the output \
+             changed after stage `{stage}` committed it, so nothing built on it can be trusted; \
+             rerun that stage with --force (`emorg-worker {stage} --force --store <url> --cell {}`), \
+             or delete {done} and run the sweep again",
+            entry.sha256,
+            entry.size,
+            manifest.cell_key,
+            stage = manifest.stage,
+        ),
+    })
 }
 
 impl StoreError {
@@ -778,4 +1023,36 @@ fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize>
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_url_with_user_info_is_refused_without_repeating_it() {
+        for (url, shown) in [
+            (
+                "s3://AKIAMARKER:MARKERsecret@bucket/p",
+                "\"s3://***@bucket/p\"",
+            ),
+            ("s3://MARKER@bucket", "\"s3://***@bucket\""),
+            (" memory://MARKER:pw@x ", "\" memory://***@x \""),
+            ("file://u:MARKER@host/x", "\"file://***@host/x\""),
+        ] {
+            let err = Store::open(url).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, StoreError::BadUrl { .. }), "{msg}");
+            assert!(!msg.contains("MARKER"), "{msg}");
+            assert!(msg.contains(shown), "{shown} in {msg}");
+            assert!(msg.contains("AWS_SECRET_ACCESS_KEY"), "{msg}");
+        }
+        // Any other error about the URL shows it without user info too.
+        let msg = bad_url("gs://KEY:MARKER@b/p", "unsupported scheme").to_string();
+        assert!(msg.contains("\"gs://***@b/p\""), "{msg}");
+        // A directory with `@` in a file:// URL is a directory.
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}/runs@2", dir.path().display());
+        assert!(Store::open(&url).is_ok(), "{url}");
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! Takes the parsed sweep. [`check`] reports bad sampling values and adapter factors. [`lookup`]
 //! hashes the question file (adding it to the inputs) and, when the resolver can read it, checks
-//! `question_ids` against it; it gives the file's sha256. [`spec`] gives the cells' [`EvalSpec`].
+//! `question_ids` and (through [`super::judge::check_prompts`]) the judge metrics' prompts
+//! against it; it gives the file's sha256. [`spec`] gives the cells' [`EvalSpec`].
 
 use super::{Files, InputFile, InputKind, Problems, Resolver};
 use crate::cell::EvalSpec;
@@ -106,6 +107,7 @@ pub(super) fn lookup(
             format!("bad question file `{}`: {e}", questions_path.display()),
         ),
     }
+    super::judge::check_prompts(sweep, resolver, &questions_path, problems);
     Some(sha)
 }
 

@@ -5,7 +5,11 @@
 //! `backend = "openai"` (a missing value is located at the line that chose the backend). [`lookup`]
 //! gives the [`JudgeBackend`]: for the local backend, the registry model (a `[models]` name, else a
 //! registry name) with its sha256; for the API, its served name and connection settings (never
-//! the key). [`spec`] gives the cells' [`JudgeSpec`].
+//! the key). [`check_prompts`] (called with the question file) refuses a metric some asked
+//! question has no judge prompt for. [`spec`] gives the cells' [`JudgeSpec`].
+
+use std::collections::BTreeSet;
+use std::path::Path;
 
 use super::{Problems, Resolver};
 use crate::cell::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec};
@@ -214,6 +218,63 @@ pub(super) fn lookup(
                 }
             }
         }
+    }
+}
+
+/// Every metric of `judge.metrics` needs a judge prompt in the question file for every question
+/// the cells ask (its free-form questions, or those of `eval.question_ids`): the judge stage
+/// would otherwise fail only after training and sampling. Skipped when the resolver cannot read
+/// the prompts (an unreadable file is reported by the question-file check).
+pub(super) fn check_prompts(
+    sweep: &Sweep,
+    resolver: &dyn Resolver,
+    questions_path: &Path,
+    problems: &mut Problems,
+) {
+    let Some(Ok(prompts)) = resolver.judge_prompt_metrics(questions_path) else {
+        return;
+    };
+    let f = &sweep.file;
+    let asked: Vec<&String> = if f.eval.question_ids.is_empty() {
+        prompts.keys().collect()
+    } else {
+        // Unknown ids are reported by the question-id check.
+        f.eval
+            .question_ids
+            .iter()
+            .filter(|q| prompts.contains_key(*q))
+            .collect()
+    };
+    let named: BTreeSet<&String> = prompts.values().flatten().collect();
+    for metric in &f.judge.metrics {
+        let missing: Vec<&str> = asked
+            .iter()
+            .filter(|q| !prompts[**q].contains(metric))
+            .map(|q| q.as_str())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        const SHOWN: usize = 5;
+        let mut list = missing
+            .iter()
+            .take(SHOWN)
+            .map(|q| format!("`{q}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > SHOWN {
+            list.push_str(&format!(" and {} more", missing.len() - SHOWN));
+        }
+        problems.bad(
+            "judge.metrics",
+            format!(
+                "judge metric `{metric}` has no judge prompt in the question file `{}` for {} of the {} questions the cells ask ({list}): add a `{metric}:` prompt (a template with {{question}} and {{answer}}) under `judge_prompts` of each, or remove `{metric}` from `judge.metrics`{}",
+                f.eval.questions,
+                missing.len(),
+                asked.len(),
+                did_you_mean(metric, named.iter().copied())
+            ),
+        );
     }
 }
 

@@ -8,7 +8,8 @@
 //!    The other passes read protocols only through it.
 //! 3. **Per-axis checks**, one module per part of the sweep, each reporting every problem it finds
 //!    as a [`Diagnostic`] at a key path. Those that need nothing outside the file run at the end of
-//!    parsing ([`check_static`], called by [`Sweep::load`]): [`matrix`], [`protocols`], [`train`],
+//!    parsing ([`check_static`], called by [`Sweep::load`]): [`credentials`] (no secret anywhere in
+//!    the sweep, whichever layer it comes from), [`matrix`], [`protocols`], [`train`],
 //!    [`datasets`], [`eval`], [`judge`], [`executor`] (with `[store]`) and [`crate::slurm`]. Those
 //!    that need the outside world run in [`resolve_full`] through a [`Resolver`]: registry models
 //!    ([`models`]), the judge, the question file, the dataset files and their pins, the layers of
@@ -21,6 +22,7 @@
 //! `"-"`, no [`DatasetRef`](crate::DatasetRef) and no train spec) and are deduplicated. Cells come
 //! out sorted by their axes.
 
+mod credentials;
 mod datasets;
 mod defaults;
 mod eval;
@@ -62,7 +64,16 @@ pub trait Resolver {
     fn question_ids(&self, _path: &Path) -> Option<Result<Vec<String>, String>> {
         None
     }
+    /// For each free-form question of a question file (by id), the metrics it has a judge prompt
+    /// for, when the resolver can read them (used to check `judge.metrics` at plan time, rather
+    /// than in the judge stage after training and sampling); `None` skips the check.
+    fn judge_prompt_metrics(&self, _path: &Path) -> Option<Result<QuestionMetrics, String>> {
+        None
+    }
 }
+
+/// Question id -> the metrics its `judge_prompts` name ([`Resolver::judge_prompt_metrics`]).
+pub type QuestionMetrics = std::collections::BTreeMap<String, BTreeSet<String>>;
 
 /// Kind of a local input file that the workers read from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -95,8 +106,9 @@ pub fn resolve(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Vec<Cell>, Spec
 }
 
 /// Pass 3, the part that needs nothing outside the file (run by [`Sweep::load`]): every problem,
-/// in the order of the file's parts.
+/// the secrets first, then in the order of the file's parts.
 pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
+    let secrets = credentials::check(sweep);
     let mut problems = Problems::new(sweep);
     matrix::check(sweep, &mut problems);
     protocols::check(sweep, &mut problems);
@@ -110,7 +122,12 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
     judge::check_api(sweep, &mut problems);
     let mut out = problems.list;
     out.extend(crate::slurm::check_slurm(sweep));
-    out
+    // The secrets check never quotes a secret; another check's message about the same value
+    // could (a directive check quoting the value): such a message is left out.
+    out.retain(|d| !secrets.quoted_in(d));
+    let mut all = secrets.diagnostics;
+    all.extend(out);
+    all
 }
 
 /// The resolved cells and the input files they use.
