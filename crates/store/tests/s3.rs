@@ -394,3 +394,52 @@ fn s3_put_new_writes_once() {
     assert!(!store.put_new("cells/k/train/CLAIM.json", "two").unwrap());
     assert_eq!(&store.get("cells/k/train/CLAIM.json").unwrap()[..], b"one");
 }
+
+/// The claim race on the S3 server (crates/store/src/conditional.rs): sequentially a replace of a
+/// stale version is refused; concurrently s3s-fs checks then writes, so several of 16 replacers can
+/// "win" (printed, not asserted: AWS S3 would give one). What the claim protocol relies on holds
+/// anyway: once the writes have landed, exactly one writer reads its own claim back, so at most
+/// one run passes the check before its commit.
+#[test]
+fn claim_race_on_s3_leaves_one_holder_after_the_writes_land() {
+    let Some(s) = Scratch::open("claim-race") else {
+        return;
+    };
+    let key = "cells/k/train/CLAIM.json";
+    s.store.put(key, "stale").unwrap();
+    let v = s.store.get_versioned(key).unwrap().unwrap().version;
+    assert!(s.store.put_if_unchanged(key, &v, "first").unwrap());
+    assert!(!s.store.put_if_unchanged(key, &v, "second").unwrap());
+
+    let v = s.store.get_versioned(key).unwrap().unwrap().version;
+    let barrier = std::sync::Barrier::new(16);
+    let winners: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let (store, v, barrier) = (s.store.clone(), v.clone(), &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    store
+                        .put_if_unchanged(key, &v, format!("run-{i}"))
+                        .unwrap()
+                        .then_some(i)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect()
+    });
+    eprintln!(
+        "s3 replace race: {} of 16 replacers succeeded: {winners:?}",
+        winners.len()
+    );
+    assert!(!winners.is_empty());
+    let last = s.store.get(key).unwrap();
+    let holders: Vec<&usize> = winners
+        .iter()
+        .filter(|i| &last[..] == format!("run-{i}").as_bytes())
+        .collect();
+    assert_eq!(holders.len(), 1, "{winners:?}: {last:?}");
+}
