@@ -28,12 +28,16 @@ fn models_present() -> bool {
 
 fn emorg(args: &[&str], store: &str) -> (bool, String) {
     let out = emorg_command(args, store).output().expect("run emorg");
-    let text = format!(
+    (out.status.success(), text(&out))
+}
+
+/// stdout then stderr.
+fn text(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    )
 }
 
 /// `emorg ARGS` on the tiny sizes, with its store at `store`.
@@ -161,11 +165,7 @@ fn two_launchers_on_one_sweep_run_each_stage_once() {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let text = text(&out);
             assert!(out.status.success(), "a launcher failed:\n{text}");
             text
         })

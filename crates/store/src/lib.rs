@@ -614,6 +614,17 @@ impl Store {
     /// Downloads `key` to `path`, streaming into `path.partial` and renaming it when complete.
     /// Parent directories are created.
     pub fn get_to_file(&self, key: &str, path: &FsPath) -> Result<()> {
+        self.download(key, path, |_, _| Ok(()))
+    }
+
+    /// Streams `key` into `path.partial`, hashing it on the way; renames it to `path` only when
+    /// `check(size, sha256)` accepts it (the partial file is removed otherwise).
+    fn download(
+        &self,
+        key: &str,
+        path: &FsPath,
+        check: impl FnOnce(u64, &str) -> Result<()>,
+    ) -> Result<()> {
         let obj = obj_path(key)?;
         let partial = partial_path(path);
         let file_err = |what: &str, p: &FsPath, e: std::io::Error| {
@@ -631,14 +642,18 @@ impl Store {
             let mut file =
                 std::fs::File::create(&partial).map_err(|e| file_err("creating", &partial, e))?;
             let mut stream = got.into_stream();
+            let mut hasher = Sha256::new();
+            let mut size = 0u64;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| StoreError::backend(key, e))?;
+                hasher.update(&chunk);
+                size += chunk.len() as u64;
                 file.write_all(&chunk)
                     .map_err(|e| file_err("writing", &partial, e))?;
             }
             file.sync_all()
                 .map_err(|e| file_err("syncing", &partial, e))?;
-            Ok(())
+            check(size, &hex::encode(hasher.finalize()))
         });
         if let Err(e) = result {
             let _ = std::fs::remove_file(&partial);
@@ -910,41 +925,9 @@ impl Store {
         path: &FsPath,
     ) -> Result<()> {
         let (key, entry) = listed_output(manifest, name)?;
-        let obj = obj_path(&key)?;
-        let partial = partial_path(path);
-        let file_err = |what: &str, p: &FsPath, e: std::io::Error| {
-            StoreError::io(&key, format!("{what} {}: {e}", p.display()))
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| file_err("creating", parent, e))?;
-        }
-        let result = self.block_on(async {
-            let got = self
-                .backend()
-                .get(&obj)
-                .await
-                .map_err(|e| StoreError::backend(&key, e))?;
-            let mut file =
-                std::fs::File::create(&partial).map_err(|e| file_err("creating", &partial, e))?;
-            let mut stream = got.into_stream();
-            let mut hasher = Sha256::new();
-            let mut size = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| StoreError::backend(&key, e))?;
-                hasher.update(&chunk);
-                size += chunk.len() as u64;
-                file.write_all(&chunk)
-                    .map_err(|e| file_err("writing", &partial, e))?;
-            }
-            file.sync_all()
-                .map_err(|e| file_err("syncing", &partial, e))?;
-            check_output(manifest, &key, entry, size, &hex::encode(hasher.finalize()))
-        });
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-        std::fs::rename(&partial, path).map_err(|e| file_err("renaming to", path, e))
+        self.download(&key, path, |size, sha| {
+            check_output(manifest, &key, entry, size, sha)
+        })
     }
 }
 
