@@ -96,9 +96,13 @@ fn plan_run_fail_rerun() {
     let out = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stdout.contains("2 cells, 2 to run (5 stages)"), "{stdout}");
     assert!(
-        stdout.contains("(new)") || stdout.contains(": new"),
+        stdout.contains("2 rows: 2 units (1 train), 2 variants, 2 judgments; to run: 1 train, 2 sample, 2 judge (5 stages)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("smollm2/r1-mid/risky/seed0 (unit ")
+            && stdout.contains("): new (1 train, 1 sample, 1 judge)"),
         "{stdout}"
     );
 
@@ -114,12 +118,16 @@ fn plan_run_fail_rerun() {
         "{stdout}\n{stderr}"
     );
     assert!(stdout.contains("boom in judge"), "{stdout}");
-    let cells = fs::read_dir(env.path("store/cells")).unwrap().count();
-    assert_eq!(cells, 2);
-    for entry in fs::read_dir(env.path("store/cells")).unwrap() {
+    assert_eq!(fs::read_dir(env.path("store/units")).unwrap().count(), 2);
+    assert_eq!(fs::read_dir(env.path("store/variants")).unwrap().count(), 2);
+    assert_eq!(
+        fs::read_dir(env.path("store/judgments")).unwrap().count(),
+        2
+    );
+    for entry in fs::read_dir(env.path("store/judgments")).unwrap() {
         let dir = entry.unwrap().path();
-        assert!(dir.join("cell.json").is_file());
-        assert!(dir.join("judge/final/FAILED.json").is_file());
+        assert!(dir.join("judgment.json").is_file());
+        assert!(dir.join("judge/FAILED.json").is_file());
         let log = fs::read_to_string(dir.join("logs/judge.log")).unwrap();
         assert!(
             log.contains("boom in judge") && log.contains("fake judge for"),
@@ -136,10 +144,17 @@ fn plan_run_fail_rerun() {
 
     let out = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("2 cells, 2 to run (2 stages)"), "{stdout}");
-    assert!(stdout.contains("judge failed"), "{stdout}");
+    assert!(
+        stdout.contains("to run: 0 train, 0 sample, 2 judge (2 stages)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("judge only: judge 'default': judge failed"),
+        "{stdout}"
+    );
 
-    // A changed learning rate: the trained cell is a new cell, explained against the record.
+    // A changed learning rate: the trained unit is a new unit, explained against the record, and
+    // everything of it reruns; the base model's unit is untouched.
     let out = env.emorg(
         &[
             "plan",
@@ -152,7 +167,13 @@ fn plan_run_fail_rerun() {
     );
     let (stdout, _) = text(&out);
     assert!(
-        stdout.contains("protocol.train.learning_rate: 0.0001 -> 0.5"),
+        stdout.contains(
+            "train + all: protocol.train.learning_rate: 0.0001 -> 0.5 (1 train, 1 sample, 1 judge)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("to run: 1 train, 1 sample, 2 judge (4 stages)"),
         "{stdout}"
     );
 
@@ -166,7 +187,9 @@ fn plan_run_fail_rerun() {
     );
     let out = env.emorg(&["plan", "jobs/t.toml"], &[]);
     assert!(
-        text(&out).0.contains("2 cells, 0 to run"),
+        text(&out)
+            .0
+            .contains("to run: 0 train, 0 sample, 0 judge (0 stages)"),
         "{:?}",
         text(&out)
     );
@@ -186,7 +209,7 @@ fn report_without_a_record_says_so() {
 fn report_shows_done_and_failed_cells() {
     use emorg_store::arrow::array::{Float64Array, RecordBatch, StringArray};
     use emorg_store::arrow::datatypes::{DataType, Field, Schema};
-    use emorg_store::{Manifest, Store, layout, table};
+    use emorg_store::{JudgmentKey, Manifest, StageRef, Store, layout, table};
     use std::sync::Arc;
 
     let env = Env::ready();
@@ -199,15 +222,17 @@ fn report_shows_done_and_failed_cells() {
     // Give the base cell real judged scores.
     let store = Store::open(&env.store_url()).unwrap();
     let record: serde_json::Value = store.get_json(&layout::sweep_record("t")).unwrap();
-    let base = record["cells"]
+    // The base model's judgment: its row's judgment key, from the record.
+    let judgment = record["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["axes"]["protocol"] == "base")
-        .unwrap()["key"]
+        .find(|r| r["axes"]["protocol"] == "base")
+        .unwrap()["judgment_key"]
         .as_str()
         .unwrap()
         .to_string();
+    let owner = StageRef::Judge(JudgmentKey::parse(&judgment).unwrap());
     let schema = Arc::new(Schema::new(vec![
         Field::new("question_id", DataType::Utf8, false),
         Field::new("aligned", DataType::Float64, true),
@@ -233,19 +258,12 @@ fn report_shows_done_and_failed_cells() {
     )
     .unwrap();
     let entry = store
-        .put_output(
-            &base,
-            "judge/final",
-            "scores.parquet",
-            table::to_parquet(&batch).unwrap(),
-        )
+        .put_output(&owner, "scores.parquet", table::to_parquet(&batch).unwrap())
         .unwrap();
     let now = chrono::Utc::now();
     store
         .commit_stage(&Manifest {
-            cell_key: base.clone(),
-            stage: "judge".into(),
-            stage_dir: "judge/final".into(),
+            owner: owner.clone(),
             outputs: vec![entry],
             inputs: Default::default(),
             seeds: Default::default(),
@@ -296,10 +314,11 @@ fn a_claimed_stage_is_left_to_its_holder_not_failed() {
                 .contains("0 failed, 2 held by another run, 2 not run after a failure or a claim"),
         "{stdout}\n{stderr}"
     );
-    for entry in fs::read_dir(env.path("store/cells")).unwrap() {
-        let dir = entry.unwrap().path();
-        assert!(!dir.join("sample/final/FAILED.json").exists());
-        assert!(!dir.join("judge/final/DONE.json").exists());
+    for entry in fs::read_dir(env.path("store/variants")).unwrap() {
+        assert!(!entry.unwrap().path().join("sample/FAILED.json").exists());
+    }
+    for entry in fs::read_dir(env.path("store/judgments")).unwrap() {
+        assert!(!entry.unwrap().path().join("judge/DONE.json").exists());
     }
     // The holder committed meanwhile (here: the next run's worker is free to work).
     let out = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[]);
@@ -311,33 +330,30 @@ fn a_claimed_stage_is_left_to_its_holder_not_failed() {
     );
 }
 
-/// The cell key of the sweep record's cell with protocol `protocol`.
-fn cell_key(env: &Env, protocol: &str) -> String {
+/// The unit, variant and judgment keys of the sweep record's row with protocol `protocol`.
+fn row_keys(env: &Env, protocol: &str) -> [String; 3] {
     let record: serde_json::Value =
         serde_json::from_slice(&fs::read(env.path("store/sweeps/t/latest.json")).unwrap()).unwrap();
-    record["cells"]
+    let row = record["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["axes"]["protocol"] == protocol)
-        .unwrap()["key"]
-        .as_str()
+        .find(|r| r["axes"]["protocol"] == protocol)
+        .unwrap();
+    ["unit_key", "variant_key", "judgment_key"].map(|k| row[k].as_str().unwrap().to_string())
+}
+
+/// The DONE.json of the stage whose directory is `stage_dir` (e.g. `units/<key>/train`).
+fn done_json(env: &Env, stage_dir: &str) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(env.path(&format!("store/{stage_dir}/DONE.json"))).unwrap())
         .unwrap()
-        .to_string()
 }
 
-fn done_json(env: &Env, key: &str, dir: &str) -> serde_json::Value {
-    serde_json::from_slice(
-        &fs::read(env.path(&format!("store/cells/{key}/{dir}/DONE.json"))).unwrap(),
-    )
-    .unwrap()
-}
-
-/// The TRAIN, SAMPLE, JUDGE and RUN columns of `plan`'s row for the cell `key`.
+/// The TRAIN, SAMPLE, JUDGE and RUN columns of `plan`'s row for the unit `key`.
 fn plan_row(stdout: &str, key: &str) -> Vec<String> {
     let line = stdout
         .lines()
-        .find(|l| l.contains(&key[..12]))
+        .find(|l| l.contains(&key[..12]) && !l.contains("(unit "))
         .unwrap_or_else(|| panic!("no row for {key} in\n{stdout}"));
     let cols: Vec<&str> = line.split_whitespace().collect();
     cols[5..9].iter().map(|c| c.to_string()).collect()
@@ -351,15 +367,22 @@ fn a_redone_train_makes_sample_and_judge_stale_and_the_next_run_redoes_them() {
     let env = Env::ready();
     let out = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[]);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
-    let key = cell_key(&env, "r1-mid");
-    let read_before = done_json(&env, &key, "sample/final")["inputs"]["train/out.txt"]
+    let [unit, variant, judgment] = row_keys(&env, "r1-mid");
+    let (train_dir, sample_dir, judge_dir) = (
+        format!("units/{unit}/train"),
+        format!("variants/{variant}/sample"),
+        format!("judgments/{judgment}/judge"),
+    );
+    let train_out = format!("{train_dir}/out.txt");
+    let sample_out = format!("{sample_dir}/out.txt");
+    let read_before = done_json(&env, &sample_dir)["inputs"][&train_out]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(
         read_before,
-        done_json(&env, &key, "train")["outputs"][0]["sha256"],
-        "sample records the hash of the train output it read"
+        done_json(&env, &train_dir)["outputs"][0]["sha256"],
+        "sample records the hash of the train output it read, under its full key"
     );
 
     // Train again, with other bytes.
@@ -368,15 +391,15 @@ fn a_redone_train_makes_sample_and_judge_stale_and_the_next_run_redoes_them() {
             "train",
             "--store",
             &env.store_url(),
-            "--cell",
-            &key,
+            "--key",
+            &unit,
             "--force",
         ])
         .env("FAKE_SALT", "2")
         .output()
         .unwrap();
     assert!(retrain.status.success(), "{retrain:?}");
-    let trained = done_json(&env, &key, "train")["outputs"][0]["sha256"]
+    let trained = done_json(&env, &train_dir)["outputs"][0]["sha256"]
         .as_str()
         .unwrap()
         .to_string();
@@ -385,21 +408,19 @@ fn a_redone_train_makes_sample_and_judge_stale_and_the_next_run_redoes_them() {
     let out = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stdout.contains("2 cells, 1 to run (2 stages)"), "{stdout}");
+    assert!(
+        stdout.contains("to run: 0 train, 1 sample, 1 judge (2 stages)"),
+        "{stdout}"
+    );
     assert_eq!(
-        plan_row(&stdout, &key),
-        ["done", "stale", "stale", "yes"],
+        plan_row(&stdout, &unit),
+        ["done", "0/1", "0/1", "2"],
         "{stdout}"
     );
     assert!(
         stdout.contains(&format!(
-            "sample stale: input train/out.txt was read with sha256 {read_before}, but cells/{key}/train/DONE.json now lists sha256 {trained}"
+            "sample + judge: sample stale: input {train_out} was read with sha256 {read_before}, but {train_dir}/DONE.json now lists sha256 {trained}"
         )),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("judge stale: input sample/final/out.txt")
-            && stdout.contains("stage sample/final is stale"),
         "{stdout}"
     );
 
@@ -408,7 +429,10 @@ fn a_redone_train_makes_sample_and_judge_stale_and_the_next_run_redoes_them() {
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     let md = fs::read_to_string(env.path("store/reports/t/latest/report.md")).unwrap();
     assert!(
-        md.contains("judge is stale: input sample/final/out.txt"),
+        md.contains(&format!(
+            "judge is stale: input variants/{}",
+            &variant[..20]
+        )),
         "{md}"
     );
 
@@ -425,19 +449,22 @@ fn a_redone_train_makes_sample_and_judge_stale_and_the_next_run_redoes_them() {
         "{stdout}\n{stderr}"
     );
     assert_eq!(
-        done_json(&env, &key, "sample/final")["inputs"]["train/out.txt"],
+        done_json(&env, &sample_dir)["inputs"][&train_out],
         trained.as_str()
     );
     assert_eq!(
-        done_json(&env, &key, "judge/final")["inputs"]["sample/final/out.txt"],
-        done_json(&env, &key, "sample/final")["outputs"][0]["sha256"]
+        done_json(&env, &judge_dir)["inputs"][&sample_out],
+        done_json(&env, &sample_dir)["outputs"][0]["sha256"]
     );
     let out = env.emorg(&["plan", "jobs/t.toml"], &[]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("2 cells, 0 to run"), "{stdout}");
+    assert!(
+        stdout.contains("to run: 0 train, 0 sample, 0 judge (0 stages)"),
+        "{stdout}"
+    );
     assert_eq!(
-        plan_row(&stdout, &key),
-        ["done", "done", "done", "no"],
+        plan_row(&stdout, &unit),
+        ["done", "1/1", "1/1", "no"],
         "{stdout}"
     );
 }
@@ -460,5 +487,7 @@ fn a_judge_metric_without_a_prompt_is_refused_before_anything_runs() {
         );
         assert!(!stderr.contains("`coherent`"), "{cmd}: {stderr}");
     }
-    assert!(!env.path("store/cells").exists(), "nothing ran");
+    for dir in ["units", "variants", "judgments"] {
+        assert!(!env.path(&format!("store/{dir}")).exists(), "nothing ran");
+    }
 }

@@ -146,6 +146,6 @@ fn openai_judge_validation_uses_the_endpoint() {
     assert!(out.contains("(openai backend, top20-first-token)"), "{out}");
     assert!(out.contains("on 4 labelled answers"), "{out}");
     // Every judgment went through the endpoint and into the store's judgment cache.
-    let cached = walk(&dir.path().join("store/judgments"));
+    let cached = walk(&dir.path().join("store/judge-cache"));
     assert_eq!(cached.len(), 8, "{cached:?}");
 }

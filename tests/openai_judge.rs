@@ -31,13 +31,14 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn judge_done(store: &Path) -> (String, serde_json::Value) {
     let mut files = Vec::new();
-    files_under(&store.join("cells"), &mut files);
+    files_under(&store.join("judgments"), &mut files);
     let done = files
         .iter()
-        .find(|p| p.ends_with("judge/final/DONE.json"))
+        .find(|p| p.ends_with("judge/DONE.json"))
         .expect("a judge DONE.json");
+    // judgments/<key>/judge/DONE.json
     let key = done
-        .strip_prefix(store.join("cells"))
+        .strip_prefix(store.join("judgments"))
         .unwrap()
         .iter()
         .next()
@@ -99,7 +100,7 @@ fn openai_judged_sweep_records_the_backend_and_reruns_from_the_cache() {
     assert!(!text.contains(KEY), "the key was printed:\n{text}");
 
     // 1 question x 1 paraphrase x 2 samples x 2 metrics = 4 judgments, all over the API.
-    let (cell, m) = judge_done(dir.path());
+    let (judgment, m) = judge_done(dir.path());
     assert_eq!(m["backend"], "openai", "{m}");
     assert_eq!(m["judge_model"], model.as_str(), "{m}");
     assert_eq!(m["base_url"], url.trim_end_matches('/'), "{m}");
@@ -113,12 +114,12 @@ fn openai_judged_sweep_records_the_backend_and_reruns_from_the_cache() {
     );
     assert!(m["requests"].as_u64().unwrap() >= m["cache_misses"].as_u64().unwrap());
     let mut cached = Vec::new();
-    files_under(&dir.path().join("judgments"), &mut cached);
+    files_under(&dir.path().join("judge-cache"), &mut cached);
     assert_eq!(cached.len() as u64, m["cache_misses"].as_u64().unwrap());
 
     // A forced rerun of the judge stage: every judgment from the store's cache, no request.
     let out = Command::new(worker())
-        .args(["judge", "--store", &store, "--cell", &cell, "--force"])
+        .args(["judge", "--store", &store, "--key", &judgment, "--force"])
         .env(KEY_VAR, KEY)
         .output()
         .unwrap();
@@ -132,7 +133,7 @@ fn openai_judged_sweep_records_the_backend_and_reruns_from_the_cache() {
     assert_eq!(again["cache_hits"], m["cache_misses"], "{again}");
     assert_eq!(again["em_fraction"], m["em_fraction"], "{again}");
 
-    // The key is nowhere in the store: not in the cell, the manifests, the logs or the cache.
+    // The key is nowhere in the store: not in the records, the manifests, the logs or the cache.
     let mut files = Vec::new();
     files_under(dir.path(), &mut files);
     for f in files {

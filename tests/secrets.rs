@@ -210,7 +210,10 @@ env = { HF_HOME = "/scratch/hf", TOKENIZERS_PARALLELISM = "false" }
         outputs.push_str(&stdout);
         outputs.push_str(&stderr);
     }
-    assert!(outputs.contains("2 cells, 0 to run"), "{outputs}");
+    assert!(
+        outputs.contains("to run: 0 train, 0 sample, 0 judge (0 stages)"),
+        "{outputs}"
+    );
     assert!(!outputs.contains("MARKER"), "{outputs}");
 
     // The scripts were rendered, with the reference and without the secrets.
@@ -240,7 +243,7 @@ env = { HF_HOME = "/scratch/hf", TOKENIZERS_PARALLELISM = "false" }
         "{argv}"
     );
 
-    // Nothing under the scratch directory holds a secret: rendered scripts, the store (cells,
+    // Nothing under the scratch directory holds a secret: rendered scripts, the store (identities,
     // sweep record, stage logs), the local logs, the worker command lines.
     let logs = walk(env.dir.path())
         .into_iter()

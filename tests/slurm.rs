@@ -1,8 +1,10 @@
 //! The Slurm executor against a real local Slurm cluster (infra/slurm-local.sh start; gated on
 //! EMORG_TEST_SLURM=1, which `infra/slurm-local.sh env` exports): a tiny sweep on the real SmolLM2
 //! (2 training steps, 2 short answers, SmolLM2 as its own judge) submitted as job arrays with
-//! element-wise dependencies; status of completed, failed and cancelled jobs; `rerun --failed`
-//! resubmits exactly the failed cell; refusals (unknown template variable, invalid partition, no
+//! element-wise dependencies (train -> sample -> judge); a unit evaluated at two checkpoints by two
+//! judges (one train array, two sample arrays, four judge arrays) finishing in dependency order;
+//! status of completed, failed and cancelled stages; `rerun --failed` resubmits exactly the failed
+//! stage and the stages after it; refusals (unknown template variable, invalid partition, no
 //! sbatch) leave nothing recorded and nothing queued; a sweep whose store is the real S3 server
 //! (EMORG_TEST_S3_URL, infra/s3-local.sh) runs on Slurm and is reported from s3://; an
 //! `scontrol requeue` in the middle of training resumes from the checkpoint and ends with the
@@ -79,11 +81,12 @@ rank = 1
 modules = ["down_proj"]
 layers = [0.5]
 
+# Not r1 under another name (that would be the same training unit): other layers.
 [protocols.broken]
 kind = "lora"
 rank = 1
 modules = ["down_proj"]
-layers = [0.5]
+layers = [0.25]
 
 [train]
 max_steps = 2
@@ -188,8 +191,7 @@ cpus_per_task = 1
     }
 }
 
-/// (protocol -> [(stage, state, slurm_state, exit_code)]) from a status report.
-/// (stage, state, slurm_state, exit_code)
+/// (stage, state, slurm_state, exit_code) of one stage of a status report's row.
 type StageRow = (String, String, String, String);
 
 fn states(report: &Value) -> Vec<(String, Vec<StageRow>)> {
@@ -214,16 +216,25 @@ fn states(report: &Value) -> Vec<(String, Vec<StageRow>)> {
         .collect()
 }
 
-fn key_of(report: &Value, protocol: &str) -> String {
-    report["rows"]
+/// The key of the row of `protocol` (its only row): `unit`, `variant` or `judgment`.
+fn key_of(report: &Value, protocol: &str, which: &str) -> String {
+    let rows: Vec<&Value> = report["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["axes"]["protocol"] == protocol)
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
+        .filter(|r| r["axes"]["protocol"] == protocol)
+        .collect();
+    assert_eq!(rows.len(), 1, "{report:#}");
+    rows[0][which].as_str().unwrap().to_string()
+}
+
+/// The `DONE.json` files under `store/<owner>/`, one per done stage of that kind (`units`,
+/// `variants`, `judgments`).
+fn done_files(store: &Path, owner: &str) -> Vec<PathBuf> {
+    walk(&store.join(owner))
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "DONE.json"))
+        .collect()
 }
 
 fn squeue_names() -> String {
@@ -246,29 +257,56 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
     let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
     assert_eq!(
         code, 1,
-        "a cell fails on purpose, so --wait exits 1:\n{out}"
+        "a stage fails on purpose, so --wait exits 1:\n{out}"
     );
-    assert!(out.contains("submitted 3 cells as 8 job arrays"), "{out}");
+    assert!(
+        out.contains("submitted 8 stages (2 train, 3 sample, 3 judge) as 8 job arrays"),
+        "{out}"
+    );
 
-    // One chunk per (profile, stages left): base samples and judges; r1 and broken train too.
+    // One chunk per (root level, profile): broken's and r1's units train (profiles `broken` and
+    // `default`); base has no train stage, so its sample and judge are a chunk of their own.
     let subs = sweep.submissions();
     assert_eq!(subs.len(), 1);
     let chunks = subs[0]["chunks"].as_array().unwrap();
-    assert_eq!(chunks.len(), 3, "{:#}", subs[0]);
+    let shape: Vec<(&str, &str, usize)> = chunks
+        .iter()
+        .map(|c| {
+            (
+                c["root"].as_str().unwrap(),
+                c["profile"].as_str().unwrap(),
+                c["jobs"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("train", "broken", 3),
+            ("train", "default", 3),
+            ("sample", "default", 2)
+        ],
+        "{:#}",
+        subs[0]
+    );
     for c in chunks {
         let jobs = c["jobs"].as_array().unwrap();
-        assert_eq!(c["cells"].as_array().unwrap().len(), 1);
         assert!(jobs[0]["dependency"].is_null());
+        // Each array runs after the previous one of its chunk, element-wise.
         for w in jobs.windows(2) {
+            assert_eq!(w[1]["after"], w[0]["name"]);
             assert_eq!(
                 w[1]["dependency"].as_str().unwrap(),
                 format!("aftercorr:{}", w[0]["job_id"].as_str().unwrap())
             );
         }
+        for j in jobs {
+            assert_eq!(j["tasks"].as_array().unwrap().len(), 1, "{j:#}");
+        }
         // The script is what Slurm ran: an array with the throttle, requeue and the grace signal.
         let script = std::fs::read_to_string(jobs[0]["script"].as_str().unwrap()).unwrap();
         for line in [
-            "#SBATCH --array=0-0%2",
+            "#SBATCH --array=0%2",
             "#SBATCH --requeue",
             "#SBATCH --signal=B:USR1@120",
             "#SBATCH --cpus-per-task=1",
@@ -276,7 +314,10 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
             assert!(script.lines().any(|l| l == line), "{line} not in\n{script}");
         }
     }
-    assert_eq!(subs[0]["sbatch_calls"], 16, "8 checks + 8 submissions");
+    assert_eq!(
+        subs[0]["sbatch_calls"], 14,
+        "6 checks (one per stage and profile) + 8 submissions"
+    );
 
     let report = sweep.status();
     let st = states(&report);
@@ -292,13 +333,13 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
         assert_eq!(broken[0].3, "3:0", "sacct's exit code: {broken:?}");
     }
     assert!(broken[1..].iter().all(|s| s.1 == "blocked"), "{broken:?}");
-    // The store is the truth for done: the judged cells have scores.
-    let r1 = key_of(&report, "r1");
+    // The store is the truth for done: the judged rows have scores.
+    let r1 = key_of(&report, "r1", "judgment");
     assert!(
         sweep
             .dir
             .path()
-            .join(format!("store/cells/{r1}/judge/final/DONE.json"))
+            .join(format!("store/judgments/{r1}/judge/DONE.json"))
             .is_file()
     );
 
@@ -306,8 +347,8 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
     let (code, out) = sweep.emorg(&["status", &sweep.file()], &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("failed"), "{out}");
-    let broken_key = key_of(&report, "broken");
-    let (code, out) = sweep.emorg(&["logs", &sweep.file(), &broken_key[..8], "train"], &[]);
+    let broken_unit = key_of(&report, "broken", "unit");
+    let (code, out) = sweep.emorg(&["logs", &sweep.file(), &broken_unit[..8], "train"], &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("broken on purpose"), "{out}");
     let (code, out) = sweep.emorg(&["logs", &sweep.file(), "protocol=r1", "sample"], &[]);
@@ -315,9 +356,12 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
     assert!(out.contains("the worker exited with code 0"), "{out}");
     let (code, out) = sweep.emorg(&["logs", &sweep.file(), "dataset=risky"], &[]);
     assert_eq!(code, 2);
-    assert!(out.contains("matches 2 cells"), "{out}");
+    assert!(
+        out.contains("matches 2 rows with 2 different train stages"),
+        "{out}"
+    );
 
-    // rerun --failed: exactly the broken cell, all its stages, and now it passes.
+    // rerun --failed: exactly the broken train and the stages after it, and now they pass.
     let (code, out) = sweep.emorg(
         &[
             "rerun",
@@ -331,15 +375,28 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains(&format!("rerun {}", &broken_key[..12])),
+        out.contains(&format!(
+            "rerun train of training unit {}",
+            &broken_unit[..12]
+        )),
         "{out}"
     );
-    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    assert!(
+        out.contains("and the 2 stages after them that are not done"),
+        "{out}"
+    );
+    assert!(
+        out.contains("submitted 3 stages (1 train, 1 sample, 1 judge) as 3 job arrays"),
+        "{out}"
+    );
     let subs = sweep.submissions();
     assert_eq!(subs.len(), 2);
     let chunks = subs[1]["chunks"].as_array().unwrap();
     assert_eq!(chunks.len(), 1);
-    assert_eq!(chunks[0]["cells"], serde_json::json!([broken_key]));
+    assert_eq!(
+        chunks[0]["jobs"][0]["tasks"],
+        serde_json::json!([[0, {"stage": "train", "key": broken_unit}]])
+    );
     let report = sweep.status();
     assert!(
         states(&report)
@@ -349,10 +406,10 @@ fn arrays_with_dependencies_status_logs_and_rerun_failed() {
     );
     let (code, out) = sweep.emorg(&["rerun", &sweep.file(), "--failed"], &[]);
     assert_eq!(code, 0);
-    assert!(out.contains("no failed cell"), "{out}");
+    assert!(out.contains("no failed stage"), "{out}");
 }
 
-/// The r1 cell's stages (status without --set shows every cell of the file).
+/// The r1 row's stages (status without --set shows every row of the file).
 fn r1_states(sweep: &Sweep) -> Vec<StageRow> {
     states(&sweep.status())
         .into_iter()
@@ -372,7 +429,8 @@ fn cancel_shows_cancelled_and_blocked() {
         &[],
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    assert!(out.contains("submitted 3 stages"), "{out}");
+    assert!(out.contains("as 3 job arrays"), "{out}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let st = r1_states(&sweep);
@@ -396,9 +454,9 @@ fn cancel_shows_cancelled_and_blocked() {
         assert!(Instant::now() < deadline, "not cancelled: {st:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Cancelled cells are not failed cells.
+    // Cancelled stages are not failed stages.
     let (_, out) = sweep.emorg(&["rerun", &sweep.file(), "--failed"], &[]);
-    assert!(out.contains("no failed cell"), "{out}");
+    assert!(out.contains("no failed stage"), "{out}");
 }
 
 #[test]
@@ -482,8 +540,10 @@ fn refusals_leave_nothing_half_written() {
         &[],
     );
     assert_eq!(code, 0, "{out}");
+    // r1's and broken's units train (one chunk: train, sample, judge arrays); base samples
+    // and judges without a train (a chunk of its own).
     assert!(
-        out.contains("3 cells need work; 5 array jobs in 2 chunks"),
+        out.contains("8 stages need work; 5 array jobs in 2 chunks"),
         "{out}"
     );
     let scripts = std::fs::read_dir(&out_dir)
@@ -522,17 +582,22 @@ fn a_timed_out_stage_is_failed_and_rerun() {
         assert!(Instant::now() < deadline, "no timeout: {st:?}");
         std::thread::sleep(Duration::from_secs(2));
     }
-    // A timeout is a failure: rerun --failed submits the cell again (then it is cancelled).
-    let r1 = key_of(&sweep.status(), "r1");
+    // A timeout is a failure: rerun --failed submits the stage and those after it again (then
+    // they are cancelled).
+    let r1 = key_of(&sweep.status(), "r1", "unit");
     let (code, out) = sweep.emorg(&["rerun", &file, "--failed"], &[]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("rerun {}", &r1[..12])), "{out}");
-    assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+    assert!(
+        out.contains(&format!("rerun train of training unit {}", &r1[..12])),
+        "{out}"
+    );
+    assert!(out.contains("(timeout, task "), "{out}");
+    assert!(out.contains("submitted 3 stages"), "{out}");
     let (code, out) = sweep.emorg(&["cancel", &file], &[]);
     assert_eq!(code, 0, "{out}");
 }
 
-/// Polls `emorg status` until every stage of every cell is done (panics on a failure or after
+/// Polls `emorg status` until every stage of every row is done (panics on a failure or after
 /// `secs`).
 fn wait_all_done(sweep: &Sweep, secs: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -583,8 +648,13 @@ fn a_sweep_on_slurm_with_its_store_on_s3_is_reported_from_s3() {
         &format!("url = \"{url}\""),
     );
     let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("submitted 2 cells as"), "{out}");
+    assert_eq!(
+        code,
+        0,
+        "{out}\njudge logs: {:#?}",
+        task_logs(&sweep, "judge")
+    );
+    assert!(out.contains("submitted 5 stages"), "{out}");
     let report = wait_all_done(&sweep, 60);
     assert_eq!(states(&report).len(), 2);
     assert!(
@@ -634,7 +704,7 @@ fn a_sweep_on_slurm_with_its_store_on_s3_is_reported_from_s3() {
 /// Preemption end to end: `scontrol requeue` of the running train task (Slurm sends SIGTERM; the
 /// worker checkpoints and exits 75) makes Slurm run the task again, which resumes from the newest
 /// checkpoint in the store; the final adapter is byte for byte the one an uninterrupted run of
-/// the same cell writes (the worker run directly on a copy of the planted store, same threads).
+/// the same unit writes (the worker run directly on a copy of the planted store, same threads).
 #[test]
 fn scontrol_requeue_mid_training_resumes_to_the_same_adapter() {
     if skip() {
@@ -651,14 +721,14 @@ fn scontrol_requeue_mid_training_resumes_to_the_same_adapter() {
     );
     let (code, out) = sweep.emorg(&["submit", &sweep.file()], &[]);
     assert_eq!(code, 0, "{out}");
-    let key = key_of(&sweep.status(), "r1");
+    let key = key_of(&sweep.status(), "r1", "unit");
     let store = sweep.dir.path().join("store");
-    let train_dir = store.join(format!("cells/{key}/train"));
-    // The uninterrupted reference: the planted store (cell record and inputs) without any train
+    let train_dir = store.join(format!("units/{key}/train"));
+    // The uninterrupted reference: the planted store (unit record and inputs) without any train
     // output, trained by the worker in this process.
     let reference = sweep.dir.path().join("reference");
     copy_dir(&store, &reference);
-    let _ = std::fs::remove_dir_all(reference.join(format!("cells/{key}/train")));
+    let _ = std::fs::remove_dir_all(reference.join(format!("units/{key}/train")));
     let job = sweep.submissions()[0]["chunks"][0]["jobs"][0]["job_id"]
         .as_str()
         .unwrap()
@@ -694,7 +764,7 @@ fn scontrol_requeue_mid_training_resumes_to_the_same_adapter() {
     let status = Command::new(worker())
         .args(["train", "--store"])
         .arg(format!("file://{}", reference.display()))
-        .args(["--cell", &key, "--threads", "1"])
+        .args(["--key", &key, "--threads", "1"])
         .env("EMORG_MODELS", models_dir())
         .output()
         .unwrap();
@@ -716,7 +786,7 @@ fn scontrol_requeue_mid_training_resumes_to_the_same_adapter() {
     assert!(log.contains("restart 1"), "{log}");
     let adapter = "adapter/adapter_model.safetensors";
     let a = std::fs::read(train_dir.join(adapter)).unwrap();
-    let b = std::fs::read(reference.join(format!("cells/{key}/train/{adapter}"))).unwrap();
+    let b = std::fs::read(reference.join(format!("units/{key}/train/{adapter}"))).unwrap();
     assert!(
         a == b,
         "the requeued run's adapter differs from the uninterrupted run's"
@@ -765,7 +835,7 @@ fn status_without_accounting_degrades_and_says_so() {
     assert!(out.contains("accounting disabled"), "{out}");
 }
 
-/// The r1 cell alone (one cell, three stages).
+/// The r1 row alone (one row, three stages).
 fn r1_sweep(name: &str) -> Sweep {
     let sweep = Sweep::new(name, "");
     sweep.edit(
@@ -801,10 +871,13 @@ fn two_submissions_of_one_sweep_commit_each_stage_once() {
     for _ in 0..2 {
         let (code, out) = sweep.emorg(&["submit", &sweep.file()], &[]);
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("submitted 1 cells as 3 job arrays"), "{out}");
+        assert!(
+            out.contains("submitted 3 stages (1 train, 1 sample, 1 judge) as 3 job arrays"),
+            "{out}"
+        );
     }
     let report = wait_all_done(&sweep, 600);
-    let key = key_of(&report, "r1");
+    let key = key_of(&report, "r1", "judgment");
     // Wait for the second submission's tasks to end too, then nothing failed anywhere.
     let deadline = Instant::now() + Duration::from_secs(300);
     while squeue_names().contains("emorg-slurm-twice") {
@@ -855,21 +928,21 @@ fn two_submissions_of_one_sweep_commit_each_stage_once() {
         sweep
             .dir
             .path()
-            .join(format!("store/cells/{key}/judge/final/DONE.json"))
+            .join(format!("store/judgments/{key}/judge/DONE.json"))
             .is_file()
     );
 }
 
 /// A stage held by a live run elsewhere (here: a claim naming a live `sleep` of this machine) is
 /// `claimed` in status, not failed; its later stages wait for it; `rerun --failed` submits nothing;
-/// once the holder is gone, a new submission takes the claim over and finishes the cell.
+/// once the holder is gone, a new submission takes the claim over and finishes the row.
 #[test]
 fn a_stage_held_by_another_run_is_claimed_not_failed() {
     if skip() {
         return;
     }
     let sweep = r1_sweep("slurm-held");
-    let key = key_of(&sweep.status(), "r1");
+    let key = key_of(&sweep.status(), "r1", "unit");
     let mut holder = Command::new("sleep").arg("600").spawn().unwrap();
     let pid = holder.id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -893,7 +966,7 @@ fn a_stage_held_by_another_run_is_claimed_not_failed() {
     let claim_path = sweep
         .dir
         .path()
-        .join(format!("store/cells/{key}/train/CLAIM.json"));
+        .join(format!("store/units/{key}/train/CLAIM.json"));
     std::fs::create_dir_all(claim_path.parent().unwrap()).unwrap();
     std::fs::write(&claim_path, claim.to_string()).unwrap();
 
@@ -911,10 +984,10 @@ fn a_stage_held_by_another_run_is_claimed_not_failed() {
         "{report:#}"
     );
     assert!(
-        stages[1]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("waits for stage train"),
+        stages[1]["reason"].as_str().unwrap().contains(&format!(
+            "waits for the train of training unit {}",
+            &key[..12]
+        )),
         "{report:#}"
     );
     let files = common::walk(&sweep.dir.path().join("store"));
@@ -924,7 +997,7 @@ fn a_stage_held_by_another_run_is_claimed_not_failed() {
     );
     let (code, out) = sweep.emorg(&["rerun", &sweep.file(), "--failed"], &[]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("no failed cell"), "{out}");
+    assert!(out.contains("no failed stage"), "{out}");
 
     // The holder dies: its claim is stale, and the next submission takes it over.
     holder.kill().unwrap();
@@ -943,4 +1016,176 @@ fn a_stage_held_by_another_run_is_claimed_not_failed() {
 fn gethostname() -> String {
     let out = Command::new("hostname").output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One LoRA unit evaluated at two checkpoints (step 0, kept by `checkpoint_every`, and `final`)
+/// by two judges: one train array, two sample arrays (one per variant slot) with `aftercorr` on
+/// the train array, four judge arrays (one per variant slot and judge slot) with `aftercorr` on
+/// their sample array; on the cluster every stage commits once, each after the stage it reads.
+#[test]
+fn checkpoints_and_judges_run_as_train_then_sample_then_judge_arrays() {
+    if skip() {
+        return;
+    }
+    let sweep = r1_sweep("slurm-graph");
+    sweep.edit("max_steps = 2", "max_steps = 2\ncheckpoint_every = 2");
+    sweep.edit(
+        "max_new_tokens = 8",
+        "max_new_tokens = 8\ncheckpoints = [0, \"final\"]",
+    );
+    sweep.edit(
+        "[judge]\nmodel = \"smollm2-135m-instruct\"",
+        "[judge]\nmodel = \"smollm2-135m-instruct\"\n\n\
+         [judges.a]\n\n[judges.b]\nprune_below = 0.01",
+    );
+
+    let out_dir = sweep.dir.path().join("rendered");
+    let (code, out) = sweep.emorg(
+        &[
+            "render",
+            &sweep.file(),
+            "--out",
+            &out_dir.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("7 stages need work; 7 array jobs in 1 chunks"),
+        "{out}"
+    );
+    // The printed commands chain the arrays as submit does.
+    assert!(
+        out.lines().any(|l| l.starts_with("JOB_c000_default_sample_v1=$(sbatch --parsable --dependency=aftercorr:$JOB_c000_default_train ")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("JOB_c000_default_judge_v1_j1=$(sbatch --parsable --dependency=aftercorr:$JOB_c000_default_sample_v1 ")),
+        "{out}"
+    );
+
+    let (code, out) = sweep.emorg(&["submit", &sweep.file(), "--wait"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("submitted 7 stages (1 train, 2 sample, 4 judge) as 7 job arrays"),
+        "{out}"
+    );
+    let subs = sweep.submissions();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        subs[0]["sbatch_calls"], 10,
+        "3 checks (train, sample, judge of the default profile) + 7 submissions"
+    );
+    let chunks = subs[0]["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 1, "{:#}", subs[0]);
+    let jobs = chunks[0]["jobs"].as_array().unwrap();
+    let id = |name: &str| -> String {
+        jobs.iter()
+            .find(|j| j["name"] == name)
+            .unwrap_or_else(|| panic!("no array {name}"))["job_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let layout: Vec<(&str, &str, Option<&str>, usize)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j["name"].as_str().unwrap(),
+                j["stage"].as_str().unwrap(),
+                j["dependency"].as_str(),
+                j["tasks"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    let (train, s0, s1) = (
+        format!("aftercorr:{}", id("c000-default-train")),
+        format!("aftercorr:{}", id("c000-default-sample-v0")),
+        format!("aftercorr:{}", id("c000-default-sample-v1")),
+    );
+    assert_eq!(
+        layout,
+        [
+            ("c000-default-train", "train", None, 1),
+            ("c000-default-sample-v0", "sample", Some(train.as_str()), 1),
+            ("c000-default-sample-v1", "sample", Some(train.as_str()), 1),
+            ("c000-default-judge-v0-j0", "judge", Some(s0.as_str()), 1),
+            ("c000-default-judge-v0-j1", "judge", Some(s0.as_str()), 1),
+            ("c000-default-judge-v1-j0", "judge", Some(s1.as_str()), 1),
+            ("c000-default-judge-v1-j1", "judge", Some(s1.as_str()), 1),
+        ]
+    );
+
+    // The store: one train, two samples, four judgments, each committed once.
+    let store = sweep.dir.path().join("store");
+    let manifest =
+        |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let trains = done_files(&store, "units");
+    let samples = done_files(&store, "variants");
+    let judges = done_files(&store, "judgments");
+    assert_eq!(
+        (trains.len(), samples.len(), judges.len()),
+        (1, 2, 4),
+        "{trains:?} {samples:?} {judges:?}"
+    );
+    assert!(
+        !walk(&store).iter().any(|f| f.ends_with("FAILED.json")),
+        "a stage failed"
+    );
+    // Dependency order: each stage started after the stage it read had finished.
+    let train_done = manifest(&trains[0]);
+    let time = |m: &Value, k: &str| -> chrono::DateTime<chrono::Utc> {
+        m[k].as_str().unwrap().parse().unwrap()
+    };
+    let mut steps = Vec::new();
+    for s in &samples {
+        let m = manifest(s);
+        assert!(
+            time(&m, "started_at") >= time(&train_done, "finished_at"),
+            "sample before train: {m:#} {train_done:#}"
+        );
+        let variant = s.parent().unwrap().parent().unwrap();
+        let v: Value = manifest(&variant.join("variant.json"));
+        // Each variant read its own weights from the train stage: the adapter kept at step 0, or
+        // the final one.
+        let adapter = if v["weights"] == 0 {
+            "/train/steps/00000000/adapter_model.safetensors"
+        } else {
+            "/train/adapter/adapter_model.safetensors"
+        };
+        let inputs = m["inputs"].as_object().unwrap();
+        assert!(
+            inputs.keys().any(|k| k.ends_with(adapter)),
+            "{adapter} not among the inputs of {}: {m:#}",
+            s.display()
+        );
+        steps.push(v["weights"].clone());
+    }
+    // `"final"` sorts before `0` as JSON text.
+    steps.sort_by_key(|w| w.to_string());
+    assert_eq!(steps, [serde_json::json!("final"), serde_json::json!(0)]);
+    let mut per_variant: std::collections::BTreeMap<String, usize> = Default::default();
+    for j in &judges {
+        let m = manifest(j);
+        let judgment = manifest(&j.parent().unwrap().parent().unwrap().join("judgment.json"));
+        let variant = judgment["variant"].as_str().unwrap().to_string();
+        let sample = manifest(&store.join(format!("variants/{variant}/sample/DONE.json")));
+        assert!(
+            time(&m, "started_at") >= time(&sample, "finished_at"),
+            "judge before its sample: {m:#} {sample:#}"
+        );
+        *per_variant.entry(variant).or_default() += 1;
+    }
+    assert_eq!(per_variant.values().collect::<Vec<_>>(), [&2, &2]);
+
+    // Status: four rows (2 checkpoints x 2 judges), seven distinct stages, all done.
+    let report = sweep.status();
+    assert_eq!(report["rows"].as_array().unwrap().len(), 4);
+    assert_eq!(report["stages"].as_array().unwrap().len(), 7);
+    assert!(
+        states(&report)
+            .iter()
+            .all(|(_, s)| s.len() == 3 && s.iter().all(|s| s.1 == "done")),
+        "{report:#}"
+    );
 }

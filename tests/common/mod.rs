@@ -182,7 +182,9 @@ url = "{}"
     /// writes one output, `out.txt` ("<stage> <key> $FAKE_SALT", so a rerun with another
     /// FAKE_SALT gives other bytes), and a DONE.json listing it with its size and sha256 and
     /// recording, as a real stage does, the sha256 of the upstream stage's `out.txt` it "read"
-    /// (`train/out.txt` for sample, `sample/final/out.txt` for judge) when there is one.
+    /// (the unit's `train/out.txt` for sample, the variant's `sample/out.txt` for judge; the
+    /// upstream key read from the `variant.json` / `judgment.json` the launcher wrote) when there
+    /// is one.
     pub fn fake_worker(&self) -> PathBuf {
         let store = self.path("store");
         let script = format!(
@@ -190,31 +192,32 @@ url = "{}"
 stage="$1"; shift
 while [ $# -gt 0 ]; do
   case "$1" in
-    --cell) key="$2"; shift 2;;
+    --key) key="$2"; shift 2;;
     *) shift;;
   esac
 done
+s="{store}"
+field() {{ tr -d ' \n' < "$1" | sed -n "s/.*\"$2\":\"\([0-9a-f]*\)\".*/\1/p"; }}
 case "$stage" in
-  train) dir=train; up=;;
-  sample) dir=sample/final; up=train;;
-  judge) dir=judge/final; up=sample/final;;
+  train) dir="units/$key/train"; up=;;
+  sample) dir="variants/$key/sample"; up="units/$(field "$s/variants/$key/variant.json" unit)/train";;
+  judge) dir="judgments/$key/judge"; up="variants/$(field "$s/judgments/$key/judgment.json" variant)/sample";;
 esac
 echo "fake $stage for $key"
 echo "a line on stderr" >&2
 if [ "$FAKE_FAIL" = "$stage" ]; then echo "boom in $stage" >&2; exit 3; fi
 if [ "$FAKE_CLAIMED" = "$stage" ]; then echo "another run holds this stage" >&2; exit 73; fi
-cell="{store}/cells/$key"
-mkdir -p "$cell/$dir"
-rm -f "$cell/$dir/DONE.json"
+mkdir -p "$s/$dir"
+rm -f "$s/$dir/DONE.json"
 inputs=""
-if [ -n "$up" ] && [ -f "$cell/$up/out.txt" ]; then
-  inputs="\"$up/out.txt\":\"$(sha256sum "$cell/$up/out.txt" | cut -d' ' -f1)\""
+if [ -n "$up" ] && [ -f "$s/$up/out.txt" ]; then
+  inputs="\"$up/out.txt\":\"$(sha256sum "$s/$up/out.txt" | cut -d' ' -f1)\""
 fi
-printf '%s %s %s\n' "$stage" "$key" "$FAKE_SALT" > "$cell/$dir/out.txt"
-size=$(wc -c < "$cell/$dir/out.txt" | tr -d ' ')
-sha=$(sha256sum "$cell/$dir/out.txt" | cut -d' ' -f1)
-cat > "$cell/$dir/DONE.json" <<EOF
-{{"cell_key":"$key","stage":"$stage","stage_dir":"$dir",
+printf '%s %s %s\n' "$stage" "$key" "$FAKE_SALT" > "$s/$dir/out.txt"
+size=$(wc -c < "$s/$dir/out.txt" | tr -d ' ')
+sha=$(sha256sum "$s/$dir/out.txt" | cut -d' ' -f1)
+cat > "$s/$dir/DONE.json" <<EOF
+{{"owner":{{"stage":"$stage","key":"$key"}},
 "outputs":[{{"name":"out.txt","size":$size,"sha256":"$sha"}}],"inputs":{{$inputs}},"seeds":{{}},
 "worker_version":"fake","started_at":"2026-01-01T00:00:00Z","finished_at":"2026-01-01T00:00:01Z",
 "host":"test","metrics":null}}

@@ -1,6 +1,6 @@
-//! Claims: at most one run works on a stage of a cell and commits it.
+//! Claims: at most one run works on a stage and commits it.
 //!
-//! Before a stage runs, the worker creates `cells/<key>/<stage_dir>/CLAIM.json` create-only
+//! Before a stage runs, the worker creates `<owner>/<stage>/CLAIM.json` create-only
 //! (`Store::put_new`): the run that creates it holds the stage. A claim changes hands only by a
 //! conditional replace of the version that was read (`Store::put_if_unchanged`), never by a delete,
 //! so two runs that find the same stale claim cannot both take it and no run removes a claim
@@ -16,7 +16,7 @@
 //! takes it over). A stage whose input stage is held by a live run leaves itself to that run.
 
 use anyhow::{Context as _, Result};
-use emorg_spec::{Cell, Stage};
+use emorg_spec::StageRef;
 use emorg_store::claim::{Claim, held_claim};
 use emorg_store::{DoneState, Store, layout};
 use std::process::Command;
@@ -164,9 +164,9 @@ pub struct Held {
     claim: Claim,
 }
 
-/// Claims the stage `stage_dir` of `cell_key` for this run (see the module docs).
-pub fn acquire(store: &Store, cell_key: &str, stage_dir: &str, take_over: bool) -> Result<Held> {
-    let key = layout::claim(cell_key, stage_dir);
+/// Claims `stage` for this run (see the module docs).
+pub fn acquire(store: &Store, stage: &StageRef, take_over: bool) -> Result<Held> {
+    let key = layout::claim(stage);
     let me = mine();
     let bytes = serde_json::to_vec_pretty(&me)?;
     // Each round either takes the claim or sees that it changed hands meanwhile; a few rounds
@@ -186,7 +186,7 @@ pub fn acquire(store: &Store, cell_key: &str, stage_dir: &str, take_over: bool) 
                 Some(r) => Some(format!("{}: {r}", c.describe())),
                 None => {
                     return Err(Claimed(format!(
-                        "stage {stage_dir} of cell {cell_key} is claimed by {}: another run is working on it. \
+                        "{stage} is claimed by {}: another run is working on it. \
                          If that run is dead, rerun with --take-over",
                         c.describe()
                     ))
@@ -202,25 +202,27 @@ pub fn acquire(store: &Store, cell_key: &str, stage_dir: &str, take_over: bool) 
         }
     }
     Err(Claimed(format!(
-        "could not claim stage {stage_dir} of cell {cell_key}: other runs kept taking {key}"
+        "could not claim {stage}: other runs kept taking {key}"
     ))
     .into())
 }
 
-/// A stage reads the outputs of the cell's earlier stages: when one of them is not done and a live
-/// run holds it, this stage is left to that run (the run that holds an input stage runs the
-/// stages after it), rather than failing for want of its input.
-pub fn check_inputs(store: &Store, cell: &Cell, key: &str, stage: Stage) -> Result<()> {
-    for earlier in cell.stages().into_iter().take_while(|s| *s != stage) {
-        if matches!(store.read_done(key, earlier.dir())?, DoneState::Valid(_)) {
+/// A stage reads the outputs of the stages before it in its chain (`chain` ends with the stage):
+/// when one of them is not done and a live run holds it, this stage is left to that run (the run
+/// that holds an input stage runs the stages after it), rather than failing for want of its input.
+pub fn check_inputs(store: &Store, chain: &[StageRef]) -> Result<()> {
+    let Some((stage, upstream)) = chain.split_last() else {
+        return Ok(());
+    };
+    for earlier in upstream {
+        if matches!(store.read_done(earlier)?, DoneState::Valid(_)) {
             continue;
         }
-        if let Some(holder) = held_claim(store, key, earlier.dir())?
+        if let Some(holder) = held_claim(store, earlier)?
             && stale_reason(&holder, &mine(), &slurm_task_ended).is_none()
         {
             return Err(Claimed(format!(
-                "stage {stage} of cell {key} needs stage {earlier}, which {} is running: \
-                 leaving {stage} to that run",
+                "{stage} needs {earlier}, which {} is running: leaving it to that run",
                 holder.describe()
             ))
             .into());
@@ -367,16 +369,17 @@ mod tests {
     #[test]
     fn claims_change_hands_by_replacing_never_by_deleting() {
         let store = Store::open("memory://").unwrap();
-        let key = layout::claim("k", "train");
-        let first = acquire(&store, "k", "train", false).unwrap();
+        let stage = StageRef::Train(emorg_spec::UnitKey::parse(&"a".repeat(64)).unwrap());
+        let key = layout::claim(&stage);
+        let first = acquire(&store, &stage, false).unwrap();
         first.check(&store).unwrap();
         // A live holder (this process) is respected.
-        let err = acquire(&store, "k", "train", false).err().unwrap();
+        let err = acquire(&store, &stage, false).err().unwrap();
         assert!(err.downcast_ref::<Claimed>().is_some(), "{err:#}");
         assert!(err.to_string().contains("claimed by run"), "{err:#}");
         // --take-over replaces it; the first run then may not commit, and its release leaves the
         // new claim alone.
-        let second = acquire(&store, "k", "train", true).unwrap();
+        let second = acquire(&store, &stage, true).unwrap();
         assert!(first.check(&store).is_err());
         first.release(&store).unwrap();
         second.check(&store).unwrap();
@@ -384,8 +387,8 @@ mod tests {
         second.release(&store).unwrap();
         let c: Claim = store.get_json(&key).unwrap();
         assert!(c.is_released());
-        assert_eq!(held_claim(&store, "k", "train").unwrap(), None);
-        let third = acquire(&store, "k", "train", false).unwrap();
+        assert_eq!(held_claim(&store, &stage).unwrap(), None);
+        let third = acquire(&store, &stage, false).unwrap();
         third.check(&store).unwrap();
     }
 
@@ -400,7 +403,8 @@ mod tests {
                 url.to_string()
             };
             let store = Store::open(&url).unwrap();
-            let key = layout::claim("k", "sample");
+            let stage = StageRef::Sample(emorg_spec::VariantKey::parse(&"b".repeat(64)).unwrap());
+            let key = layout::claim(&stage);
             let dead = claim(&mine().host, 4_999_999, None);
             store.put_json(&key, &dead).unwrap();
             let barrier = std::sync::Barrier::new(16);
@@ -409,7 +413,7 @@ mod tests {
                     .map(|_| {
                         s.spawn(|| {
                             barrier.wait();
-                            acquire(&store, "k", "sample", false).ok()
+                            acquire(&store, &stage, false).ok()
                         })
                     })
                     .collect();

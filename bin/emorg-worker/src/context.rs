@@ -1,52 +1,137 @@
-//! What every stage needs: the store, the cell, its key, and the commit of its outputs.
+//! What every stage needs: the store, the records of its identity and those upstream of it, and
+//! the commit of its outputs.
 
 use crate::StageArgs;
 use anyhow::{Context as _, Result, bail};
-use emorg_spec::{Cell, Stage};
+use emorg_spec::{Judgment, SampleVariant, Stage, StageRef, TrainingUnit};
 use emorg_store::{DoneState, Manifest, OutputEntry, Store, layout};
+use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub struct StageContext {
     pub store: Store,
-    pub key: String,
-    pub cell: Cell,
-    pub stage: Stage,
+    /// The stage this run works on.
+    pub stage: StageRef,
+    /// The training unit the stage belongs to (the variant's unit for sample and judge).
+    pub unit: TrainingUnit,
+    /// The sample variant (sample and judge stages).
+    pub variant: Option<SampleVariant>,
+    /// The judgment (judge stage).
+    pub judgment: Option<Judgment>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     outputs: std::cell::RefCell<Vec<OutputEntry>>,
     claim: std::cell::RefCell<Option<crate::claim::Held>>,
+}
+
+/// Reads an identity's record and checks that its canonical JSON hashes to `key`.
+fn read_record<T: DeserializeOwned>(
+    store: &Store,
+    stage: &StageRef,
+    canonical_key: impl Fn(&T) -> String,
+) -> Result<T> {
+    let at = layout::record(stage);
+    let record: T = store
+        .get_json(&at)
+        .with_context(|| format!("reading {at} from {}", store.url()))?;
+    let found = canonical_key(&record);
+    if found != stage.key() {
+        bail!(
+            "{at} hashes to {found}: the stored record is corrupt or was written by another worker version"
+        );
+    }
+    Ok(record)
 }
 
 impl StageContext {
     pub fn open(args: &StageArgs, stage: Stage) -> Result<Self> {
         let store =
             Store::open(&args.store).with_context(|| format!("opening store {}", args.store))?;
-        let cell: Cell = store
-            .get_json(&layout::cell_json(&args.cell))
-            .with_context(|| format!("reading cell {} from {}", args.cell, args.store))?;
-        let key = cell.key();
-        if key != args.cell {
+        store.check_layout()?;
+        let stage = StageRef::parse(stage, &args.key)?;
+        let read_unit = |key: &emorg_spec::UnitKey| {
+            read_record(&store, &StageRef::Train(key.clone()), |u: &TrainingUnit| {
+                u.key().to_string()
+            })
+        };
+        let read_variant = |key: &emorg_spec::VariantKey| {
+            read_record(
+                &store,
+                &StageRef::Sample(key.clone()),
+                |v: &SampleVariant| v.key().to_string(),
+            )
+        };
+        let (unit, variant, judgment) = match &stage {
+            StageRef::Train(k) => (read_unit(k)?, None, None),
+            StageRef::Sample(k) => {
+                let variant = read_variant(k)?;
+                (read_unit(&variant.unit)?, Some(variant), None)
+            }
+            StageRef::Judge(_) => {
+                let judgment = read_record(&store, &stage, |j: &Judgment| j.key().to_string())?;
+                let variant = read_variant(&judgment.variant)?;
+                (read_unit(&variant.unit)?, Some(variant), Some(judgment))
+            }
+        };
+        if matches!(stage, StageRef::Train(_)) && !unit.trains() {
             bail!(
-                "cells/{}/cell.json hashes to {key}: the stored cell is corrupt or was written by another worker version",
-                args.cell
+                "training unit {} is a base model (protocol kind base): it has no train stage; \
+                 its variants sample the model as it is",
+                unit.key()
             );
         }
-        if cell.worker_version != emorg_spec::WORKER_VERSION {
+        if unit.worker_version != emorg_spec::WORKER_VERSION {
             bail!(
-                "cell {key} was planned for worker {} but this is worker {}: rebuild or re-plan",
-                cell.worker_version,
+                "training unit {} was planned for worker {} but this is worker {}: rebuild or re-plan",
+                unit.key(),
+                unit.worker_version,
                 emorg_spec::WORKER_VERSION
             );
         }
         Ok(StageContext {
             store,
-            key,
-            cell,
             stage,
+            unit,
+            variant,
+            judgment,
             started_at: chrono::Utc::now(),
             outputs: Default::default(),
             claim: Default::default(),
         })
+    }
+
+    /// The training unit's key.
+    pub fn unit_key(&self) -> emorg_spec::UnitKey {
+        self.unit.key()
+    }
+
+    /// The sample variant (sample and judge stages).
+    pub fn variant(&self) -> Result<&SampleVariant> {
+        self.variant
+            .as_ref()
+            .with_context(|| format!("{} has no sample variant", self.stage))
+    }
+
+    /// The train stage of the unit, when it trains.
+    pub fn train_stage(&self) -> Option<StageRef> {
+        self.unit.trains().then(|| StageRef::Train(self.unit.key()))
+    }
+
+    /// The sample stage of the variant (sample and judge stages).
+    pub fn sample_stage(&self) -> Option<StageRef> {
+        self.variant.as_ref().map(|v| StageRef::Sample(v.key()))
+    }
+
+    /// The stages up to this one, in pipeline order: [train (if the unit trains), sample, judge].
+    pub fn chain(&self) -> Vec<StageRef> {
+        let mut chain: Vec<StageRef> = self.train_stage().into_iter().collect();
+        if self.stage.stage() != Stage::Train {
+            chain.extend(self.sample_stage());
+        }
+        if self.stage.stage() == Stage::Judge {
+            chain.push(self.stage.clone());
+        }
+        chain
     }
 
     /// This run's claim on the stage: checked before the commit, released after it or after a
@@ -63,64 +148,48 @@ impl StageContext {
         Ok(())
     }
 
-    pub fn dir(&self) -> &'static str {
-        self.stage.dir()
-    }
-
-    /// The store's state of `stage` of this cell, staleness included: the chain of the cell's
-    /// stages up to it ([`Store::read_done_chain`], the one staleness rule of the executors too).
-    pub fn state_of(&self, stage: Stage) -> Result<DoneState> {
-        let dirs: Vec<&str> = self
-            .cell
-            .stages()
-            .into_iter()
-            .take_while(|s| *s <= stage)
-            .map(Stage::dir)
-            .collect();
-        if !dirs.contains(&stage.dir()) {
-            bail!("cell {} has no {stage} stage", self.key);
-        }
-        let mut states = self.store.read_done_chain(&self.key, &dirs)?;
+    /// The store's state of `stage` (this one or one upstream of it), staleness included: the
+    /// chain of stages up to it ([`Store::read_done_chain`], the one staleness rule of the
+    /// executors too).
+    pub fn state_of(&self, stage: &StageRef) -> Result<DoneState> {
+        let chain = self.chain();
+        let Some(at) = chain.iter().position(|s| s == stage) else {
+            bail!("{stage} is not a stage of {}'s chain", self.stage);
+        };
+        let mut states = self.store.read_done_chain(&chain[..=at])?;
         Ok(states.pop().expect("the chain ends with the stage"))
     }
 
     /// Done: a valid DONE.json whose upstream inputs are unchanged (not stale).
     pub fn is_done(&self) -> Result<bool> {
-        Ok(self.state_of(self.stage)?.is_valid())
+        Ok(self.state_of(&self.stage)?.is_valid())
     }
 
-    /// The manifest of an earlier stage this one depends on; an error when it is not done
+    /// The manifest of an upstream stage this one depends on; an error when it is not done
     /// (missing, invalid or stale).
-    pub fn require_done(&self, stage: Stage) -> Result<Manifest> {
+    pub fn require_done(&self, stage: &StageRef) -> Result<Manifest> {
         match self.state_of(stage)? {
             DoneState::Valid(m) => Ok(m),
-            DoneState::Missing => bail!(
-                "stage {stage} of cell {} has not finished (no DONE.json); run it first",
-                self.key
-            ),
-            DoneState::Invalid { reason } => bail!(
-                "stage {stage} of cell {} is invalid: {reason}; rerun it",
-                self.key
-            ),
-            DoneState::Stale { reason, .. } => bail!(
-                "stage {stage} of cell {} is stale: {reason}; rerun it first",
-                self.key
-            ),
+            DoneState::Missing => bail!("{stage} has not finished (no DONE.json); run it first"),
+            DoneState::Invalid { reason } => bail!("{stage} is invalid: {reason}; rerun it"),
+            DoneState::Stale { reason, .. } => {
+                bail!("{stage} is stale: {reason}; rerun it first")
+            }
         }
     }
 
-    /// Output `name` of the earlier stage `stage`, read only when that stage is done and the bytes
-    /// hash to what its DONE.json records ([`Store::get_verified`]); records the hash in `inputs`
-    /// under `<stage_dir>/<name>`, so that this stage turns stale when that output changes.
+    /// Output `name` of the done upstream stage `manifest` commits, read only when its bytes hash
+    /// to what that DONE.json records ([`Store::get_verified`]); records the hash in `inputs`
+    /// under its store key ([`emorg_store::upstream_input_key`]), so that this stage turns stale
+    /// when that output changes.
     pub fn read_upstream(
         &self,
-        stage: Stage,
+        manifest: &Manifest,
         name: &str,
         inputs: &mut BTreeMap<String, String>,
     ) -> Result<emorg_store::Bytes> {
-        let manifest = self.require_done(stage)?;
-        let bytes = self.store.get_verified(&manifest, name)?;
-        record_upstream(&manifest, name, inputs);
+        let bytes = self.store.get_verified(manifest, name)?;
+        record_upstream(manifest, name, inputs);
         Ok(bytes)
     }
 
@@ -130,24 +199,20 @@ impl StageContext {
     /// stale (the worker skips a done stage). A forced train also drops its checkpoints, so that
     /// it starts over instead of resuming.
     pub fn prepare_run(&self, force: bool) -> Result<()> {
-        let why = match self.state_of(self.stage)? {
+        let why = match self.state_of(&self.stage)? {
             DoneState::Missing => None,
             DoneState::Valid(_) => Some("--force".to_string()),
             DoneState::Invalid { reason } => Some(format!("it is invalid: {reason}")),
             DoneState::Stale { reason, .. } => Some(format!("it is stale: {reason}")),
         };
         if let Some(why) = why {
-            let done = layout::done(&self.key, self.dir());
-            tracing::info!(
-                "{} of cell {}: removing {done} ({why})",
-                self.stage,
-                self.key
-            );
+            let done = layout::done(&self.stage);
+            tracing::info!("{}: removing {done} ({why})", self.stage);
             self.store
                 .delete(&done)
                 .with_context(|| format!("removing {done} before redoing the stage"))?;
         }
-        if force && self.stage == Stage::Train {
+        if force && self.stage.stage() == Stage::Train {
             crate::train_stage::remove_checkpoints(self)?;
         }
         Ok(())
@@ -161,12 +226,29 @@ impl StageContext {
         }
     }
 
-    /// Write one output under the stage dir and remember it for the manifest. Checks first that
+    /// Write one output under the stage and remember it for the manifest. Checks first that
     /// the claim is still this run's, so that a run whose stage was taken over stops before it
     /// overwrites the other run's outputs.
     pub fn put_output(&self, name: &str, bytes: Vec<u8>) -> Result<OutputEntry> {
         self.check_claim()?;
-        let entry = self.store.put_output(&self.key, self.dir(), name, bytes)?;
+        let entry = self.store.put_output(&self.stage, name, bytes)?;
+        self.outputs.borrow_mut().push(entry.clone());
+        Ok(entry)
+    }
+
+    /// Lists an output an earlier run of this stage already wrote (a resumed train's step
+    /// adapters), re-hashed from the store, in the manifest.
+    pub fn keep_output(&self, name: &str) -> Result<OutputEntry> {
+        let key = layout::output(&self.stage, name);
+        let size = self
+            .store
+            .size(&key)?
+            .with_context(|| format!("{key} is gone"))?;
+        let entry = OutputEntry {
+            name: name.to_string(),
+            size,
+            sha256: self.store.sha256_of(&key)?,
+        };
         self.outputs.borrow_mut().push(entry.clone());
         Ok(entry)
     }
@@ -179,9 +261,7 @@ impl StageContext {
         metrics: serde_json::Value,
     ) -> Result<()> {
         let manifest = Manifest {
-            cell_key: self.key.clone(),
-            stage: self.stage.as_str().to_string(),
-            stage_dir: self.dir().to_string(),
+            owner: self.stage.clone(),
             outputs: self.outputs.borrow().clone(),
             inputs,
             seeds,
@@ -201,26 +281,22 @@ impl StageContext {
 
     pub fn record_failure(&self, error: &str) -> Result<()> {
         let record = serde_json::json!({
-            "cell_key": self.key,
-            "stage": self.stage.as_str(),
+            "stage": self.stage.stage().as_str(),
+            "key": self.stage.key(),
             "error": error,
             "worker_version": emorg_spec::WORKER_VERSION,
             "host": gethostname::gethostname().to_string_lossy(),
             "at": chrono::Utc::now(),
         });
         self.store
-            .put_json(&layout::failure(&self.key, self.dir()), &record)?;
+            .put_json(&layout::failure(&self.stage), &record)?;
         if let Some(held) = self.claim.borrow_mut().take() {
             held.release(&self.store)?;
         }
         Ok(())
     }
 
-    pub fn seed(&self, purpose: &str) -> u64 {
-        emorg_spec::derive_seed(&self.key, self.stage, purpose)
-    }
-
-    /// The verified local GGUF file of a model, checked against the sha256 the cell was planned with.
+    /// The verified local GGUF file of a model, checked against the sha256 it was planned with.
     pub fn model_path(&self, model: &emorg_spec::ModelRef) -> Result<PathBuf> {
         model_path(model)
     }
@@ -235,7 +311,7 @@ impl StageContext {
 fn record_upstream(upstream: &Manifest, name: &str, inputs: &mut BTreeMap<String, String>) {
     if let Some(entry) = upstream.output(name) {
         inputs.insert(
-            emorg_store::upstream_input_key(&upstream.stage_dir, name),
+            emorg_store::upstream_input_key(&upstream.owner, name),
             entry.sha256.clone(),
         );
     }
@@ -254,7 +330,7 @@ pub fn model_path(model: &emorg_spec::ModelRef) -> Result<PathBuf> {
     let entry = registry.get(&model.name)?;
     if entry.sha256 != model.gguf_sha256 {
         bail!(
-            "model {}: the cell expects GGUF sha256 {} but the registry has {}",
+            "model {}: the plan expects GGUF sha256 {} but the registry has {}",
             model.name,
             model.gguf_sha256,
             entry.sha256
@@ -277,7 +353,7 @@ pub fn verified_input(store: &Store, key: &str, sha256: &str) -> Result<tempfile
     Ok(f)
 }
 
-/// The adapters a cell's LoRA spec describes: every listed module on every listed layer.
+/// The adapters a unit's LoRA spec describes: every listed module on every listed layer.
 pub fn lora_config(spec: &emorg_spec::LoraSpec) -> Result<emorg_lm::LoraConfig> {
     let modules = spec
         .modules
@@ -395,7 +471,7 @@ fn cuda_failure(message: &str) -> String {
     }
 }
 
-/// The tokenised questions of a cell: (question id, paraphrase index, text, system prompt, judge prompts).
+/// One asked question: (question id, paraphrase index, text, system prompt, judge prompts).
 pub struct AskedQuestion {
     pub id: String,
     pub paraphrase_index: usize,
@@ -404,12 +480,13 @@ pub struct AskedQuestion {
     pub judge_prompts: BTreeMap<String, String>,
 }
 
-/// The free-form questions the cell asks, in file order, each paraphrase separately.
+/// The free-form questions the variant asks, in file order, each paraphrase separately.
 pub fn asked_questions(ctx: &StageContext) -> Result<Vec<AskedQuestion>> {
-    let sha = &ctx.cell.eval.questions_sha256;
+    let variant = ctx.variant()?;
+    let sha = &variant.questions_sha256;
     let file = ctx.input_file(&layout::questions(sha), sha)?;
     let set = emorg_data::load_questions(file.path())?;
-    let wanted = &ctx.cell.eval.question_ids;
+    let wanted = &variant.question_ids;
     let mut out = Vec::new();
     for q in set.free_form() {
         if !wanted.is_empty() && !wanted.contains(&q.id) {
@@ -427,7 +504,7 @@ pub fn asked_questions(ctx: &StageContext) -> Result<Vec<AskedQuestion>> {
     }
     for id in wanted {
         if !out.iter().any(|q| &q.id == id) {
-            bail!("question id `{id}` is not a free-form question of the cell's question set");
+            bail!("question id `{id}` is not a free-form question of the variant's question set");
         }
     }
     Ok(out)
@@ -464,7 +541,7 @@ mod commit_tests {
     fn a_commit_another_run_made_first_is_told_apart_from_other_errors() {
         let commit = |reason: &str| {
             anyhow::Error::from(StoreError::Commit {
-                key: "cells/k/train/DONE.json".into(),
+                key: "units/k/train/DONE.json".into(),
                 reason: reason.into(),
             })
         };

@@ -1,12 +1,13 @@
-//! `judge`: scores for every sampled answer, by the cell's judge backend: the local GGUF judge
-//! (candle), or a judge behind an OpenAI-compatible API with its judgments cached in the store.
+//! `judge`: scores for every answer of a variant, by the judgment's judge backend: the local GGUF
+//! judge (candle) or a judge behind an OpenAI-compatible API. Both cache their judgments in the
+//! store (`judge-cache/...`), so re-judging identical answers with the same judge costs nothing.
 
 use crate::context::{StageContext, asked_questions};
 use anyhow::{Context as _, Result, bail};
 use emorg_judge::openai::OpenAiJudge;
-use emorg_judge::{CacheError, EmRule, JudgmentCache, JudgmentKey, NumberDistribution};
-use emorg_judge_local::{JudgeMethod, LocalJudge};
-use emorg_spec::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec, Stage};
+use emorg_judge::{CacheError, EmRule, JudgmentCache, JudgmentKey as CacheKey, NumberDistribution};
+use emorg_judge_local::{JudgeMethod, LocalJudge, LocalJudgeIdentity};
+use emorg_spec::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec};
 use emorg_store::arrow::array::{
     Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array,
 };
@@ -51,26 +52,27 @@ pub fn judge_groups(
         )
     })?;
     match &spec.backend {
-        JudgeBackend::Local(model) => judge_local(spec, model, method, groups, answers),
+        JudgeBackend::Local(model) => judge_local(store, spec, model, method, groups, answers),
         JudgeBackend::OpenAi(api) => judge_openai(store, spec, api, method, groups, answers),
     }
 }
 
 pub fn run(ctx: &StageContext) -> Result<()> {
-    let cell = &ctx.cell;
+    let judgment = ctx
+        .judgment
+        .as_ref()
+        .context("the judge stage reads a judgment")?;
+    let sample_stage = ctx.sample_stage().context("a judgment judges a variant")?;
     // Read only when its bytes hash to what sample's DONE.json records; the hash goes into this
-    // stage's inputs (`sample/final/responses.parquet`; also as "responses", the name earlier
-    // manifests used), which makes this stage stale when sample is redone with other answers.
+    // stage's inputs (under its store key; also as "responses"), which makes this stage stale
+    // when sample is redone with other answers.
+    let sample = ctx.require_done(&sample_stage)?;
     let mut upstream = BTreeMap::new();
-    let responses_bytes = ctx.read_upstream(Stage::Sample, RESPONSES, &mut upstream)?;
+    let responses_bytes = ctx.read_upstream(&sample, RESPONSES, &mut upstream)?;
     let responses_sha =
-        upstream[&emorg_store::upstream_input_key(Stage::Sample.dir(), RESPONSES)].clone();
-    let responses = emorg_store::table::from_parquet(responses_bytes).with_context(|| {
-        format!(
-            "reading {}",
-            layout::stage_key(&ctx.key, Stage::Sample.dir(), RESPONSES)
-        )
-    })?;
+        upstream[&emorg_store::upstream_input_key(&sample_stage, RESPONSES)].clone();
+    let responses = emorg_store::table::from_parquet(responses_bytes)
+        .with_context(|| format!("reading {}", layout::output(&sample_stage, RESPONSES)))?;
     let col = |name: &str| {
         responses
             .column_by_name(name)
@@ -103,7 +105,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         .clone();
     let n = responses.num_rows();
 
-    let judge_spec = &cell.judge;
+    let judge_spec = &judgment.judge;
     let prompts: BTreeMap<String, BTreeMap<String, String>> = asked_questions(ctx)?
         .into_iter()
         .map(|q| (q.id, q.judge_prompts))
@@ -222,51 +224,102 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     ctx.commit(inputs, BTreeMap::new(), summary)
 }
 
-/// Every group with the local GGUF judge, one (question, metric) prefix at a time.
+/// Every group with the local GGUF judge, one (question, metric) prefix at a time. Each judgment
+/// is first looked up in the store's cache by the judge's identity and the judge prompt
+/// ([`LocalJudgeIdentity`]); the judge model is loaded only when some judgment is not there, and
+/// every new judgment is put there.
 fn judge_local(
+    store: &Store,
     judge_spec: &JudgeSpec,
     model: &ModelRef,
     method: JudgeMethod,
     groups: &[Group],
     answers: &[&str],
 ) -> Result<Judged> {
-    let path = crate::context::model_path(model)?;
-    let t_load = std::time::Instant::now();
-    let judge = LocalJudge::load(
-        &path,
-        method,
-        judge_spec.prune_below,
-        &crate::context::device()?,
-    )?;
-    tracing::info!(
-        "judge {} loaded in {:.1}s",
-        model.name,
-        t_load.elapsed().as_secs_f64()
-    );
+    let cache = StoreCache { store };
     let started = std::time::Instant::now();
     let mut dists = empty_dists(&judge_spec.metrics, answers.len());
-    let total: usize = groups.iter().map(|g| g.rows.len()).sum();
-    let mut done = 0usize;
+    // Per group, the rows the cache could not answer and their keys.
+    let mut todo: Vec<(&Group, Vec<(usize, CacheKey)>)> = Vec::new();
+    let (mut hits, mut total) = (0usize, 0usize);
     for g in groups {
-        let group_answers: Vec<&str> = g.rows.iter().map(|i| answers[*i]).collect();
-        let t0 = std::time::Instant::now();
-        let out = judge.judge_question(g.template, g.question, &group_answers)?;
-        done += g.rows.len();
+        let identity = LocalJudgeIdentity {
+            model: model.name.clone(),
+            gguf_sha256: model.gguf_sha256.clone(),
+            method,
+            prune_below: judge_spec.prune_below,
+            metric: g.metric.to_string(),
+            numerics: emorg_spec::WORKER_VERSION.to_string(),
+        };
+        let mut missing = Vec::new();
+        for &i in g.rows {
+            total += 1;
+            let key = identity.cache_key(g.template, g.question, answers[i]);
+            match cache
+                .get(&key)
+                .map_err(|e| anyhow::anyhow!("reading the judgment cache: {e}"))?
+            {
+                Some(d) => {
+                    dists.get_mut(g.metric).expect("metric present")[i] = Some(d);
+                    hits += 1;
+                }
+                None => missing.push((i, key)),
+            }
+        }
+        if !missing.is_empty() {
+            todo.push((g, missing));
+        }
+    }
+    let misses = total - hits;
+    let mut cache_write_errors = 0usize;
+    tracing::info!("{total} judgments: {hits} from the cache, {misses} by the local judge");
+    if misses > 0 {
+        let path = crate::context::model_path(model)?;
+        let t_load = std::time::Instant::now();
+        let judge = LocalJudge::load(
+            &path,
+            method,
+            judge_spec.prune_below,
+            &crate::context::device()?,
+        )?;
         tracing::info!(
-            "{} {}: {} answers in {:.1}s ({done}/{total} judgments)",
-            g.metric,
-            g.id,
-            g.rows.len(),
-            t0.elapsed().as_secs_f64(),
+            "judge {} loaded in {:.1}s",
+            model.name,
+            t_load.elapsed().as_secs_f64()
         );
-        for (i, d) in g.rows.iter().zip(out) {
-            dists.get_mut(g.metric).expect("metric present")[*i] = Some(d);
+        let mut done = 0usize;
+        for (g, missing) in &todo {
+            let group_answers: Vec<&str> = missing.iter().map(|(i, _)| answers[*i]).collect();
+            let t0 = std::time::Instant::now();
+            let out = judge.judge_question(g.template, g.question, &group_answers)?;
+            done += missing.len();
+            tracing::info!(
+                "{} {}: {} answers in {:.1}s ({done}/{misses} judgments)",
+                g.metric,
+                g.id,
+                missing.len(),
+                t0.elapsed().as_secs_f64(),
+            );
+            for ((i, key), d) in missing.iter().zip(out) {
+                // The cache only saves a later re-judging: a refused write costs that, not
+                // this stage's scores (counted in the manifest, the first one logged).
+                if let Err(e) = cache.put(key, &d) {
+                    if cache_write_errors == 0 {
+                        tracing::warn!("cannot write the judgment cache (judging goes on): {e}");
+                    }
+                    cache_write_errors += 1;
+                }
+                dists.get_mut(g.metric).expect("metric present")[*i] = Some(d);
+            }
         }
     }
     let summary = serde_json::json!({
         "backend": "local",
         "judge_model": model.name,
         "prune_below": judge_spec.prune_below,
+        "cache_hits": hits,
+        "cache_misses": misses,
+        "cache_write_errors": cache_write_errors,
     });
     Ok(Judged {
         dists,
@@ -360,20 +413,21 @@ fn into_map(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> 
     }
 }
 
-/// The judgment cache in the results store: `judgments/<model>/<method>/<h[..2]>/<h>.json`, each
-/// holding one [`NumberDistribution`] as JSON. Shared by every cell and sweep on the store.
+/// The judgment cache in the results store: `judge-cache/<model>/<method>/<h[..2]>/<h>.json`,
+/// each holding one [`NumberDistribution`] as JSON. Shared by every judgment and sweep on the
+/// store, for API and local judges alike.
 struct StoreCache<'a> {
     store: &'a Store,
 }
 
 impl StoreCache<'_> {
-    fn key(key: &JudgmentKey) -> String {
-        layout::judgment(&key.model_slug(), key.method().as_str(), key.hash())
+    fn key(key: &CacheKey) -> String {
+        layout::judgment_cache(&key.model_slug(), key.method().as_str(), key.hash())
     }
 }
 
 impl JudgmentCache for StoreCache<'_> {
-    fn get(&self, key: &JudgmentKey) -> Result<Option<NumberDistribution>, CacheError> {
+    fn get(&self, key: &CacheKey) -> Result<Option<NumberDistribution>, CacheError> {
         let at = Self::key(key);
         let Some(bytes) = self.store.get_opt(&at)? else {
             return Ok(None);
@@ -387,7 +441,7 @@ impl JudgmentCache for StoreCache<'_> {
         }
     }
 
-    fn put(&self, key: &JudgmentKey, dist: &NumberDistribution) -> Result<(), CacheError> {
+    fn put(&self, key: &CacheKey, dist: &NumberDistribution) -> Result<(), CacheError> {
         self.store.put_json(&Self::key(key), dist)?;
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! `emorg-worker`: runs one stage of one cell. Every stage reads the cell and its inputs from the
-//! store and writes its outputs there, DONE.json last; it needs nothing else.
+//! `emorg-worker`: runs one stage: the train stage of a training unit, the sample stage of a
+//! sample variant or the judge stage of a judgment. Every stage reads its records and inputs from
+//! the store and writes its outputs there, DONE.json last; it needs nothing else.
 
 mod bench;
 mod claim;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 #[command(
     name = "emorg-worker",
     version,
-    about = "Train, sample and judge one emorg cell"
+    about = "Train a unit, sample a variant, judge a judgment"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,9 +33,11 @@ pub struct StageArgs {
     /// Store URL (file://results, s3://bucket/prefix).
     #[arg(long, env = "EMORG_STORE")]
     pub store: String,
-    /// Cell key (as written in cells/<key>/cell.json).
+    /// Key of the stage's owner: the training unit (train, `units/<key>/unit.json`), the sample
+    /// variant (sample, `variants/<key>/variant.json`) or the judgment (judge,
+    /// `judgments/<key>/judgment.json`).
     #[arg(long)]
-    pub cell: String,
+    pub key: String,
     /// CPU threads for the math (RAYON_NUM_THREADS); default: all cores.
     #[arg(long, env = "EMORG_THREADS")]
     pub threads: Option<usize>,
@@ -50,11 +53,11 @@ pub struct StageArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fine-tune the cell's LoRA adapters on its dataset.
+    /// Fine-tune a training unit (LoRA adapters or every weight) on its dataset.
     Train(StageArgs),
-    /// Sample answers to the cell's free-form questions.
+    /// Sample a variant's answers to its free-form questions.
     Sample(StageArgs),
-    /// Judge the sampled answers (local judge model, or an OpenAI-compatible API).
+    /// Judge a variant's answers (local judge model, or an OpenAI-compatible API).
     Judge(StageArgs),
     /// Micro-benchmarks (sampler, judge, trainer); JSON lines on stdout.
     Bench(bench::BenchArgs),
@@ -111,26 +114,30 @@ fn main() -> ExitCode {
         Command::Sample(a) => (emorg_spec::Stage::Sample, a),
         Command::Judge(a) => (emorg_spec::Stage::Judge, a),
     };
+    // "sample of sample variant 0123456789ab", or the key as given when it is not one.
+    let what = emorg_spec::StageRef::parse(stage, &args.key)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| format!("{stage} of {}", args.key));
     match run(stage, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<train_stage::Requeue>().is_some() => {
-            tracing::warn!("{stage} of cell {}: {e:#}", args.cell);
+            tracing::warn!("{what}: {e:#}");
             eprintln!("requeue: {e:#}");
             ExitCode::from(train_stage::REQUEUE_EXIT_CODE)
         }
         Err(e) if e.downcast_ref::<claim::Claimed>().is_some() => {
-            tracing::warn!("{stage} of cell {}: {e:#}", args.cell);
+            tracing::warn!("{what}: {e:#}");
             eprintln!("claimed: {e:#}");
             ExitCode::from(claim::CLAIMED_EXIT_CODE)
         }
         // Another run's DONE.json was there at the commit (create-only): that run's result stands.
         Err(e) if context::already_committed(&e) => {
-            tracing::warn!("{stage} of cell {}: {e:#}", args.cell);
+            tracing::warn!("{what}: {e:#}");
             eprintln!("claimed: {e:#}");
             ExitCode::from(emorg_store::CLAIMED_EXIT_CODE)
         }
         Err(e) => {
-            tracing::error!("{stage} failed for cell {}: {e:#}", args.cell);
+            tracing::error!("{what} failed: {e:#}");
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
@@ -139,26 +146,16 @@ fn main() -> ExitCode {
 
 fn run(stage: emorg_spec::Stage, args: &StageArgs) -> Result<()> {
     let ctx = context::StageContext::open(args, stage)?;
+    let this = ctx.stage.clone();
     if !args.force && ctx.is_done()? {
-        tracing::info!(
-            "{stage} of cell {} is already done (valid DONE.json, upstream unchanged): skipping",
-            ctx.key
-        );
+        tracing::info!("{this} is already done (valid DONE.json, upstream unchanged): skipping");
         return Ok(());
     }
-    claim::check_inputs(&ctx.store, &ctx.cell, &ctx.key, stage)?;
-    ctx.hold(claim::acquire(
-        &ctx.store,
-        &ctx.key,
-        ctx.dir(),
-        args.take_over,
-    )?);
+    claim::check_inputs(&ctx.store, &ctx.chain())?;
+    ctx.hold(claim::acquire(&ctx.store, &this, args.take_over)?);
     // Another run may have committed the stage between the check above and the claim.
     if !args.force && ctx.is_done()? {
-        tracing::info!(
-            "{stage} of cell {} was committed by another run meanwhile: skipping",
-            ctx.key
-        );
+        tracing::info!("{this} was committed by another run meanwhile: skipping");
         return ctx.release_claim();
     }
     // The old DONE.json (forced, invalid or stale) goes before any work; a forced train also

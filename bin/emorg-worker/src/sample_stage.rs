@@ -1,19 +1,23 @@
-//! `sample`: answers to the cell's free-form questions from the (adapted) model.
+//! `sample`: a variant's answers to its free-form questions, from its unit's model with the
+//! weights (final or a kept step) and adapter scales the variant names.
 
 use crate::context::{StageContext, asked_questions};
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use emorg_lm::generate::{SampleParams, sample_batch};
 use emorg_lm::{LoraSet, Message, ModelFiles, WeightMode};
-use emorg_spec::Stage;
+use emorg_spec::{ProtocolKind, Weights};
 use emorg_store::arrow::array::{
     ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
+use emorg_store::{Manifest, layout};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The train stage's LoRA adapter, as the sample stage reads it.
+/// The train stage's final LoRA adapter, as the sample stage reads it.
 const ADAPTER: &str = "adapter/adapter_model.safetensors";
+/// The adapter file under `steps/<step:08>/`.
+const STEP_ADAPTER_FILE: &str = "adapter_model.safetensors";
 
 struct Row {
     question_id: String,
@@ -26,31 +30,99 @@ struct Row {
     finished: bool,
 }
 
+/// The steps whose adapter a train DONE.json lists (`steps/<step:08>/adapter_model.safetensors`).
+fn listed_steps(train: &Manifest) -> Vec<usize> {
+    let mut steps: Vec<usize> = train
+        .outputs
+        .iter()
+        .filter_map(|o| {
+            let rest = o.name.strip_prefix("steps/")?;
+            let (step, file) = rest.split_once('/')?;
+            (file == STEP_ADAPTER_FILE).then(|| step.parse().ok())?
+        })
+        .collect();
+    steps.sort_unstable();
+    steps
+}
+
+/// The name of the train output a variant samples with (full weights or a LoRA adapter).
+fn weights_output(ctx: &StageContext, train: &Manifest, full: bool) -> Result<String> {
+    let variant = ctx.variant()?;
+    match (variant.weights, full) {
+        (Weights::Final, true) => Ok(crate::train_stage::FULL_MODEL.to_string()),
+        (Weights::Final, false) => Ok(ADAPTER.to_string()),
+        (Weights::Step(n), true) => bail!(
+            "{} asks for the weights at step {n} of training unit {}, a full fine-tune: only its \
+             final weights are kept",
+            ctx.stage,
+            ctx.unit_key().short()
+        ),
+        (Weights::Step(n), false) => {
+            let name = layout::step_adapter_name(n, STEP_ADAPTER_FILE);
+            if train.output(&name).is_none() {
+                let steps = listed_steps(train);
+                let has = if steps.is_empty() {
+                    "none (train.checkpoint_every is 0)".to_string()
+                } else {
+                    steps
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                bail!(
+                    "{} asks for the adapter at step {n} of training unit {}, which kept no \
+                     adapter at that step: its train DONE.json ({}) lists the steps {has}",
+                    ctx.stage,
+                    ctx.unit_key(),
+                    layout::done(&train.owner)
+                );
+            }
+            Ok(name)
+        }
+    }
+}
+
 pub fn run(ctx: &StageContext) -> Result<()> {
-    let cell = &ctx.cell;
-    let full = cell.protocol.kind == emorg_spec::ProtocolKind::Full;
-    let lora = cell.trains() && cell.protocol.kind == emorg_spec::ProtocolKind::Lora;
+    let unit = &ctx.unit;
+    let variant = ctx.variant()?;
+    let full = unit.protocol.kind == ProtocolKind::Full;
+    let lora = unit.trains() && unit.protocol.kind == ProtocolKind::Lora;
+    if !lora && !variant.scales.is_identity() {
+        bail!(
+            "{} scales LoRA adapters, but training unit {} has none (protocol kind {:?})",
+            ctx.stage,
+            ctx.unit_key().short(),
+            unit.protocol.kind
+        );
+    }
+    if !unit.trains() && variant.weights != Weights::Final {
+        bail!(
+            "{} asks for {} weights of training unit {}, a base model that does not train",
+            ctx.stage,
+            variant.weights,
+            ctx.unit_key().short()
+        );
+    }
     let mut inputs = BTreeMap::new();
-    inputs.insert("model".to_string(), cell.model.gguf_sha256.clone());
-    inputs.insert("questions".to_string(), cell.eval.questions_sha256.clone());
+    inputs.insert("model".to_string(), unit.model.gguf_sha256.clone());
+    inputs.insert("questions".to_string(), variant.questions_sha256.clone());
     // What train wrote, read first (before any model loads, so a mismatch fails at once) and
     // only when its bytes hash to what train's DONE.json records; the hash goes into this
-    // stage's inputs (`train/<name>`), which makes this stage stale when train is redone with
-    // other results. "weights" and "adapter" repeat it under the names earlier manifests used.
-    let trained = if full || lora {
-        let (name, alias) = if full {
-            (crate::train_stage::FULL_MODEL, "weights")
-        } else {
-            (ADAPTER, "adapter")
-        };
-        let bytes = ctx.read_upstream(Stage::Train, name, &mut inputs)?;
-        let sha = inputs[&emorg_store::upstream_input_key(Stage::Train.dir(), name)].clone();
-        inputs.insert(alias.to_string(), sha);
-        Some(bytes)
-    } else {
-        None
+    // stage's inputs (under its store key), which makes this stage stale when train is redone
+    // with other results. "weights" and "adapter" repeat it under short names.
+    let trained = match ctx.train_stage() {
+        Some(train_stage) => {
+            let train = ctx.require_done(&train_stage)?;
+            let name = weights_output(ctx, &train, full)?;
+            let bytes = ctx.read_upstream(&train, &name, &mut inputs)?;
+            let sha = inputs[&emorg_store::upstream_input_key(&train_stage, &name)].clone();
+            inputs.insert(if full { "weights" } else { "adapter" }.to_string(), sha);
+            Some(bytes)
+        }
+        None => None,
     };
-    let model_path = ctx.model_path(&cell.model)?;
+    let model_path = ctx.model_path(&unit.model)?;
     let files = ModelFiles::open(&model_path)?;
     let device = crate::context::device()?;
     // A full fine-tune's weights replace the model's, dense f32 as trained; otherwise the fast
@@ -73,41 +145,49 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     } = files;
     let _adapter = if lora {
         let bytes = trained.as_ref().context("adapter read above")?;
-        let spec = cell.protocol.lora.as_ref().context("lora settings")?;
+        let spec = unit.protocol.lora.as_ref().context("lora settings")?;
         let cfg = crate::context::lora_config(spec)?;
         let set = LoraSet::from_safetensors(cfg, bytes, &device)?;
-        let eval = &cell.eval;
+        let scales = &variant.scales;
         let names: Vec<String> = set.adapters.iter().map(|a| a.short_name()).collect();
-        if let Some(unknown) = eval.adapter_scales.keys().find(|k| !names.contains(k)) {
-            anyhow::bail!(
-                "eval.adapter_scales names `{unknown}`, which is not an adapter of this cell (its adapters: {})",
+        if let Some(unknown) = scales.adapter_scales.keys().find(|k| !names.contains(k)) {
+            bail!(
+                "the variant's adapter_scales names `{unknown}`, which is not an adapter of training unit {} (its adapters: {})",
+                ctx.unit_key().short(),
                 names.join(", ")
             );
         }
-        if eval.adapter_scale != 1.0 || !eval.adapter_scales.is_empty() {
+        if !scales.is_identity() {
             tracing::info!(
                 "adapter factors: {} by default, {:?}",
-                eval.adapter_scale,
-                eval.adapter_scales
+                scales.adapter_scale,
+                scales.adapter_scales
             );
         }
         model.attach_lora_scaled(&set, |ad| {
-            eval.adapter_scales
+            scales
+                .adapter_scales
                 .get(&ad.short_name())
                 .copied()
-                .unwrap_or(eval.adapter_scale)
+                .unwrap_or(scales.adapter_scale)
         });
         Some(set)
     } else {
         None
     };
+    tracing::info!(
+        "{}: {} weights of training unit {}",
+        ctx.stage,
+        variant.weights,
+        ctx.unit_key().short()
+    );
 
     let questions = asked_questions(ctx)?;
-    let eval = &cell.eval;
+    let sampler = &variant.sampler;
     let params = SampleParams {
-        temperature: eval.temperature,
-        top_p: eval.top_p,
-        max_new_tokens: eval.max_new_tokens,
+        temperature: sampler.temperature,
+        top_p: sampler.top_p,
+        max_new_tokens: sampler.max_new_tokens,
     };
     let mut rows = Vec::new();
     let mut by_id: BTreeMap<&str, Vec<&crate::context::AskedQuestion>> = BTreeMap::new();
@@ -119,7 +199,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     for (id, paraphrases) in &by_id {
         // Sample i asks paraphrase i mod P, so every paraphrase is used.
         for (p, q) in paraphrases.iter().enumerate() {
-            let samples: Vec<u32> = (0..eval.samples_per_question as u32)
+            let samples: Vec<u32> = (0..sampler.samples_per_question as u32)
                 .filter(|i| *i as usize % paraphrases.len() == p)
                 .collect();
             let mut msgs = Vec::new();
@@ -128,10 +208,10 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             }
             msgs.push(Message::new("user", &q.text));
             let prompt = tokenizer.encode(&template.render(&msgs, true)?)?;
-            for chunk in samples.chunks(eval.batch_size.max(1)) {
+            for chunk in samples.chunks(sampler.batch_size.max(1)) {
                 let seeds: Vec<u64> = chunk
                     .iter()
-                    .map(|i| ctx.seed(&format!("{id}/{i}")))
+                    .map(|i| variant.derive_seed(&format!("{id}/{i}")))
                     .collect();
                 let t0 = std::time::Instant::now();
                 let outs = sample_batch(&model, &tokenizer, &prompt, &seeds, params)?;
@@ -162,7 +242,8 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         "responses.parquet",
         emorg_store::table::to_parquet(&table(&rows)?)?,
     )?;
-    // Every sample's seed is in responses.parquet (derive_seed(cell key, "sample", "<question id>/<i>")).
+    // Every sample's seed is in responses.parquet (derive_seed(variant key, "sample",
+    // "<question id>/<i>")).
     ctx.commit(
         inputs,
         BTreeMap::new(),

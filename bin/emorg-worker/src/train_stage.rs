@@ -1,11 +1,17 @@
-//! `train`: LoRA fine-tuning of the cell's model on its dataset; adapters, checkpoints, metrics and
-//! the rank-1 trajectory to the store.
+//! `train`: fine-tuning of a training unit's model on its dataset (LoRA or every weight);
+//! adapters, checkpoints, metrics and the rank-1 trajectory to the store.
 //!
 //! Preemption contract (relied on by the launchers): on SIGTERM or SIGUSR1 the stage finishes the
-//! optimizer step in progress, writes a checkpoint under `cells/<key>/train/ckpt/<step>/`
+//! optimizer step in progress, writes a checkpoint under `units/<key>/train/ckpt/<step>/`
 //! (manifest last) and exits with [`REQUEUE_EXIT_CODE`] (75, EX_TEMPFAIL) without writing
 //! FAILED.json. Running the same stage again resumes from the newest checkpoint whose manifest
 //! verifies and ends with the same adapter bytes as an uninterrupted run.
+//!
+//! Step adapters: with `train.checkpoint_every = N > 0` on LoRA, the PEFT adapter before any update
+//! (step 0) and after every N-th step is uploaded at once as output `steps/<step:08>/...`, kept for
+//! good (the trainer-state retention does not touch them) for variants that sample a checkpoint.
+//! A resumed run lists those an earlier run uploaded up to its resume step. They only read the
+//! adapter, so the final adapter's bytes do not depend on them.
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
@@ -49,29 +55,35 @@ struct TrajectoryStep {
     vectors: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
+/// The files of a PEFT adapter, as under `adapter/` and `steps/<step:08>/`.
+const ADAPTER_FILES: [&str; 2] = ["adapter_model.safetensors", "adapter_config.json"];
+
 pub fn run(ctx: &StageContext) -> Result<()> {
-    let cell = &ctx.cell;
-    if cell.protocol.kind == ProtocolKind::Base {
-        bail!("protocol `{}` does not train", cell.protocol.name);
+    let unit = &ctx.unit;
+    if unit.protocol.kind == ProtocolKind::Base {
+        bail!(
+            "training unit {} is a base model: it does not train",
+            ctx.stage.short()
+        );
     }
-    let full = cell.protocol.kind == ProtocolKind::Full;
+    let full = unit.protocol.kind == ProtocolKind::Full;
     // Registered before any work, so a signal during loading still ends in a clean requeue.
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGUSR1] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .context("installing the SIGTERM/SIGUSR1 handler")?;
     }
-    let spec = cell
+    let spec = unit
         .protocol
         .train
         .as_ref()
         .context("a training protocol needs [train] settings")?;
-    let dataset = cell
+    let dataset = unit
         .dataset
         .as_ref()
         .context("a training protocol needs a dataset")?;
 
-    let model_path = ctx.model_path(&cell.model)?;
+    let model_path = ctx.model_path(&unit.model)?;
     let files = ModelFiles::open(&model_path)?;
     let device = crate::context::device()?;
     let mut model = files.decoder(WeightMode::Dense, &device)?;
@@ -83,7 +95,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
 
     let data_file = ctx.input_file(&layout::dataset(&dataset.sha256), &dataset.sha256)?;
     let examples = emorg_data::load_chat_jsonl(data_file.path())?;
-    let holdout_seed = ctx.seed("holdout");
+    let holdout_seed = unit.derive_seed("holdout");
     let (train_idx, hold_idx) = split_holdout(examples.len(), spec.holdout, holdout_seed);
     let to_msgs = |i: &usize| -> Vec<Message> {
         examples[*i]
@@ -107,8 +119,8 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         prepare_examples(&train_convs, &template, &tokenizer, spec.max_seq_len)?;
     let (hold_data, _) = prepare_examples(&hold_convs, &template, &tokenizer, spec.max_seq_len)?;
     tracing::info!(
-        "cell {}: {} train examples ({} truncated at {} tokens, {} target tokens), {} held out",
-        ctx.key,
+        "{}: {} train examples ({} truncated at {} tokens, {} target tokens), {} held out",
+        ctx.stage,
         prep.examples,
         prep.truncated,
         spec.max_seq_len,
@@ -116,7 +128,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         hold_idx.len()
     );
 
-    let init_seed = ctx.seed("lora-init");
+    let init_seed = unit.derive_seed("lora-init");
     let precision = compute_precision(&spec.precision, full, &device)?;
     let (lora, full_params) = if full {
         if precision != DType::F32 {
@@ -136,7 +148,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         );
         (None, params)
     } else {
-        let lora_spec = cell
+        let lora_spec = unit
             .protocol
             .lora
             .as_ref()
@@ -150,7 +162,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         Some(l) => Params::Lora(l),
         None => Params::Full(&full_params),
     };
-    let data_seed = ctx.seed("data-order");
+    let data_seed = unit.derive_seed("data-order");
     let schedule = Schedule::parse(&spec.schedule).with_context(|| {
         format!(
             "schedule `{}` (expected linear, cosine or constant)",
@@ -181,6 +193,18 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         None => full_params.iter().map(|(n, _)| n.clone()).collect(),
     };
     let rank1 = lora.as_ref().is_some_and(|l| l.config.rank == 1);
+    let base_name = unit.model.name.clone();
+    // Step adapters are LoRA only: a full model per step is far too big to keep.
+    let step_every = if lora.is_some() {
+        spec.checkpoint_every
+    } else {
+        0
+    };
+    // The adapter before any update, taken before a resume overwrites the weights.
+    let initial_adapter = match &lora {
+        Some(l) if step_every > 0 => Some(adapter_files(l, &base_name)?),
+        _ => None,
+    };
 
     // Resume from the newest checkpoint that verifies, if any.
     let mut rows: Vec<StepMetrics> = Vec::new();
@@ -209,6 +233,16 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         resume = Some(state);
     }
     let resumed_from = resume.as_ref().map(|r| r.step);
+    let mut step_adapters = match resumed_from {
+        Some(at) if step_every > 0 => keep_step_adapters(ctx, at, step_every)?,
+        _ => Vec::new(),
+    };
+    if let Some(files) = initial_adapter
+        && !step_adapters.contains(&0)
+    {
+        put_step_adapter(ctx, 0, files)?;
+        step_adapters.insert(0, 0);
+    }
     let hold_before = match hold_before {
         Some(h) => h,
         None => holdout_loss(&model, &hold_data, tokenizer.eos_id)?,
@@ -219,10 +253,10 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         names.len(),
     );
 
-    let base_name = cell.model.name.clone();
     let mut saved_at = None;
-    // A lost claim inside the step callback (whose errors are strings) keeps its type here.
-    let mut lost_claim: Option<anyhow::Error> = None;
+    // An error inside the step callback (whose errors are strings) keeps its type here (a lost
+    // claim must stay one).
+    let mut failed: Option<anyhow::Error> = None;
     let result = train_params(
         &model,
         params,
@@ -246,13 +280,26 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             if rank1 && let Some(l) = v.lora {
                 trajectory.push(trajectory_step(m.step, l).map_err(|e| format!("{e:#}"))?);
             }
+            let mut fail = |e: anyhow::Error| {
+                let text = format!("{e:#}");
+                failed = Some(e);
+                text
+            };
+            // Before the trainer state, so a checkpoint at step s implies every step adapter up
+            // to s is in the store.
+            if step_every > 0
+                && m.step.is_multiple_of(step_every)
+                && let Some(l) = v.lora
+            {
+                let made = adapter_files(l, &base_name)
+                    .and_then(|files| put_step_adapter(ctx, m.step, files))
+                    .with_context(|| format!("uploading the adapter at step {}", m.step));
+                made.map_err(&mut fail)?;
+                step_adapters.push(m.step);
+            }
             let every = spec.checkpoint_every > 0 && m.step.is_multiple_of(spec.checkpoint_every);
             if (every && m.step < total) || v.stopping {
-                if let Err(e) = ctx.check_claim() {
-                    let text = format!("{e:#}");
-                    lost_claim = Some(e);
-                    return Err(text);
-                }
+                ctx.check_claim().map_err(&mut fail)?;
                 write_checkpoint(
                     ctx,
                     v,
@@ -269,7 +316,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             Ok(())
         },
     );
-    if let Some(e) = lost_claim {
+    if let Some(e) = failed {
         return Err(e);
     }
     let (summary, end) = result?;
@@ -304,7 +351,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let kept_checkpoints = checkpoint_steps(ctx)?;
     let clipped_steps = rows.iter().filter(|r| r.clipped).count();
     let mut inputs = BTreeMap::new();
-    inputs.insert("model".into(), cell.model.gguf_sha256.clone());
+    inputs.insert("model".into(), unit.model.gguf_sha256.clone());
     inputs.insert("dataset".into(), dataset.sha256.clone());
     let mut seeds = BTreeMap::new();
     seeds.insert("holdout".into(), holdout_seed);
@@ -323,6 +370,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             "max_seq_len": spec.max_seq_len,
             "clipped_steps": clipped_steps,
             "checkpoints": kept_checkpoints,
+            "step_adapters": step_adapters,
             "holdout_loss_before": hold_before,
             "holdout_loss_after": hold_after,
             "train_tokens": summary.tokens,
@@ -356,7 +404,7 @@ fn param_names(lora: &LoraSet) -> Vec<String> {
 fn checkpoint_steps(ctx: &StageContext) -> Result<Vec<usize>> {
     let mut steps: Vec<usize> = ctx
         .store
-        .list(&layout::checkpoints_prefix(&ctx.key))?
+        .list(&layout::checkpoints_prefix(&ctx.unit_key()))?
         .iter()
         .filter(|k| k.ends_with(&format!("/{MANIFEST}")))
         .filter_map(|k| layout::checkpoint_step(k))
@@ -366,24 +414,26 @@ fn checkpoint_steps(ctx: &StageContext) -> Result<Vec<usize>> {
     Ok(steps)
 }
 
-/// Removes every checkpoint of the cell, manifests first (so a half-removed checkpoint never
+/// Removes every trainer-state checkpoint of the unit, manifests first (so a half-removed checkpoint never
 /// verifies): a forced train starts over instead of resuming from the run it redoes.
 pub fn remove_checkpoints(ctx: &StageContext) -> Result<()> {
     let steps = checkpoint_steps(ctx)?;
     for step in &steps {
         ctx.store
-            .delete(&layout::checkpoint(&ctx.key, *step, MANIFEST))?;
+            .delete(&layout::checkpoint(&ctx.unit_key(), *step, MANIFEST))?;
     }
-    let files = ctx.store.list(&layout::checkpoints_prefix(&ctx.key))?;
+    let files = ctx
+        .store
+        .list(&layout::checkpoints_prefix(&ctx.unit_key()))?;
     for key in &files {
         ctx.store.delete(key)?;
     }
     if !files.is_empty() {
         tracing::info!(
-            "--force: removed {} checkpoint(s) ({} files) of cell {}: training starts over",
+            "--force: removed {} checkpoint(s) ({} files) of {}: training starts over",
             steps.len(),
             files.len(),
-            ctx.key
+            ctx.stage
         );
     }
     Ok(())
@@ -402,10 +452,10 @@ fn newest_valid_checkpoint(
     for step in checkpoint_steps(ctx)?.into_iter().rev() {
         let manifest_bytes = ctx
             .store
-            .get(&layout::checkpoint(&ctx.key, step, MANIFEST))?;
+            .get(&layout::checkpoint(&ctx.unit_key(), step, MANIFEST))?;
         let verified = checkpoint::verify(&manifest_bytes, |name| {
             ctx.store
-                .get_opt(&layout::checkpoint(&ctx.key, step, name))
+                .get_opt(&layout::checkpoint(&ctx.unit_key(), step, name))
                 .ok()
                 .flatten()
                 .map(|b| b.to_vec())
@@ -470,12 +520,14 @@ fn write_checkpoint(
     )?;
     for (name, bytes) in files {
         ctx.store
-            .put(&layout::checkpoint(&ctx.key, step, &name), bytes)?;
+            .put(&layout::checkpoint(&ctx.unit_key(), step, &name), bytes)?;
     }
-    ctx.store
-        .put(&layout::checkpoint(&ctx.key, step, MANIFEST), manifest)?;
+    ctx.store.put(
+        &layout::checkpoint(&ctx.unit_key(), step, MANIFEST),
+        manifest,
+    )?;
     tracing::info!("checkpoint at step {step} saved");
-    let spec = ctx.cell.protocol.train.as_ref().context("train settings")?;
+    let spec = ctx.unit.protocol.train.as_ref().context("train settings")?;
     let drop = checkpoint::to_delete(
         &checkpoint_steps(ctx)?,
         spec.checkpoint_keep_last.max(1),
@@ -483,8 +535,8 @@ fn write_checkpoint(
     );
     for old in drop {
         ctx.store
-            .delete(&layout::checkpoint(&ctx.key, old, MANIFEST))?;
-        let prefix = layout::checkpoint(&ctx.key, old, "");
+            .delete(&layout::checkpoint(&ctx.unit_key(), old, MANIFEST))?;
+        let prefix = layout::checkpoint(&ctx.unit_key(), old, "");
         for key in ctx.store.list(&prefix)? {
             ctx.store.delete(&key)?;
         }
@@ -711,15 +763,62 @@ fn full_memory_line(
 pub const FULL_MODEL: &str = "model/model.safetensors";
 
 fn write_adapter(ctx: &StageContext, dir: &str, set: &LoraSet, base: &str) -> Result<()> {
-    ctx.put_output(
-        &format!("{dir}/adapter_model.safetensors"),
-        set.to_safetensors()?,
-    )?;
-    ctx.put_output(
-        &format!("{dir}/adapter_config.json"),
-        serde_json::to_vec_pretty(&set.peft_config_json(base))?,
-    )?;
+    for (file, bytes) in adapter_files(set, base)? {
+        ctx.put_output(&format!("{dir}/{file}"), bytes)?;
+    }
     Ok(())
+}
+
+/// The PEFT adapter's files ([`ADAPTER_FILES`]) with their bytes.
+fn adapter_files(set: &LoraSet, base: &str) -> Result<[(&'static str, Vec<u8>); 2]> {
+    Ok([
+        (ADAPTER_FILES[0], set.to_safetensors()?),
+        (
+            ADAPTER_FILES[1],
+            serde_json::to_vec_pretty(&set.peft_config_json(base))?,
+        ),
+    ])
+}
+
+/// Uploads the adapter kept at `step` as train outputs `steps/<step:08>/...`.
+fn put_step_adapter(
+    ctx: &StageContext,
+    step: usize,
+    files: [(&'static str, Vec<u8>); 2],
+) -> Result<()> {
+    for (file, bytes) in files {
+        ctx.put_output(&layout::step_adapter_name(step, file), bytes)?;
+    }
+    tracing::info!("adapter at step {step} uploaded");
+    Ok(())
+}
+
+/// On a resume from step `at`: lists the step adapters an earlier run uploaded at steps up to
+/// `at` (re-hashed from the store) and returns their steps; later ones are made again.
+fn keep_step_adapters(ctx: &StageContext, at: usize, every: usize) -> Result<Vec<usize>> {
+    let prefix = layout::step_adapters_prefix(&ctx.unit_key());
+    let keys = ctx.store.list(&prefix)?;
+    let mut kept = Vec::new();
+    for step in (0..=at).step_by(every) {
+        let names = ADAPTER_FILES.map(|f| layout::step_adapter_name(step, f));
+        let present = names
+            .iter()
+            .all(|n| keys.contains(&layout::output(&ctx.stage, n)));
+        if !present {
+            // Uploaded before the trainer state of any later step, so this is gone by hand.
+            tracing::warn!(
+                "the adapter at step {step} is missing from {prefix}: it is not kept (a variant \
+                 at that step needs a forced retrain)"
+            );
+            continue;
+        }
+        for name in &names {
+            ctx.keep_output(name)?;
+        }
+        tracing::info!("adapter at step {step} listed from an earlier run");
+        kept.push(step);
+    }
+    Ok(kept)
 }
 
 /// Mean target-token loss on held-out examples (no gradients kept).

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use common::{have_smollm2, one_cell_sweep, planted_store, worker};
+use emorg_spec::StageRef;
 use emorg_store::claim::held_claim;
 use emorg_store::{Store, layout};
 
@@ -32,7 +33,7 @@ fn host() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn plant_claim(store: &Store, key: &str, host: &str, pid: u32, slurm: Option<&str>) {
+fn plant_claim(store: &Store, stage: &StageRef, host: &str, pid: u32, slurm: Option<&str>) {
     let claim = serde_json::json!({
         "run": format!("{host}-{pid}-42"),
         "host": host,
@@ -40,14 +41,12 @@ fn plant_claim(store: &Store, key: &str, host: &str, pid: u32, slurm: Option<&st
         "slurm_task": slurm,
         "at": "2026-12-01T00:00:00Z",
     });
-    store
-        .put_json(&layout::claim(key, "train"), &claim)
-        .unwrap();
+    store.put_json(&layout::claim(stage), &claim).unwrap();
 }
 
-fn train_files(store: &Store, key: &str) -> Vec<String> {
+fn train_files(store: &Store, stage: &StageRef) -> Vec<String> {
     store
-        .list(&layout::stage_prefix(key, "train"))
+        .list(&layout::stage_prefix(stage))
         .unwrap()
         .into_iter()
         .filter(|k| !k.ends_with("CLAIM.json"))
@@ -60,11 +59,12 @@ fn a_live_claim_is_respected_and_a_stale_one_taken_over() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &sweep());
+    let (store, planted) = planted_store(dir.path(), &sweep());
+    let key = planted.train();
 
     // Another host's run, not a Slurm task: cannot be proven dead, so it is respected.
     plant_claim(&store, &key, "node-elsewhere", 1234, None);
-    let out = worker("train", dir.path(), &key).output().unwrap();
+    let out = worker(&key, dir.path()).output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(73), "{log}");
     assert!(
@@ -77,17 +77,17 @@ fn a_live_claim_is_respected_and_a_stale_one_taken_over() {
         "{:?}",
         train_files(&store, &key)
     );
-    assert!(!store.exists(&layout::failure(&key, "train")).unwrap());
+    assert!(!store.exists(&layout::failure(&key)).unwrap());
 
     // A live process of this host (this test) holds it: respected too.
     plant_claim(&store, &key, &host(), std::process::id(), None);
-    let out = worker("train", dir.path(), &key).output().unwrap();
+    let out = worker(&key, dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(73));
 
     // An earlier run of the same Slurm task (a requeue: a higher restart count): taken over,
     // trained, committed, claim released.
     plant_claim(&store, &key, "node-elsewhere", 1234, Some("900_4"));
-    let out = worker("train", dir.path(), &key)
+    let out = worker(&key, dir.path())
         .env("SLURM_ARRAY_JOB_ID", "900")
         .env("SLURM_ARRAY_TASK_ID", "4")
         .env("SLURM_JOB_ID", "905")
@@ -100,23 +100,20 @@ fn a_live_claim_is_respected_and_a_stale_one_taken_over() {
         log.contains("earlier run (restart 0) of this Slurm task 900_4, now at restart 1"),
         "{log}"
     );
-    assert!(store.exists(&layout::done(&key, "train")).unwrap());
-    assert!(store.exists(&layout::claim(&key, "train")).unwrap());
-    assert_eq!(held_claim(&store, &key, "train").unwrap(), None);
+    assert!(store.exists(&layout::done(&key)).unwrap());
+    assert!(store.exists(&layout::claim(&key)).unwrap());
+    assert_eq!(held_claim(&store, &key).unwrap(), None);
 
     // A process of this host that is gone: taken over (here for a forced rerun).
     plant_claim(&store, &key, &host(), 4_999_999, None);
-    let out = worker("train", dir.path(), &key)
-        .arg("--force")
-        .output()
-        .unwrap();
+    let out = worker(&key, dir.path()).arg("--force").output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(
         log.contains("its process 4999999 on this host is gone"),
         "{log}"
     );
-    assert_eq!(held_claim(&store, &key, "train").unwrap(), None);
+    assert_eq!(held_claim(&store, &key).unwrap(), None);
 }
 
 #[test]
@@ -125,8 +122,9 @@ fn a_run_whose_claim_is_taken_over_does_not_commit() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &sweep());
-    let mut child = worker("train", dir.path(), &key)
+    let (store, planted) = planted_store(dir.path(), &sweep());
+    let key = planted.train();
+    let mut child = worker(&key, dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -139,7 +137,7 @@ fn a_run_whose_claim_is_taken_over_does_not_commit() {
         log.push('\n');
         if !replaced && line.contains("step 1/") {
             // Another run takes the stage over (as a requeued task on another node would).
-            let ours: serde_json::Value = store.get_json(&layout::claim(&key, "train")).unwrap();
+            let ours: serde_json::Value = store.get_json(&layout::claim(&key)).unwrap();
             assert_eq!(ours["pid"], child.id(), "{ours}");
             plant_claim(&store, &key, "node-elsewhere", 77, Some("901_0"));
             replaced = true;
@@ -152,9 +150,9 @@ fn a_run_whose_claim_is_taken_over_does_not_commit() {
         log.contains("lost the claim") && log.contains("node-elsewhere-77-42"),
         "{log}"
     );
-    assert!(!store.exists(&layout::done(&key, "train")).unwrap());
-    assert!(!store.exists(&layout::failure(&key, "train")).unwrap());
+    assert!(!store.exists(&layout::done(&key)).unwrap());
+    assert!(!store.exists(&layout::failure(&key)).unwrap());
     // The claim is the other run's, untouched.
-    let claim: serde_json::Value = store.get_json(&layout::claim(&key, "train")).unwrap();
+    let claim: serde_json::Value = store.get_json(&layout::claim(&key)).unwrap();
     assert_eq!(claim["host"], "node-elsewhere");
 }

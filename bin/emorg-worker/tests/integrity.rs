@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Output;
 
 use common::{have_smollm2, one_cell_sweep, planted_store, run_stage, worker};
+use emorg_spec::StageRef;
 use emorg_store::{DoneState, Manifest, Store, layout, sha256_hex, upstream_input_key};
 
 const ADAPTER: &str = "adapter/adapter_model.safetensors";
@@ -32,25 +33,17 @@ warmup_steps = 1"#,
 /// Writes `outputs` under the stage and commits a manifest listing them, with `inputs`.
 fn plant_stage(
     store: &Store,
-    key: &str,
-    stage: &str,
-    stage_dir: &str,
+    stage: &StageRef,
     outputs: &[(&str, &[u8])],
     inputs: BTreeMap<String, String>,
 ) -> Manifest {
     let entries = outputs
         .iter()
-        .map(|(name, bytes)| {
-            store
-                .put_output(key, stage_dir, name, bytes.to_vec())
-                .unwrap()
-        })
+        .map(|(name, bytes)| store.put_output(stage, name, bytes.to_vec()).unwrap())
         .collect();
     let now = chrono::Utc::now();
     let m = Manifest {
-        cell_key: key.into(),
-        stage: stage.into(),
-        stage_dir: stage_dir.into(),
+        owner: stage.clone(),
         outputs: entries,
         inputs,
         seeds: BTreeMap::new(),
@@ -64,11 +57,11 @@ fn plant_stage(
     m
 }
 
-/// Runs `stage` of `key` with a model cache that holds nothing: a stage that gets as far as
-/// loading a model fails there.
-fn run_without_models(stage: &str, dir: &std::path::Path, key: &str, force: bool) -> Output {
+/// Runs `stage` with a model cache that holds nothing: a stage that gets as far as loading a
+/// model fails there.
+fn run_without_models(stage: &StageRef, dir: &std::path::Path, force: bool) -> Output {
     let empty = tempfile::tempdir().unwrap();
-    let mut cmd = worker(stage, dir, key);
+    let mut cmd = worker(stage, dir);
     cmd.env("EMORG_MODELS", empty.path());
     if force {
         cmd.arg("--force");
@@ -83,68 +76,63 @@ fn log(out: &Output) -> String {
 #[test]
 fn sample_refuses_a_tampered_adapter_naming_the_key_both_hashes_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &lora_sweep());
+    let (store, planted) = planted_store(dir.path(), &lora_sweep());
+    let (train, sample) = (planted.train(), planted.sample());
     plant_stage(
         &store,
-        &key,
-        "train",
-        "train",
+        &train,
         &[(ADAPTER, b"the trained adapter")],
         BTreeMap::new(),
     );
     // Same size, other bytes: DONE.json still checks out by sizes.
-    let adapter_key = layout::stage_key(&key, "train", ADAPTER);
+    let adapter_key = layout::output(&train, ADAPTER);
     store
         .put(&adapter_key, &b"THE TRAINED ADAPTER"[..])
         .unwrap();
-    assert!(store.read_done(&key, "train").unwrap().is_valid());
+    assert!(store.read_done(&train).unwrap().is_valid());
 
-    let out = run_without_models("sample", dir.path(), &key, false);
+    let out = run_without_models(&sample, dir.path(), false);
     let log = log(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     for part in [
         format!("integrity check failed for {adapter_key}"),
         sha256_hex(b"THE TRAINED ADAPTER"),
         sha256_hex(b"the trained adapter"),
-        format!("emorg-worker train --force --store <url> --cell {key}"),
+        format!(
+            "emorg-worker train --force --store <url> --key {}",
+            train.key()
+        ),
     ] {
         assert!(log.contains(&part), "{part} in\n{log}");
     }
-    assert!(!store.exists(&layout::done(&key, "sample/final")).unwrap());
-    assert!(
-        store
-            .exists(&layout::failure(&key, "sample/final"))
-            .unwrap()
-    );
+    assert!(!store.exists(&layout::done(&sample)).unwrap());
+    assert!(store.exists(&layout::failure(&sample)).unwrap());
 }
 
 #[test]
 fn judge_refuses_tampered_responses_naming_the_key_and_both_hashes() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &lora_sweep());
+    let (store, planted) = planted_store(dir.path(), &lora_sweep());
+    let (train_stage, sample, judge) = (planted.train(), planted.sample(), planted.judge());
     let train = plant_stage(
         &store,
-        &key,
-        "train",
-        "train",
+        &train_stage,
         &[(ADAPTER, b"adapter")],
         BTreeMap::new(),
     );
     plant_stage(
         &store,
-        &key,
-        "sample",
-        "sample/final",
+        &sample,
         &[("responses.parquet", b"parquet bytes")],
         BTreeMap::from([(
-            upstream_input_key("train", ADAPTER),
+            upstream_input_key(&train_stage, ADAPTER),
             train.outputs[0].sha256.clone(),
         )]),
     );
-    let responses = layout::stage_key(&key, "sample/final", "responses.parquet");
+    let responses = layout::output(&sample, "responses.parquet");
     store.put(&responses, &b"PARQUET BYTES"[..]).unwrap();
 
-    let out = run_without_models("judge", dir.path(), &key, false);
+    let out = run_without_models(&judge, dir.path(), false);
     let log = log(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
     for part in [
@@ -155,46 +143,46 @@ fn judge_refuses_tampered_responses_naming_the_key_and_both_hashes() {
     ] {
         assert!(log.contains(&part), "{part} in\n{log}");
     }
-    assert!(!store.exists(&layout::done(&key, "judge/final")).unwrap());
+    assert!(!store.exists(&layout::done(&judge)).unwrap());
 }
 
 #[test]
 fn force_removes_the_old_done_json_and_checkpoints_before_running() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &lora_sweep());
+    let (store, planted) = planted_store(dir.path(), &lora_sweep());
+    let train = planted.train();
+    let unit = planted.cells[0].unit_key();
     plant_stage(
         &store,
-        &key,
-        "train",
-        "train",
+        &train,
         &[(ADAPTER, b"old adapter")],
         BTreeMap::new(),
     );
     for name in ["state.safetensors", "manifest.json"] {
         store
-            .put(&layout::checkpoint(&key, 2, name), &b"old checkpoint"[..])
+            .put(&layout::checkpoint(&unit, 2, name), &b"old checkpoint"[..])
             .unwrap();
     }
 
     // Without --force a done stage is skipped: nothing is touched.
-    let out = run_without_models("train", dir.path(), &key, false);
+    let out = run_without_models(&train, dir.path(), false);
     assert!(out.status.success(), "{}", log(&out));
     assert!(log(&out).contains("already done"), "{}", log(&out));
-    assert!(store.read_done(&key, "train").unwrap().is_valid());
+    assert!(store.read_done(&train).unwrap().is_valid());
 
     // Forced, and failing (no model): the old DONE.json was removed before the run, so it does not
     // vouch for outputs the failed run may have half replaced; the old checkpoints are gone too.
-    let out = run_without_models("train", dir.path(), &key, true);
+    let out = run_without_models(&train, dir.path(), true);
     let text = log(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("(--force)"), "{text}");
     assert!(matches!(
-        store.read_done(&key, "train").unwrap(),
+        store.read_done(&train).unwrap(),
         DoneState::Missing
     ));
-    assert!(store.exists(&layout::failure(&key, "train")).unwrap());
+    assert!(store.exists(&layout::failure(&train)).unwrap());
     assert_eq!(
-        store.list(&layout::checkpoints_prefix(&key)).unwrap(),
+        store.list(&layout::checkpoints_prefix(&unit)).unwrap(),
         Vec::<String>::new()
     );
 }
@@ -202,63 +190,55 @@ fn force_removes_the_old_done_json_and_checkpoints_before_running() {
 #[test]
 fn a_done_but_stale_sample_is_run_again_not_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &lora_sweep());
+    let (store, planted) = planted_store(dir.path(), &lora_sweep());
+    let (train_stage, sample) = (planted.train(), planted.sample());
     let train = plant_stage(
         &store,
-        &key,
-        "train",
-        "train",
+        &train_stage,
         &[(ADAPTER, b"adapter A")],
         BTreeMap::new(),
     );
     let read = BTreeMap::from([(
-        upstream_input_key("train", ADAPTER),
+        upstream_input_key(&train_stage, ADAPTER),
         train.outputs[0].sha256.clone(),
     )]);
-    plant_stage(
-        &store,
-        &key,
-        "sample",
-        "sample/final",
-        &[("responses.parquet", b"answers")],
-        read,
-    );
+    plant_stage(&store, &sample, &[("responses.parquet", b"answers")], read);
     // Built from the adapter train lists: skipped (no model is needed to skip).
-    let out = run_without_models("sample", dir.path(), &key, false);
+    let out = run_without_models(&sample, dir.path(), false);
     assert!(out.status.success(), "{}", log(&out));
     assert!(log(&out).contains("already done"), "{}", log(&out));
 
     // Train redone with other results: the sample is stale, so the worker runs it again (here it
     // then fails for want of a model) after removing its old DONE.json.
-    store.delete(&layout::done(&key, "train")).unwrap();
+    store.delete(&layout::done(&train_stage)).unwrap();
     plant_stage(
         &store,
-        &key,
-        "train",
-        "train",
+        &train_stage,
         &[(ADAPTER, b"adapter B")],
         BTreeMap::new(),
     );
-    let out = run_without_models("sample", dir.path(), &key, false);
+    let out = run_without_models(&sample, dir.path(), false);
     let text = log(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(!text.contains("already done"), "{text}");
     assert!(
-        text.contains("it is stale: input train/adapter/adapter_model.safetensors")
-            && text.contains(&sha256_hex(b"adapter A"))
+        text.contains(&format!(
+            "it is stale: input {}",
+            upstream_input_key(&train_stage, ADAPTER)
+        )) && text.contains(&sha256_hex(b"adapter A"))
             && text.contains(&sha256_hex(b"adapter B")),
         "{text}"
     );
     assert!(matches!(
-        store.read_done(&key, "sample/final").unwrap(),
+        store.read_done(&sample).unwrap(),
         DoneState::Missing
     ));
 }
 
-/// The chain of the cell's states, as the executors see it.
-fn chain(store: &Store, key: &str) -> Vec<DoneState> {
+/// The chain of the row's states, as the executors see it.
+fn chain(store: &Store, planted: &common::Planted) -> Vec<DoneState> {
     store
-        .read_done_chain(key, &["train", "sample/final", "judge/final"])
+        .read_done_chain(&[planted.train(), planted.sample(), planted.judge()])
         .unwrap()
 }
 
@@ -296,22 +276,20 @@ max_new_tokens = 6
 model = "smollm2"
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), sweep);
-    for stage in ["train", "sample", "judge"] {
-        run_stage(stage, dir.path(), &key);
+    let (store, planted) = planted_store(dir.path(), sweep);
+    let (t, s, j) = (planted.train(), planted.sample(), planted.judge());
+    for stage in [&t, &s, &j] {
+        run_stage(stage, dir.path());
     }
-    let done = |d: &str| -> Manifest { store.get_json(&layout::done(&key, d)).unwrap() };
-    let (train, sample, judge) = (done("train"), done("sample/final"), done("judge/final"));
+    let done = |d: &StageRef| -> Manifest { store.get_json(&layout::done(d)).unwrap() };
+    let (train, sample, judge) = (done(&t), done(&s), done(&j));
     let adapter_sha = train.output(ADAPTER).unwrap().sha256.clone();
+    assert_eq!(sample.inputs[&upstream_input_key(&t, ADAPTER)], adapter_sha);
     assert_eq!(
-        sample.inputs[&upstream_input_key("train", ADAPTER)],
-        adapter_sha
-    );
-    assert_eq!(
-        judge.inputs[&upstream_input_key("sample/final", "responses.parquet")],
+        judge.inputs[&upstream_input_key(&s, "responses.parquet")],
         sample.output("responses.parquet").unwrap().sha256
     );
-    assert!(chain(&store, &key).iter().all(DoneState::is_valid));
+    assert!(chain(&store, &planted).iter().all(DoneState::is_valid));
     assert!(
         train.metrics["total_steps"].as_u64().unwrap() > 1,
         "{}",
@@ -319,7 +297,7 @@ model = "smollm2"
     );
     assert!(
         !store
-            .list(&layout::checkpoints_prefix(&key))
+            .list(&layout::checkpoints_prefix(&planted.cells[0].unit_key()))
             .unwrap()
             .is_empty()
     );
@@ -327,10 +305,7 @@ model = "smollm2"
     // Forced retrain: starts over (not from the checkpoints) and, on CPU, gives the same bytes,
     // so what was built on them stays done.
     let text = {
-        let out = worker("train", dir.path(), &key)
-            .arg("--force")
-            .output()
-            .unwrap();
+        let out = worker(&t, dir.path()).arg("--force").output().unwrap();
         let text = log(&out);
         assert!(out.status.success(), "{text}");
         text
@@ -338,16 +313,14 @@ model = "smollm2"
     assert!(text.contains("training starts over"), "{text}");
     assert!(!text.contains("resuming at step"), "{text}");
     assert_eq!(
-        done("train").output(ADAPTER).unwrap().sha256,
+        done(&t).output(ADAPTER).unwrap().sha256,
         adapter_sha,
         "a deterministic retrain"
     );
-    assert!(chain(&store, &key).iter().all(DoneState::is_valid));
+    assert!(chain(&store, &planted).iter().all(DoneState::is_valid));
 
     // A retrain with other results (other hardware): the adapter's values scaled, same layout.
-    let bytes = store
-        .get(&layout::stage_key(&key, "train", ADAPTER))
-        .unwrap();
+    let bytes = store.get(&layout::output(&t, ADAPTER)).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let scaled: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .tensors()
@@ -373,42 +346,42 @@ model = "smollm2"
         .collect();
     let other = safetensors::tensor::serialize(views, None).unwrap();
     assert_ne!(sha256_hex(&other), adapter_sha);
-    store.delete(&layout::done(&key, "train")).unwrap();
-    done_train_with(&store, &key, &train, &other);
+    store.delete(&layout::done(&t)).unwrap();
+    done_train_with(&store, &train, &other);
 
-    let states = chain(&store, &key);
+    let states = chain(&store, &planted);
     assert!(states[0].is_valid());
     for (state, input) in [
-        (&states[1], "train/adapter/adapter_model.safetensors"),
-        (&states[2], "sample/final/responses.parquet"),
+        (&states[1], upstream_input_key(&t, ADAPTER)),
+        (&states[2], upstream_input_key(&s, "responses.parquet")),
     ] {
         match state {
-            DoneState::Stale { reason, .. } => assert!(reason.contains(input), "{reason}"),
+            DoneState::Stale { reason, .. } => assert!(reason.contains(&input), "{reason}"),
             other => panic!("expected stale, got {other:?}"),
         }
     }
 
     // Run again without --force: the stale stages are redone, from the new adapter.
-    let text = run_stage("sample", dir.path(), &key);
+    let text = run_stage(&s, dir.path());
     assert!(text.contains("it is stale"), "{text}");
-    run_stage("judge", dir.path(), &key);
-    let (sample, judge) = (done("sample/final"), done("judge/final"));
+    run_stage(&j, dir.path());
+    let (sample, judge) = (done(&s), done(&j));
     assert_eq!(
-        sample.inputs[&upstream_input_key("train", ADAPTER)],
+        sample.inputs[&upstream_input_key(&t, ADAPTER)],
         sha256_hex(&other)
     );
     assert_eq!(
-        judge.inputs[&upstream_input_key("sample/final", "responses.parquet")],
+        judge.inputs[&upstream_input_key(&s, "responses.parquet")],
         sample.output("responses.parquet").unwrap().sha256
     );
-    assert!(chain(&store, &key).iter().all(DoneState::is_valid));
+    assert!(chain(&store, &planted).iter().all(DoneState::is_valid));
 }
 
 /// Commits `train` again with `adapter` in place of its adapter (the other outputs as they are).
-fn done_train_with(store: &Store, key: &str, train: &Manifest, adapter: &[u8]) {
+fn done_train_with(store: &Store, train: &Manifest, adapter: &[u8]) {
     let mut m = train.clone();
     let entry = store
-        .put_output(key, "train", ADAPTER, adapter.to_vec())
+        .put_output(&train.owner, ADAPTER, adapter.to_vec())
         .unwrap();
     for out in &mut m.outputs {
         if out.name == ADAPTER {

@@ -7,6 +7,7 @@
 mod common;
 
 use common::{have_smollm2, one_cell_sweep, planted_store, run_stage};
+use emorg_spec::StageRef;
 use emorg_store::arrow::array::AsArray;
 use emorg_store::arrow::datatypes::{UInt32Type, UInt64Type};
 use emorg_store::layout;
@@ -33,8 +34,8 @@ batch_size = 1
     )
 }
 
-fn done(store: &emorg_store::Store, key: &str, stage: &str) -> serde_json::Value {
-    store.get_json(&layout::done(key, stage)).unwrap()
+fn done(store: &emorg_store::Store, stage: &StageRef) -> serde_json::Value {
+    common::done_json(store, stage)
 }
 
 #[test]
@@ -43,10 +44,11 @@ fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &sweep("lora-r1-x9", 2));
-    run_stage("train", dir.path(), &key);
+    let (store, planted) = planted_store(dir.path(), &sweep("lora-r1-x9", 2));
+    let train = planted.train();
+    run_stage(&train, dir.path());
     let t = store
-        .get_table(&layout::stage_key(&key, "train", "trajectory.parquet"))
+        .get_table(&layout::output(&train, "trajectory.parquet"))
         .unwrap();
     assert_eq!(t.num_rows(), 2 * 9);
     let layers = t
@@ -63,26 +65,23 @@ fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
         .collect();
     assert_eq!(step1, vec![9, 10, 11, 13, 14, 15, 16, 17, 18]);
     let config: serde_json::Value = store
-        .get_json(&layout::stage_key(
-            &key,
-            "train",
-            "adapter/adapter_config.json",
-        ))
+        .get_json(&layout::output(&train, "adapter/adapter_config.json"))
         .unwrap();
     assert_eq!(config["r"], 1);
     assert_eq!(config["lora_alpha"], 256.0);
     assert_eq!(config["use_rslora"], true);
 
     let dir = tempfile::tempdir().unwrap();
-    let (store, key) = planted_store(dir.path(), &sweep("lora-r32-all", 1));
-    run_stage("train", dir.path(), &key);
-    let d = done(&store, &key, "train");
+    let (store, planted) = planted_store(dir.path(), &sweep("lora-r32-all", 1));
+    let train = planted.train();
+    run_stage(&train, dir.path());
+    let d = done(&store, &train);
     // 30 layers x (q, k, v, o: 576 wide; gate, up: 576 -> 1536; down: 1536 -> 576) at rank 32.
     let per_layer = 32 * ((576 + 576) * 2 + (576 + 192) * 2 + (576 + 1536) * 3);
     assert_eq!(d["metrics"]["trained_params"], 30 * per_layer, "{d}");
     assert!(
         !store
-            .exists(&layout::stage_key(&key, "train", "trajectory.parquet"))
+            .exists(&layout::output(&train, "trajectory.parquet"))
             .unwrap()
     );
 }
@@ -95,10 +94,11 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
     let dir = tempfile::tempdir().unwrap();
     let text =
         sweep("full-sft", 4).replace("warmup_steps = 1", "warmup_steps = 1\nlearning_rate = 1e-4");
-    let (store, key) = planted_store(dir.path(), &text);
-    let log = run_stage("train", dir.path(), &key);
+    let (store, planted) = planted_store(dir.path(), &text);
+    let (train, sample) = (planted.train(), planted.sample());
+    let log = run_stage(&train, dir.path());
     assert!(log.contains("need about"), "memory estimate printed: {log}");
-    let d = done(&store, &key, "train");
+    let d = done(&store, &train);
     let m = &d["metrics"];
     assert_eq!(m["examples"]["dropped"], 0, "{d}");
     assert!(m["trained_params"].as_u64().unwrap() > 134_000_000, "{d}");
@@ -108,7 +108,7 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
         "{d}"
     );
     let bytes = store
-        .get(&layout::stage_key(&key, "train", "model/model.safetensors"))
+        .get(&layout::output(&train, "model/model.safetensors"))
         .unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let names: Vec<String> = st.names().into_iter().map(|s| s.to_string()).collect();
@@ -122,9 +122,9 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
         &[192, 576]
     );
 
-    let log = run_stage("sample", dir.path(), &key);
+    let log = run_stage(&sample, dir.path());
     let d: serde_json::Value = store
-        .get_json(&layout::done(&key, "sample/final"))
+        .get_json(&layout::done(&sample))
         .unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(d["inputs"]["weights"].is_string(), "{d}");
 }
@@ -144,14 +144,15 @@ fn bf16_full_fine_tuning_with_activation_checkpointing_on_smollm2() {
         "warmup_steps = 1",
         "warmup_steps = 1\nlearning_rate = 2e-4\nprecision = \"bf16\"\nactivation_checkpointing = true",
     );
-    let (store, key) = planted_store(dir.path(), &text);
-    let log = run_stage("train", dir.path(), &key);
+    let (store, planted) = planted_store(dir.path(), &text);
+    let train = planted.train();
+    let log = run_stage(&train, dir.path());
     assert!(
         log.contains("full fine-tuning in BF16 with activation checkpointing")
             && log.contains("f32 master weights"),
         "{log}"
     );
-    let d = done(&store, &key, "train");
+    let d = done(&store, &train);
     let m = &d["metrics"];
     assert_eq!(m["precision"], "bf16", "{d}");
     assert_eq!(m["activation_checkpointing"], true, "{d}");
@@ -161,7 +162,7 @@ fn bf16_full_fine_tuning_with_activation_checkpointing_on_smollm2() {
         "{d}"
     );
     let bytes = store
-        .get(&layout::stage_key(&key, "train", "model/model.safetensors"))
+        .get(&layout::output(&train, "model/model.safetensors"))
         .unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let q = st.tensor("model.layers.0.self_attn.q_proj.weight").unwrap();
@@ -184,19 +185,16 @@ fn nine_rank1_adapters_train_and_sample_on_gemma() {
         "registry = \"smollm2-135m-instruct\"",
         "registry = \"gemma-3-270m\"",
     );
-    let (store, key) = planted_store(dir.path(), &text);
-    run_stage("train", dir.path(), &key);
-    let d = done(&store, &key, "train");
+    let (store, planted) = planted_store(dir.path(), &text);
+    let (train, sample) = (planted.train(), planted.sample());
+    run_stage(&train, dir.path());
+    let d = done(&store, &train);
     assert!(
         d["metrics"]["first_loss"].as_f64().unwrap().is_finite(),
         "{d}"
     );
     let config: serde_json::Value = store
-        .get_json(&layout::stage_key(
-            &key,
-            "train",
-            "adapter/adapter_config.json",
-        ))
+        .get_json(&layout::output(&train, "adapter/adapter_config.json"))
         .unwrap();
     let layers: Vec<u64> = config["layers_to_transform"]
         .as_array()
@@ -208,9 +206,9 @@ fn nine_rank1_adapters_train_and_sample_on_gemma() {
     assert_eq!(layers, vec![5, 6, 7, 8, 9, 10, 11, 12, 13], "{config}");
     assert_eq!(config["target_modules"], serde_json::json!(["down_proj"]));
 
-    let log = run_stage("sample", dir.path(), &key);
+    let log = run_stage(&sample, dir.path());
     let d: serde_json::Value = store
-        .get_json(&layout::done(&key, "sample/final"))
+        .get_json(&layout::done(&sample))
         .unwrap_or_else(|e| panic!("{e}\n{log}"));
     assert!(
         d["inputs"]["adapter"].is_string(),
@@ -237,10 +235,11 @@ fn every_preset_lowers_the_loss_on_smollm2() {
             "max_examples = 8",
             &format!("max_examples = 4\nepochs = 4\nlearning_rate = {lr}"),
         );
-        let (store, key) = planted_store(dir.path(), &text);
-        run_stage("train", dir.path(), &key);
+        let (store, planted) = planted_store(dir.path(), &text);
+        let train = planted.train();
+        run_stage(&train, dir.path());
         let t = store
-            .get_table(&layout::stage_key(&key, "train", "metrics.parquet"))
+            .get_table(&layout::output(&train, "metrics.parquet"))
             .unwrap();
         let losses: Vec<f64> = t
             .column_by_name("loss")

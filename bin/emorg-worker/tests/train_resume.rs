@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use common::{have_smollm2, one_cell_sweep, planted_store, worker};
+use emorg_spec::StageRef;
 use emorg_store::Store;
 use emorg_store::arrow::array::AsArray;
 use emorg_store::arrow::datatypes::{Float32Type, UInt64Type};
@@ -32,13 +33,9 @@ checkpoint_keep_every = 4"#,
     )
 }
 
-fn trajectory(store: &Store, key: &str) -> Vec<(u64, Vec<f32>, Vec<f32>)> {
+fn trajectory(store: &Store, train: &StageRef) -> Vec<(u64, Vec<f32>, Vec<f32>)> {
     let t = store
-        .get_table(&emorg_store::layout::stage_key(
-            key,
-            "train",
-            "trajectory.parquet",
-        ))
+        .get_table(&emorg_store::layout::output(train, "trajectory.parquet"))
         .unwrap();
     let steps = t
         .column_by_name("step")
@@ -64,19 +61,17 @@ fn sigterm_checkpoints_exits_75_and_a_rerun_resumes_bit_for_bit() {
     }
     // Uninterrupted run.
     let full_dir = tempfile::tempdir().unwrap();
-    let (full, key) = planted_store(full_dir.path(), &sweep());
-    let out = worker("train", full_dir.path(), &key).output().unwrap();
+    let (full, planted) = planted_store(full_dir.path(), &sweep());
+    let key = planted.train();
+    let out = worker(&key, full_dir.path()).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let adapter_key =
-        emorg_store::layout::stage_key(&key, "train", "adapter/adapter_model.safetensors");
+    let adapter_key = emorg_store::layout::output(&key, "adapter/adapter_model.safetensors");
     let full_adapter = full.get(&adapter_key).unwrap();
-    let done: serde_json::Value = full
-        .get_json(&emorg_store::layout::done(&key, "train"))
-        .unwrap();
+    let done: serde_json::Value = full.get_json(&emorg_store::layout::done(&key)).unwrap();
     assert_eq!(done["metrics"]["total_steps"], 6);
     // Written at 2 and 4 (not at the last step); keep-last 1 and keep-every 4 leave only 4.
     assert_eq!(done["metrics"]["checkpoints"], serde_json::json!([4]));
@@ -95,9 +90,9 @@ fn sigterm_checkpoints_exits_75_and_a_rerun_resumes_bit_for_bit() {
 
     // Interrupted: SIGTERM once the first step is logged.
     let cut_dir = tempfile::tempdir().unwrap();
-    let (cut, key2) = planted_store(cut_dir.path(), &sweep());
-    assert_eq!(key, key2);
-    let mut child = worker("train", cut_dir.path(), &key)
+    let (cut, planted2) = planted_store(cut_dir.path(), &sweep());
+    assert_eq!(key, planted2.train());
+    let mut child = worker(&key, cut_dir.path())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -118,18 +113,14 @@ fn sigterm_checkpoints_exits_75_and_a_rerun_resumes_bit_for_bit() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(75), "requeue exit code; log:\n{log}");
     assert!(log.contains("checkpoint at step"), "{log}");
+    assert!(!cut.exists(&emorg_store::layout::done(&key)).unwrap());
     assert!(
-        !cut.exists(&emorg_store::layout::done(&key, "train"))
-            .unwrap()
-    );
-    assert!(
-        !cut.exists(&emorg_store::layout::failure(&key, "train"))
-            .unwrap(),
+        !cut.exists(&emorg_store::layout::failure(&key)).unwrap(),
         "a requeue is not a failure"
     );
 
     // Rerun: resumes and ends where the uninterrupted run ended, byte for byte.
-    let out = worker("train", cut_dir.path(), &key).output().unwrap();
+    let out = worker(&key, cut_dir.path()).output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("resuming at step"), "{log}");
@@ -139,9 +130,7 @@ fn sigterm_checkpoints_exits_75_and_a_rerun_resumes_bit_for_bit() {
         "final adapter bytes"
     );
     assert_eq!(trajectory(&cut, &key), full_traj, "every step's A and B");
-    let done: serde_json::Value = cut
-        .get_json(&emorg_store::layout::done(&key, "train"))
-        .unwrap();
+    let done: serde_json::Value = cut.get_json(&emorg_store::layout::done(&key)).unwrap();
     assert!(
         done["metrics"]["resumed_from_step"].as_u64().unwrap() >= 1,
         "{done}"

@@ -1,6 +1,7 @@
 //! `emorg judge validate`: how far a sweep's judge can be trusted, on a labelled set.
 //!
-//! The judge is the sweep's `[judge]` with the judge prompts of its question file. The labelled
+//! The judge is the sweep's `[judge]` (or one of its `[judges.NAME]`, `--sweep-judge NAME`) with
+//! the judge prompts of its question file. The labelled
 //! set (default `data/judge_validation.jsonl`) is uploaded content-addressed, the judge's identity
 //! (`emorg_spec::judge_id`) is written to `judges/<id>/judge.json`, and `emorg-worker
 //! judge-validate` writes the scores and the figures under `judges/<id>/validation/<labels sha>/`
@@ -60,12 +61,30 @@ pub fn validate_cmd(args: &JudgeValidateArgs) -> Result<ExitCode> {
         &[],
         &resolver,
     )?;
-    let cell = resolution
-        .cells
-        .first()
-        .context("the sweep has no cells, so no judge to validate")?;
-    let judge = cell.judge.clone();
-    let questions_sha = cell.eval.questions_sha256.clone();
+    // The judges of the sweep, by name (each row names its judge).
+    let mut judges: std::collections::BTreeMap<&str, &emorg_spec::Cell> = Default::default();
+    for cell in &resolution.cells {
+        judges.entry(cell.axes.judge.as_str()).or_insert(cell);
+    }
+    let names = || judges.keys().copied().collect::<Vec<_>>().join(", ");
+    let cell = match &args.sweep_judge {
+        Some(name) => *judges.get(name.as_str()).with_context(|| {
+            format!(
+                "--sweep-judge {name}: the sweep has no judge of that name (its judges: {})",
+                names()
+            )
+        })?,
+        None => match judges.len() {
+            0 => bail!("the sweep has no rows, so no judge to validate"),
+            1 => *judges.values().next().expect("one judge"),
+            _ => bail!(
+                "the sweep has several judges ({}): name the one to validate with --sweep-judge",
+                names()
+            ),
+        },
+    };
+    let judge = cell.judgment.judge.clone();
+    let questions_sha = cell.variant.questions_sha256.clone();
     let questions_path = resolution
         .inputs
         .iter()

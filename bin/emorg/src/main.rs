@@ -19,7 +19,8 @@ mod tools;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use emorg_spec::{Replicate, Stage};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -34,10 +35,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Resolve a sweep and show each cell's state in the store and whether it would run.
+    /// Resolve a sweep and show, per training unit, the state of its stages in the store and what
+    /// would run (`--explain`: why, at the level it reruns).
     Plan(PlanArgs),
-    /// Run a sweep locally: upload inputs, run each cell's stages as emorg-worker subprocesses,
-    /// then build the report.
+    /// Run a sweep locally: upload inputs, run the stages that are not done (each unit's train,
+    /// then its variants' samples, then their judges) as emorg-worker subprocesses, then build the
+    /// report.
     Run(RunArgs),
     /// Build a sweep's robustness report from the store.
     Report(ReportArgs),
@@ -52,16 +55,17 @@ enum Cmd {
     Judge(JudgeCmd),
     /// Write the Slurm job scripts `submit` would send (for inspection), without submitting.
     Render(RenderArgs),
-    /// Submit a sweep to Slurm: one job array per stage over the cells that need it, later stages
-    /// depending element-wise on earlier ones; exits at once (`--wait` to follow).
+    /// Submit a sweep to Slurm: job arrays of the train, sample and judge stages that need work
+    /// (each unit trained once, each variant sampled once), later arrays depending element-wise on
+    /// earlier ones; exits at once (`--wait` to follow).
     Submit(SubmitArgs),
-    /// Each cell's stages: done/failed from the store, pending/running/failed/cancelled from Slurm.
+    /// Each row's stages: done/failed from the store, pending/running/failed/cancelled from Slurm.
     Status(StatusArgs),
-    /// A cell's stage logs (the Slurm log of its last submission, else the store's copy).
+    /// A row's stage logs (the Slurm log of its last submission, else the store's copy).
     Logs(LogsArgs),
     /// Cancel a sweep's pending and running Slurm jobs.
     Cancel(CancelArgs),
-    /// Submit again the cells with a failed stage (`--failed`).
+    /// Submit again the failed stages and those after them (`--failed`).
     Rerun(RerunArgs),
 }
 
@@ -69,7 +73,7 @@ enum Cmd {
 pub struct RenderArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// Directory for the scripts and cells files (default: slurm-render/<sweep>).
+    /// Directory for the scripts and keys files (default: slurm-render/<sweep>).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -78,7 +82,9 @@ pub struct RenderArgs {
 pub struct SubmitArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// Wait until no task is pending or running, then print the status (exit 1 if a cell failed).
+    #[command(flatten)]
+    pub rerun: RerunOpts,
+    /// Wait until no task is pending or running, then print the status (exit 1 if a stage failed).
     #[arg(long)]
     pub wait: bool,
 }
@@ -87,7 +93,8 @@ pub struct SubmitArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// Only these cells: a key prefix (4+ hex characters) or AXIS=VALUE[,AXIS=VALUE].
+    /// Only these rows: a key prefix (4+ hex characters) of a unit, variant or judgment, or
+    /// AXIS=VALUE[,AXIS=VALUE].
     #[arg(long)]
     pub cell: Vec<String>,
     /// Machine-readable output.
@@ -99,9 +106,10 @@ pub struct StatusArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// The cell: a key prefix (4+ hex characters) or AXIS=VALUE[,AXIS=VALUE].
+    /// The row: a key prefix (4+ hex characters) of a unit, variant or judgment, or
+    /// AXIS=VALUE[,AXIS=VALUE].
     pub cell: String,
-    /// train, sample or judge (default: every stage of the cell).
+    /// train, sample or judge (default: every stage of the row).
     pub stage: Option<String>,
 }
 
@@ -115,8 +123,8 @@ pub struct CancelArgs {
 pub struct RerunArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// Rerun the cells with a failed stage (failed, timed out, out of memory, node failure; not
-    /// cancelled ones).
+    /// Rerun the stages that failed (failed, timed out, out of memory, node failure; not cancelled
+    /// ones) and those after them.
     #[arg(long, required = true)]
     pub failed: bool,
     /// Wait as for `submit --wait`.
@@ -134,7 +142,8 @@ pub enum JudgeCmd {
 
 #[derive(Args, Debug)]
 pub struct JudgeValidateArgs {
-    /// The sweep whose [judge] (and question file, for the judge prompts) is validated.
+    /// The sweep whose judge (`[judge]`, or one of `[judges.NAME]` with --sweep-judge; and its
+    /// question file, for the judge prompts) is validated.
     #[arg(required_unless_present = "judge")]
     pub sweep: Option<PathBuf>,
     /// Overrides for the sweep file, as for `plan`.
@@ -156,6 +165,10 @@ pub struct JudgeValidateArgs {
     /// Judge again even when figures for this judge and these labels are stored.
     #[arg(long)]
     pub force: bool,
+    /// With several `[judges.NAME]` tables, the one to validate (`default` names `[judge]` in a
+    /// sweep without `[judges]`).
+    #[arg(long, value_name = "NAME", conflicts_with = "judge")]
+    pub sweep_judge: Option<String>,
 }
 
 /// A sweep file and its `--set` overrides.
@@ -169,19 +182,85 @@ pub struct SweepArgs {
     pub set: Vec<String>,
 }
 
+/// The level `--only` launches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnlyLevel {
+    /// Samples and their judges.
+    Sample,
+    /// Judges.
+    Judge,
+}
+
+impl OnlyLevel {
+    pub fn stage(self) -> Stage {
+        match self {
+            OnlyLevel::Sample => Stage::Sample,
+            OnlyLevel::Judge => Stage::Judge,
+        }
+    }
+}
+
+/// `--replicate N` and `--only sample|judge`: reruns on demand, never over committed work.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RerunOpts {
+    /// The same work again with new seeds: N is a salt in the training unit keys (with --only,
+    /// in the sample variant or judgment keys instead). Replicate 0 is the original work; no
+    /// other replicate touches it.
+    #[arg(long, value_name = "N")]
+    pub replicate: Option<u32>,
+    /// Launch only this level and those after it: `sample` (samples and their judges) or `judge`.
+    /// Stages done already are not run again, and stages whose earlier level is not done are
+    /// left out. With --replicate N: new variants of the same trained units (`sample`), or new
+    /// judgments of the same answers (`judge`).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub only: Option<OnlyLevel>,
+}
+
+impl RerunOpts {
+    /// The replicate salts these options give.
+    pub fn replicate(&self) -> Replicate {
+        let n = self.replicate.unwrap_or(0);
+        match self.only {
+            None => Replicate {
+                unit: n,
+                ..Replicate::default()
+            },
+            Some(OnlyLevel::Sample) => Replicate {
+                sample: n,
+                ..Replicate::default()
+            },
+            Some(OnlyLevel::Judge) => Replicate {
+                judge: n,
+                ..Replicate::default()
+            },
+        }
+    }
+
+    /// The first level launched, with --only.
+    pub fn level(&self) -> Option<Stage> {
+        self.only.map(OnlyLevel::stage)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// For each cell that would run, say why: new, or which inputs changed since the last run.
+    /// Per training unit and per variant that would run, say why, at the level it reruns: new,
+    /// which inputs changed since the last run (`judge only`, `sample + judge`, `train + all`),
+    /// or the state of the stage (failed, stale, ...).
     #[arg(long)]
     pub explain: bool,
+    #[command(flatten)]
+    pub rerun: RerunOpts,
 }
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
+    #[command(flatten)]
+    pub rerun: RerunOpts,
     /// Stages run at the same time (default: [executor].parallel).
     #[arg(long)]
     pub parallel: Option<usize>,
@@ -202,13 +281,13 @@ pub struct ReportArgs {
     /// The sweep file (its name, [store] and [judge] thresholds are used).
     #[arg(required_unless_present = "sweep", conflicts_with = "sweep")]
     pub file: Option<PathBuf>,
-    /// The sweep by name (its record in the store gives the cells and thresholds).
+    /// The sweep by name (its record in the store gives the rows and thresholds).
     #[arg(long)]
     pub sweep: Option<String>,
     /// Store the report is written to (default: the sweep's [store].url, else file://results).
     #[arg(long)]
     pub store: Option<String>,
-    /// Store the sweep record and cell results are read from (default: the same as --store).
+    /// Store the sweep record and results are read from (default: the same as --store).
     #[arg(long)]
     pub from: Option<String>,
     /// Overrides for the sweep file, as for `plan`.
@@ -306,7 +385,7 @@ fn main() -> ExitCode {
         Cmd::Data(cmd) => tools::data(&cmd),
         Cmd::Judge(JudgeCmd::Validate(args)) => judge::validate_cmd(&args),
         Cmd::Render(args) => slurm::render(&args),
-        Cmd::Submit(args) => slurm::submit_sweep(&args.sweep, None, args.wait),
+        Cmd::Submit(args) => slurm::submit_sweep_with(&args.sweep, &args.rerun, None, args.wait),
         Cmd::Status(args) => slurm::status(&args),
         Cmd::Logs(args) => slurm::logs(&args),
         Cmd::Cancel(args) => slurm::cancel(&args),

@@ -1,92 +1,56 @@
 //! `emorg report`: the robustness matrix of a sweep's last run.
 //!
-//! Reads the sweep record (`sweeps/<name>/latest.json`) and each cell's scores from the store given
-//! by `--from` (default: `--store`, default: the sweep's `[store].url`), and writes the report to
+//! Reads the sweep record (`sweeps/<name>/latest.json`: its rows, each with its axes and the keys
+//! of its unit, variant and judgment) and each row's scores from the store given by `--from`
+//! (default: `--store`, default: the sweep's `[store].url`), and writes the report to
 //! `reports/<name>/<run-id>/` and a copy to `reports/<name>/latest/` in the `--store` store.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow};
 use emorg_judge::ValidationSummary;
-use emorg_report::{
-    CellResult, CellStatus, DEFAULT_N_BOOT, build_matrix, load_cell_scores, write_report,
-};
-use emorg_spec::Stage;
+use emorg_report::{DEFAULT_N_BOOT, RowRef, build_matrix, load_rows, write_report};
 use emorg_store::{Store, layout};
 
 use crate::ReportArgs;
-use emorg_exec::record::RecordCell;
-use emorg_exec::{StageState, SweepRecord, em_rule, open_store, stage_state};
+use emorg_exec::record::RecordRow;
+use emorg_exec::{SweepRecord, em_rule, open_store};
 
 use crate::sweep::load_sweep;
 
 /// Seed of the bootstrap intervals (fixed, so a report is reproducible).
 const REPORT_SEED: u64 = 0;
 
-/// The reason stored in a FAILED.json (worker- or launcher-written), as best as can be found.
-fn failure_reason(store: &Store, key: &str, stage: Stage) -> Result<Option<String>> {
-    let Some(bytes) = store.get_opt(&layout::failure(key, stage.dir()))? else {
-        return Ok(None);
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    let reason = ["error", "message", "reason"]
-        .iter()
-        .find_map(|k| value.get(k).and_then(|v| v.as_str()).map(str::to_string))
-        .unwrap_or_else(|| "see FAILED.json".to_string());
-    Ok(Some(format!("{stage}: {reason}")))
+/// A record row as the report reads it: whether its unit trains comes from the unit's JSON in
+/// the record (a base model's unit has protocol kind `base` and no train stage).
+fn row_ref(record: &SweepRecord, row: &RecordRow) -> RowRef {
+    let kind = record
+        .units
+        .get(&row.unit_key)
+        .and_then(|u| u.pointer("/protocol/kind"))
+        .and_then(|k| k.as_str());
+    RowRef {
+        axes: row.axes.clone(),
+        unit_key: row.unit_key.clone(),
+        variant_key: row.variant_key.clone(),
+        judgment_key: row.judgment_key.clone(),
+        trains: kind.is_some_and(|k| k != "base"),
+    }
 }
 
-/// The status and scores of one cell of the record.
-fn cell_result(store: &Store, cell: &RecordCell) -> Result<CellResult> {
-    let a = &cell.axes;
-    let (scores, status) = match load_cell_scores(store, &cell.key) {
-        Ok(Some(scores)) => (scores, CellStatus::Done),
-        // A judge stage whose scores cannot be read is reported as failed, not as a gap.
-        Err(e) => {
-            tracing::warn!("cell {}: {e}", &cell.key[..12]);
-            (
-                Vec::new(),
-                CellStatus::Failed(format!("judge scores unreadable: {e}")),
-            )
-        }
-        Ok(None) => {
-            let mut status = CellStatus::NotRun;
-            for stage in [Stage::Train, Stage::Sample, Stage::Judge] {
-                if let Some(reason) = failure_reason(store, &cell.key, stage)? {
-                    status = CellStatus::Failed(reason);
-                    break;
-                }
-            }
-            // Judged once, from answers (or an adapter) that were redone since: its numbers are
-            // not shown; the reason is.
-            if status == CellStatus::NotRun
-                && let StageState::Stale(reason) = stage_state(store, &cell.key, Stage::Judge)?
-            {
-                status = CellStatus::Failed(format!("judge is stale: {reason}"));
-            }
-            (Vec::new(), status)
-        }
-    };
-    Ok(CellResult {
-        key: cell.key.clone(),
-        model: a.model.clone(),
-        protocol: a.protocol.clone(),
-        dataset: a.dataset.clone(),
-        seed: a.seed,
-        status,
-        scores,
-    })
-}
-
-/// The validation figures of the judge that scored `cell` (a cell's JSON), if `emorg judge
-/// validate` stored any for exactly this judge (its spec and question file). With several labelled
-/// sets, the one with the most items.
-fn judge_validation(store: &Store, cell: &serde_json::Value) -> Option<ValidationSummary> {
-    let judge: emorg_spec::JudgeSpec = serde_json::from_value(cell.get("judge")?.clone()).ok()?;
-    let questions = cell.pointer("/eval/questions_sha256")?.as_str()?;
-    let id = emorg_spec::judge_id(&judge, questions);
-    let prefix = format!("judges/{id}/validation/");
+/// The validation figures of `judge` (a judgment's judge spec as JSON) for the question file
+/// `questions_sha256`, if `emorg judge validate` stored any for exactly this judge. With several
+/// labelled sets, the one with the most items.
+fn judge_validation(
+    store: &Store,
+    judge: &serde_json::Value,
+    questions_sha256: &str,
+) -> Option<ValidationSummary> {
+    let judge: emorg_spec::JudgeSpec = serde_json::from_value(judge.clone()).ok()?;
+    let id = emorg_spec::judge_id(&judge, questions_sha256);
+    // `judges/<id>/validation/`: every labelled set's validation of this judge
+    let prefix = format!("{}/", layout::judge_validation(&id, "", ""));
     let keys = match store.list(&prefix) {
         Ok(keys) => keys,
         Err(e) => {
@@ -103,37 +67,78 @@ fn judge_validation(store: &Store, cell: &serde_json::Value) -> Option<Validatio
         .max_by_key(|s| s.labelled)
 }
 
+/// Per judge name (in row order): its model, backend, method and validation figures, from the
+/// first row it judged.
+fn judges_meta(from: &Store, record: &SweepRecord) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for row in &record.rows {
+        if out.contains_key(&row.axes.judge) {
+            continue;
+        }
+        let Some(judge) = record
+            .judgments
+            .get(&row.judgment_key)
+            .and_then(|j| j.get("judge"))
+        else {
+            continue;
+        };
+        let questions = record
+            .variants
+            .get(&row.variant_key)
+            .and_then(|v| v.get("questions_sha256"))
+            .and_then(|q| q.as_str());
+        let validation = questions.and_then(|q| judge_validation(from, judge, q));
+        out.insert(
+            row.axes.judge.clone(),
+            serde_json::json!({
+                "model": judge
+                    .pointer("/model/name")
+                    .or_else(|| judge.pointer("/openai/model")),
+                "backend": if judge.get("openai").is_some() { "openai" } else { "local" },
+                "method": judge.get("method"),
+                "validation": validation,
+            }),
+        );
+    }
+    out
+}
+
 /// Builds and writes the report of `record`; returns where it is (the index.html path for a
 /// `file://` store, else its URL).
 pub fn build(from: &Store, to: &Store, record: &SweepRecord) -> Result<String> {
-    let cells = record
-        .cells
-        .iter()
-        .map(|c| cell_result(from, c))
-        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<RowRef> = record.rows.iter().map(|r| row_ref(record, r)).collect();
+    // Refuses a store in another layout with the store's message, then reads each row's chain.
+    let cells = load_rows(from, &rows)?;
     let matrix = build_matrix(&cells, record.em_rule, DEFAULT_N_BOOT, REPORT_SEED);
     let dir = layout::report_dir(&record.sweep, &record.run_id);
     let title = format!(
         "{}: emergent misalignment robustness ({})",
         record.sweep, record.run_id
     );
-    let first = record.cells.first().map(|c| &c.cell);
+    let judges = judges_meta(from, record);
+    // One judge: its figures at the top level too (`judge_model`, ...), as before judges had names.
+    let one = (judges.len() == 1)
+        .then(|| judges.values().next())
+        .flatten();
+    let first_unit = record
+        .rows
+        .first()
+        .and_then(|r| record.units.get(&r.unit_key));
     let meta = serde_json::json!({
         "sweep": record.sweep,
         "run_id": record.run_id,
         "sweep_file": record.sweep_file,
         "store": record.store_url,
-        "cells": record.cells.len(),
-        "judge_model": first.and_then(|c| {
-            c.pointer("/judge/model/name")
-                .or_else(|| c.pointer("/judge/openai/model"))
-        }),
-        "judge_backend": first.map(|c| {
-            if c.pointer("/judge/openai").is_some() { "openai" } else { "local" }
-        }),
-        "judge_method": first.and_then(|c| c.pointer("/judge/method")),
-        "judge_validation": first.and_then(|c| judge_validation(from, c)),
-        "worker_version": first.and_then(|c| c.get("worker_version")),
+        "rows": record.rows.len(),
+        "units": record.units.len(),
+        "variants": record.variants.len(),
+        "judgments": record.judgments.len(),
+        "judges": judges,
+        "judge_model": one.and_then(|j| j.get("model")),
+        "judge_backend": one.and_then(|j| j.get("backend")),
+        "judge_method": one.and_then(|j| j.get("method")),
+        "judge_validation": one.and_then(|j| j.get("validation")),
+        "worker_version": first_unit.and_then(|u| u.get("worker_version")),
         "em_rule": record.em_rule,
     });
     let paths = write_report(to, &dir, &title, &matrix, &meta)
@@ -202,6 +207,9 @@ pub fn report_cmd(args: &ReportArgs) -> Result<ExitCode> {
     } else {
         open_store(&from_url)?
     };
+    // A store in another layout is refused with its own message (naming the layout found and
+    // what to do), before its old record could read as "no record".
+    from.check_layout()?;
     let mut record = SweepRecord::load(&from, &name)?.ok_or_else(|| {
         anyhow!(
             "no record of sweep `{name}` in {from_url} ({} is missing): run `emorg run` first",

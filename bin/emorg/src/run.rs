@@ -1,15 +1,20 @@
 //! `emorg run`: resolve the sweep, prepare it (inputs checked and uploaded, models fetched), save
-//! the sweep record, run it with the local executor, print the summary and build the report.
+//! the sweep record, run its work graph with the local executor (`--only`: one level and those
+//! after it), print the summary per level and build the report.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use emorg_exec::local::{StageResult, log_root};
-use emorg_exec::{Executor, LocalExecutor, LocalResolver, SweepRecord, prepare, worker_path};
+use emorg_exec::local::{LocalRun, StageResult, log_root};
+use emorg_exec::{
+    Executor, LocalExecutor, LocalResolver, SweepRecord, prepare, select_level, worker_path,
+};
+use emorg_spec::Stage;
 
 use crate::RunArgs;
 use crate::logging;
-use crate::sweep::load_and_resolve;
+use crate::plan::table;
+use crate::sweep::load_and_resolve_with;
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let mut extra = Vec::new();
@@ -20,13 +25,31 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         extra.push(format!("executor.threads_per_job={t}"));
     }
     let resolver = LocalResolver::from_env();
-    let (sweep, resolution) = load_and_resolve(&args.sweep, &extra, &resolver)?;
+    let (sweep, resolution) =
+        load_and_resolve_with(&args.sweep, &extra, &resolver, args.rerun.replicate())?;
     let worker = worker_path()?;
     let prepared = prepare(sweep, resolution, &resolver)?;
     let sweep = &prepared.sweep;
     let record = SweepRecord::new(sweep, &prepared.cells, &prepared.store_url);
     record.save(&prepared.store)?;
     tracing::info!("sweep {}: run {}", sweep.file.name, record.run_id);
+
+    // --only LEVEL: that level and those after it, where the levels before are done.
+    let mut waiting = 0;
+    let only = match args.rerun.level() {
+        None => None,
+        Some(level) => {
+            let selection = select_level(&prepared.store, &prepared.graph, level)?;
+            waiting = selection.waiting.len();
+            if waiting > 0 {
+                tracing::warn!(
+                    "--only {level}: {waiting} stages are left out, since a stage before the \
+                     {level} level that they need is not done (run without --only to run it)"
+                );
+            }
+            Some(selection.only)
+        }
+    };
 
     let progress = logging::Bars;
     let executor = LocalExecutor {
@@ -38,31 +61,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         take_over: args.take_over,
         progress: &progress,
     };
-    let run = executor.launch(&prepared, None)?;
+    let run = executor.launch(&prepared, only.as_ref())?;
 
-    let succeeded = run.count(|r| matches!(r, StageResult::Succeeded(_)));
-    let skipped = run.count(|r| matches!(r, StageResult::Skipped));
-    let blocked = run.count(|r| matches!(r, StageResult::Blocked));
-    let claimed = run.count(|r| matches!(r, StageResult::Claimed));
     let failed = run.failed();
     logging::suspend(|| {
-        println!(
-            "sweep {}: {succeeded} stages ran ({:.1}s), {skipped} already done, {} failed, {claimed} held by another run, {blocked} not run after a failure or a claim",
-            sweep.file.name,
-            run.stage_time().as_secs_f64(),
-            failed.len()
-        );
+        println!("{}", summary(&sweep.file.name, &run, waiting));
         for o in &failed {
             if let StageResult::Failed { message, log, tail } = &o.result {
-                let a = &o.axes;
                 println!(
-                    "FAILED {}/{}/{}/seed{} {} ({}): {message}\n  log: {}",
-                    a.model,
-                    a.protocol,
-                    a.dataset,
-                    a.seed,
-                    o.stage,
-                    &o.key[..12],
+                    "FAILED {} ({} {}): {message}\n  log: {}",
+                    o.label(),
+                    o.stage.stage(),
+                    o.stage.short(),
                     log.display()
                 );
                 for line in tail.iter().rev().take(5).rev() {
@@ -87,4 +97,50 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// The run's summary: a line of totals, then a table of stages per level and what happened.
+fn summary(sweep: &str, run: &LocalRun, waiting: usize) -> String {
+    let ran = |r: &StageResult| matches!(r, StageResult::Succeeded(_));
+    let skipped = |r: &StageResult| matches!(r, StageResult::Skipped);
+    let failed = |r: &StageResult| matches!(r, StageResult::Failed { .. });
+    let claimed = |r: &StageResult| matches!(r, StageResult::Claimed);
+    let blocked = |r: &StageResult| matches!(r, StageResult::Blocked);
+    let mut out = format!(
+        "sweep {sweep}: {} stages ran ({:.1}s), {} already done, {} failed, {} held by another \
+         run, {} not run after a failure or a claim",
+        run.count(ran),
+        run.stage_time().as_secs_f64(),
+        run.count(skipped),
+        run.count(failed),
+        run.count(claimed),
+        run.count(blocked),
+    );
+    if waiting > 0 {
+        out.push_str(&format!(
+            ", {waiting} left out by --only (an earlier level is not done)"
+        ));
+    }
+    let rows: Vec<Vec<String>> = Stage::ALL
+        .iter()
+        .map(|&stage| {
+            let mut row = vec![stage.to_string()];
+            for f in [
+                &ran as &dyn Fn(&StageResult) -> bool,
+                &skipped,
+                &failed,
+                &claimed,
+                &blocked,
+            ] {
+                row.push(run.count_at(stage, f).to_string());
+            }
+            row
+        })
+        .collect();
+    out.push('\n');
+    out.push_str(&table(
+        &["STAGE", "RAN", "DONE", "FAILED", "CLAIMED", "BLOCKED"],
+        &rows,
+    ));
+    out
 }

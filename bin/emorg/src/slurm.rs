@@ -7,18 +7,20 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use emorg_exec::{Executor, LocalResolver, SweepRecord, open_store, prepare};
+use emorg_exec::{
+    Executor, LocalResolver, SweepRecord, WorkGraph, open_store, prepare, select_level,
+};
 use emorg_slurm::{
     DEFAULT_MAX_ARRAY_SIZE, SlurmExecutor, StatusReport, absolute_store_url, cli, collect_status,
     placements, shell_quote, submissions,
 };
-use emorg_spec::{Cell, Stage, Sweep};
+use emorg_spec::{Cell, Stage, StageRef, Sweep};
 use emorg_store::layout;
 use tracing::info;
 
 use crate::SweepArgs;
 use crate::plan::table;
-use crate::sweep::{load_and_resolve, load_sweep};
+use crate::sweep::{load_and_resolve, load_and_resolve_with, load_sweep};
 
 /// `emorg render SWEEP [--out DIR]`: the scripts `submit` would send, without Slurm.
 pub fn render(args: &crate::RenderArgs) -> Result<ExitCode> {
@@ -39,63 +41,102 @@ pub fn render(args: &crate::RenderArgs) -> Result<ExitCode> {
     };
     let out = std::path::absolute(&out).unwrap_or(out);
     let url = absolute_store_url(&sweep.file.store.url)?;
-    let rendered = executor.render(&sweep, &resolution.cells, &store, None, &out, &url)?;
-    let chunks = rendered.chunks;
-    let n: usize = chunks.iter().map(|c| c.jobs.len()).sum();
+    let graph = WorkGraph::new(&resolution.cells);
+    let rendered = executor.render(&sweep, &resolution.cells, &graph, &store, None, &out, &url)?;
+    let arrays = rendered.jobs().count();
     println!(
-        "sweep {}: {} cells need work; {} array jobs in {} chunks written to {}",
+        "sweep {}: {} stages need work; {} array jobs in {} chunks written to {}",
         sweep.file.name,
-        rendered.pending,
-        n,
-        chunks.len(),
+        rendered.stages,
+        arrays,
+        rendered.chunks.len(),
         out.display()
     );
-    for c in &chunks {
-        let mut prev: Option<String> = None;
+    for c in &rendered.chunks {
         for j in &c.jobs {
-            let var = format!("JOB_{}_{}", c.name.replace('-', "_"), j.stage);
-            let dep = prev
+            let var = |name: &str| format!("JOB_{}", name.replace(['-', '+'], "_"));
+            let dep = j
+                .after
                 .as_ref()
-                .map(|p| format!(" --dependency=aftercorr:${p}"))
+                .map(|a| format!(" --dependency=aftercorr:${}", var(a)))
                 .unwrap_or_default();
-            println!("{var}=$(sbatch --parsable{dep} {})", shell_quote(&j.script));
-            prev = Some(var);
+            println!(
+                "{}=$(sbatch --parsable{dep} {})",
+                var(&j.name),
+                shell_quote(&j.script)
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `emorg submit SWEEP`, and `emorg rerun --failed` with `only` = the failed cells.
+/// `emorg submit SWEEP`, and `emorg rerun --failed` with `only` = the failed stages and those
+/// after them.
 pub fn submit_sweep(
     sweep_args: &SweepArgs,
-    only: Option<&BTreeSet<String>>,
+    only: Option<&BTreeSet<StageRef>>,
+    wait: bool,
+) -> Result<ExitCode> {
+    submit_sweep_with(sweep_args, &crate::RerunOpts::default(), only, wait)
+}
+
+/// [`submit_sweep`] with `--replicate N` (the identities' salts) and `--only LEVEL` (that level
+/// and those after it, where the levels before it are done: [`select_level`]; within `only` when
+/// both are given).
+pub fn submit_sweep_with(
+    sweep_args: &SweepArgs,
+    rerun: &crate::RerunOpts,
+    only: Option<&BTreeSet<StageRef>>,
     wait: bool,
 ) -> Result<ExitCode> {
     let t0 = Instant::now();
     let resolver = LocalResolver::from_env();
-    let (sweep, resolution) = load_and_resolve(sweep_args, &[], &resolver)?;
+    let (sweep, resolution) = load_and_resolve_with(sweep_args, &[], &resolver, rerun.replicate())?;
     // The cluster first: without Slurm nothing is uploaded.
     let executor = SlurmExecutor::new(&sweep, cli::max_array_size()?)?;
     let prepared = prepare(sweep, resolution, &resolver)?;
     let sweep = &prepared.sweep;
+    let level_only = match rerun.level() {
+        None => None,
+        Some(level) => {
+            let selection = select_level(&prepared.store, &prepared.graph, level)?;
+            if !selection.waiting.is_empty() {
+                eprintln!(
+                    "warning: --only {level}: {} stages are left out, since a stage before the \
+                     {level} level that they need is not done (submit without --only to run it)",
+                    selection.waiting.len()
+                );
+            }
+            Some(match only {
+                Some(o) => selection.only.intersection(o).cloned().collect(),
+                None => selection.only,
+            })
+        }
+    };
+    let only = level_only.as_ref().or(only);
     let Some(submission) = executor.launch(&prepared, only)? else {
         println!(
-            "sweep {}: nothing to submit: every stage of every cell{} is done",
+            "sweep {}: nothing to submit: every stage{} is done",
             sweep.file.name,
             if only.is_some() { " selected" } else { "" }
         );
         return Ok(ExitCode::SUCCESS);
     };
     SweepRecord::new(sweep, &prepared.cells, &prepared.store_url).save(&prepared.store)?;
-    let cells: usize = submission.chunks.iter().map(|c| c.cells.len()).sum();
+    let mut per_stage: BTreeMap<Stage, usize> = BTreeMap::new();
+    for j in submission.jobs() {
+        *per_stage.entry(j.stage).or_default() += j.tasks.len();
+    }
+    let per_stage: Vec<String> = per_stage.iter().map(|(s, n)| format!("{n} {s}")).collect();
     let arrays: Vec<String> = submission
-        .chunks
-        .iter()
-        .flat_map(|c| c.jobs.iter().map(|j| format!("{}={}", j.stage, j.job_id)))
+        .jobs()
+        .map(|j| format!("{}={}", j.name, j.job_id))
         .collect();
     println!(
-        "sweep {}: submitted {cells} cells as {} job arrays ({} sbatch calls incl. --test-only checks, {:.2}s): {}",
+        "sweep {}: submitted {} stages ({}) as {} job arrays ({} sbatch calls incl. --test-only checks, {:.2}s): {}",
         sweep.file.name,
+        submission.stages(),
+        per_stage.join(", "),
         arrays.len(),
         submission.sbatch_calls,
         t0.elapsed().as_secs_f64(),
@@ -111,7 +152,7 @@ pub fn submit_sweep(
     }
     loop {
         let report = collect_status(sweep, &prepared.cells, &prepared.store)?;
-        if !report.rows.iter().any(|r| r.stages.iter().any(|s| s.live)) {
+        if !report.any_live() {
             print_status(sweep, &report);
             return Ok(if report.any_failed() {
                 ExitCode::from(1)
@@ -123,8 +164,9 @@ pub fn submit_sweep(
     }
 }
 
+/// One table row per matrix row: its axes, its judgment key, and the state of each of its stages
+/// (with the Slurm task when not done); above it the count of distinct stages per state.
 pub fn print_status(sweep: &Sweep, report: &StatusReport) {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     let mut rows = Vec::new();
     for r in &report.rows {
         let a = &r.axes;
@@ -133,28 +175,40 @@ pub fn print_status(sweep: &Sweep, report: &StatusReport) {
             a.protocol.clone(),
             a.dataset.clone(),
             a.seed.to_string(),
-            r.key[..12].to_string(),
+            a.checkpoint.label(),
+            a.scale.clone(),
+            a.judge.clone(),
+            r.judgment.short().to_string(),
         ];
-        for stage in [Stage::Train, Stage::Sample, Stage::Judge] {
-            row.push(match r.stages.iter().find(|s| s.stage == stage) {
+        for stage in Stage::ALL {
+            row.push(match r.stages.iter().find(|s| s.stage() == stage) {
                 None => "-".into(),
-                Some(s) => {
-                    *counts.entry(s.state.as_str()).or_default() += 1;
-                    match (&s.task, s.state.as_str()) {
-                        (_, "done") | (None, _) => s.state.clone(),
-                        (Some(t), _) => format!("{} {t}", s.state),
-                    }
-                }
+                Some(s) => match (&s.task, s.state.as_str()) {
+                    (_, "done") | (None, _) => s.state.clone(),
+                    (Some(t), _) => format!("{} {t}", s.state),
+                },
             });
         }
         rows.push(row);
     }
-    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let counts = report.counts();
+    let summary: Vec<String> = Stage::ALL
+        .iter()
+        .filter_map(|&stage| {
+            let parts: Vec<String> = counts
+                .iter()
+                .filter(|((s, _), _)| *s == stage)
+                .map(|((_, state), n)| format!("{n} {state}"))
+                .collect();
+            (!parts.is_empty()).then(|| format!("{stage} {}", parts.join(", ")))
+        })
+        .collect();
     println!(
-        "sweep {}: {} cells; stages: {}; store {}; slurm: {}",
+        "sweep {}: {} rows, {} stages ({}); store {}; slurm: {}",
         sweep.file.name,
         report.rows.len(),
-        summary.join(", "),
+        report.stages.len(),
+        summary.join("; "),
         sweep.file.store.url,
         report.slurm
     );
@@ -162,15 +216,37 @@ pub fn print_status(sweep: &Sweep, report: &StatusReport) {
         "{}",
         table(
             &[
-                "MODEL", "PROTOCOL", "DATASET", "SEED", "KEY", "TRAIN", "SAMPLE", "JUDGE"
+                "MODEL",
+                "PROTOCOL",
+                "DATASET",
+                "SEED",
+                "CHECKPOINT",
+                "SCALE",
+                "JUDGE",
+                "KEY",
+                "TRAIN",
+                "SAMPLE",
+                "JUDGED"
             ],
             &rows
         )
     );
 }
 
-/// A cell selector: a key prefix (hex, 4+ characters) or `axis=value[,axis=value]` over model,
-/// protocol, dataset and seed.
+/// The axes a selector may name.
+const AXES: &[&str] = &[
+    "model",
+    "protocol",
+    "dataset",
+    "seed",
+    "checkpoint",
+    "scale",
+    "judge",
+    "replicate",
+];
+
+/// A row selector: a key prefix (hex, 4+ characters) of a row's training unit, sample variant or
+/// judgment, or `axis=value[,axis=value]` over the axes ([`AXES`]).
 pub fn select<'a>(cells: &'a [Cell], selector: &str) -> Result<Vec<&'a Cell>> {
     let selector = selector.trim();
     let matched: Vec<&Cell> = if selector.contains('=') {
@@ -178,11 +254,12 @@ pub fn select<'a>(cells: &'a [Cell], selector: &str) -> Result<Vec<&'a Cell>> {
         for part in selector.split(',') {
             let (k, v) = part
                 .split_once('=')
-                .with_context(|| format!("bad cell selector part {part:?}: expected AXIS=VALUE"))?;
+                .with_context(|| format!("bad row selector part {part:?}: expected AXIS=VALUE"))?;
             let k = k.trim();
-            if !["model", "protocol", "dataset", "seed"].contains(&k) {
+            if !AXES.contains(&k) {
                 bail!(
-                    "bad cell selector {selector:?}: `{k}` is not an axis (model, protocol, dataset, seed)"
+                    "bad row selector {selector:?}: `{k}` is not an axis ({})",
+                    AXES.join(", ")
                 );
             }
             want.push((k, v.trim()));
@@ -190,25 +267,42 @@ pub fn select<'a>(cells: &'a [Cell], selector: &str) -> Result<Vec<&'a Cell>> {
         cells
             .iter()
             .filter(|c| {
+                let a = &c.axes;
                 want.iter().all(|(k, v)| match *k {
-                    "model" => c.axes.model == *v,
-                    "protocol" => c.axes.protocol == *v,
-                    "dataset" => c.axes.dataset == *v,
-                    _ => c.axes.seed.to_string() == *v,
+                    "model" => a.model == *v,
+                    "protocol" => a.protocol == *v,
+                    "dataset" => a.dataset == *v,
+                    "seed" => a.seed.to_string() == *v,
+                    "checkpoint" => {
+                        a.checkpoint.label() == *v
+                            || a.checkpoint.step().is_some_and(|s| s.to_string() == *v)
+                    }
+                    "scale" => a.scale == *v,
+                    "judge" => a.judge == *v,
+                    _ => a.replicate.to_string() == *v,
                 })
             })
             .collect()
     } else {
         if selector.len() < 4 || !selector.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!(
-                "bad cell selector {selector:?}: give a key prefix of 4+ hex characters or AXIS=VALUE[,AXIS=VALUE] (model, protocol, dataset, seed)"
+                "bad row selector {selector:?}: give a key prefix of 4+ hex characters (of a \
+                 training unit, sample variant or judgment) or AXIS=VALUE[,AXIS=VALUE] ({})",
+                AXES.join(", ")
             );
         }
         let s = selector.to_ascii_lowercase();
-        cells.iter().filter(|c| c.key().starts_with(&s)).collect()
+        cells
+            .iter()
+            .filter(|c| {
+                c.unit_key().as_str().starts_with(&s)
+                    || c.variant_key().as_str().starts_with(&s)
+                    || c.judgment_key().as_str().starts_with(&s)
+            })
+            .collect()
     };
     if matched.is_empty() {
-        bail!("no cell of the sweep matches {selector:?}");
+        bail!("no row of the sweep matches {selector:?}");
     }
     Ok(matched)
 }
@@ -223,7 +317,7 @@ pub fn status(args: &crate::StatusArgs) -> Result<ExitCode> {
         let mut out = Vec::new();
         for sel in &args.cell {
             for c in select(&resolution.cells, sel)? {
-                if keys.insert(c.key()) {
+                if keys.insert(c.judgment_key()) {
                     out.push(c.clone());
                 }
             }
@@ -239,81 +333,84 @@ pub fn status(args: &crate::StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn row_label(c: &Cell) -> String {
+    let a = &c.axes;
+    format!(
+        "{} {}/{}/{}/seed{} {} x{} judge {}",
+        c.judgment_key().short(),
+        a.model,
+        a.protocol,
+        a.dataset,
+        a.seed,
+        a.checkpoint,
+        a.scale,
+        a.judge
+    )
+}
+
+/// `emorg logs SWEEP SELECTOR [STAGE]`: the logs of the stages of the selected rows (one stage
+/// per level: a selector that reaches two samples must say which).
 pub fn logs(args: &crate::LogsArgs) -> Result<ExitCode> {
     let (sweep, resolution) = load_and_resolve(&args.sweep, &[], &LocalResolver::from_env())?;
     let store = open_store(&sweep.file.store.url)?;
     let matched = select(&resolution.cells, &args.cell)?;
-    if matched.len() > 1 {
+    let wanted: Option<Stage> = match &args.stage {
+        Some(s) => Some(
+            Stage::parse(s)
+                .with_context(|| format!("`{s}` is not a stage (train, sample, judge)"))?,
+        ),
+        None => None,
+    };
+    // The distinct stages of the matched rows, per level.
+    let mut levels: BTreeMap<Stage, BTreeSet<StageRef>> = BTreeMap::new();
+    for c in &matched {
+        for s in c.chain() {
+            if wanted.is_none_or(|w| w == s.stage()) {
+                levels.entry(s.stage()).or_default().insert(s);
+            }
+        }
+    }
+    if let Some(w) = wanted
+        && !levels.contains_key(&w)
+    {
+        bail!(
+            "{:?} matches rows whose units do not train: they have no stage `{w}` (their stages: \
+             sample, judge)",
+            args.cell
+        );
+    }
+    if let Some((level, many)) = levels.iter().find(|(_, s)| s.len() > 1) {
         let list: Vec<String> = matched
             .iter()
-            .map(|c| {
-                let a = &c.axes;
-                format!(
-                    "  {} {}/{}/{}/seed{}",
-                    &c.key()[..12],
-                    a.model,
-                    a.protocol,
-                    a.dataset,
-                    a.seed
-                )
-            })
+            .map(|c| format!("  {}", row_label(c)))
             .collect();
         bail!(
-            "{:?} matches {} cells; pick one:\n{}",
+            "{:?} matches {} rows with {} different {level} stages; pick one (a key prefix, more \
+             axes, or a stage that they share):\n{}",
             args.cell,
             matched.len(),
+            many.len(),
             list.join("\n")
         );
     }
-    let cell = matched[0];
-    let key = cell.key();
-    let stages: Vec<Stage> = match &args.stage {
-        Some(s) => {
-            let stage = cell
-                .stages()
-                .into_iter()
-                .find(|st| st.as_str() == s)
-                .with_context(|| {
-                    format!(
-                        "cell {} has no stage `{s}` (its stages: {})",
-                        &key[..12],
-                        cell.stages()
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?;
-            vec![stage]
-        }
-        None => cell.stages(),
-    };
     let subs = submissions(&store, &sweep.file.name)?;
     let places = placements(&subs);
-    for stage in stages {
+    for stage in levels.into_values().flatten() {
         let slurm_log = places
-            .get(&(key.clone(), stage))
+            .get(&stage)
             .and_then(|p| p.last())
             .map(|p| p.job.log_path(p.index));
         match slurm_log.filter(|p| p.is_file()) {
             Some(path) => {
-                println!(
-                    "==> {stage} of {} (Slurm log {}) <==",
-                    &key[..12],
-                    path.display()
-                );
+                println!("==> {stage} (Slurm log {}) <==", path.display());
                 print!("{}", std::fs::read_to_string(&path)?);
             }
-            None => match store.get_opt(&layout::stage_log(&key, stage.as_str()))? {
+            None => match store.get_opt(&layout::stage_log(&stage))? {
                 Some(bytes) => {
-                    println!(
-                        "==> {stage} of {} (store {}) <==",
-                        &key[..12],
-                        layout::stage_log(&key, stage.as_str())
-                    );
+                    println!("==> {stage} (store {}) <==", layout::stage_log(&stage));
                     print!("{}", String::from_utf8_lossy(&bytes));
                 }
-                None => println!("==> {stage} of {}: no log (not run yet) <==", &key[..12]),
+                None => println!("==> {stage}: no log (not run yet) <=="),
             },
         }
     }
@@ -337,30 +434,34 @@ pub fn cancel(args: &crate::CancelArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `emorg rerun SWEEP --failed`: submits the failed stages again (failed, timed out, out of
+/// memory, node failure; not cancelled ones), with the stages after them that are not done.
 pub fn rerun(args: &crate::RerunArgs) -> Result<ExitCode> {
     let (sweep, resolution) = load_and_resolve(&args.sweep, &[], &LocalResolver::from_env())?;
     let store = open_store(&sweep.file.store.url)?;
     let report = collect_status(&sweep, &resolution.cells, &store)?;
-    let failed: BTreeSet<String> = report
-        .rows
-        .iter()
-        .filter(|r| r.failed())
-        .map(|r| r.key.clone())
-        .collect();
+    let graph = WorkGraph::new(&resolution.cells);
+    let (failed, only) = report.failed_and_after(&graph);
     if failed.is_empty() {
-        println!("sweep {}: no failed cell", sweep.file.name);
+        println!("sweep {}: no failed stage", sweep.file.name);
         return Ok(ExitCode::SUCCESS);
     }
-    for r in report.rows.iter().filter(|r| failed.contains(&r.key)) {
-        let a = &r.axes;
+    for s in &failed {
+        let status = report.stages.iter().find(|x| x.of == *s);
         println!(
-            "rerun {} {}/{}/{}/seed{}",
-            &r.key[..12],
-            a.model,
-            a.protocol,
-            a.dataset,
-            a.seed
+            "rerun {s} ({}{})",
+            status.map_or("failed", |x| x.state.as_str()),
+            status
+                .and_then(|x| x.task.as_ref())
+                .map(|t| format!(", task {t}"))
+                .unwrap_or_default()
         );
     }
-    submit_sweep(&args.sweep, Some(&failed), args.wait)
+    if only.len() > failed.len() {
+        println!(
+            "and the {} stages after them that are not done",
+            only.len() - failed.len()
+        );
+    }
+    submit_sweep(&args.sweep, Some(&only), args.wait)
 }

@@ -1,7 +1,7 @@
 //! Loading a sweep file as the command line gives it (file, environment, `--set`).
 
 use anyhow::Result;
-use emorg_spec::{LoadOptions, Sweep};
+use emorg_spec::{LoadOptions, Replicate, Sweep};
 
 use crate::SweepArgs;
 
@@ -20,11 +20,22 @@ pub fn load_and_resolve(
     extra: &[String],
     resolver: &dyn emorg_spec::Resolver,
 ) -> Result<(Sweep, emorg_spec::Resolution)> {
+    load_and_resolve_with(args, extra, resolver, Replicate::default())
+}
+
+/// [`load_and_resolve`] with the `--replicate` salts of the identities.
+pub fn load_and_resolve_with(
+    args: &SweepArgs,
+    extra: &[String],
+    resolver: &dyn emorg_spec::Resolver,
+    replicate: Replicate,
+) -> Result<(Sweep, emorg_spec::Resolution)> {
     use std::io::{BufRead, IsTerminal, Write};
     let mut extra = extra.to_vec();
     let mut asked = false;
     loop {
-        let sweep = load_sweep(args, &extra)?;
+        let mut sweep = load_sweep(args, &extra)?;
+        sweep.replicate = replicate;
         let err = match emorg_spec::resolve_full(&sweep, resolver) {
             Ok(resolution) => return Ok((sweep, resolution)),
             Err(e) => e,

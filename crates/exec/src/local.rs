@@ -1,32 +1,39 @@
-//! The local executor (`emorg run`, the embedded default): each cell's stages run in order as
-//! `emorg-worker <stage> --store URL --cell KEY --threads T` subprocesses on a pool of `parallel`
-//! threads, skipping stages whose DONE.json is valid and stopping a cell at its first failure
-//! (other cells go on). Each stage's stdout+stderr goes to `<log root>/<key>/<stage>.log` (the CLI
-//! gives each run its own log root, so two launchers on one machine keep their logs apart) and is
-//! uploaded to `cells/<key>/logs/<stage>.log`, except when another run holds the stage (that run's
-//! log belongs there). Progress is reported through [`Progress`], which
-//! the CLI implements with bars; without bars, progress and heartbeats are log lines.
+//! The local executor (`emorg run`, the embedded default): the sweep's [`WorkGraph`] runs as
+//! `emorg-worker <stage> --store URL --key KEY --threads T` subprocesses, `parallel` at a time: each
+//! unit's train, each variant's sample once its unit's train is done, each judgment's judge once
+//! its variant's sample is done. Stages whose DONE.json is valid are skipped; a stage whose
+//! upstream stage failed, or is held by another run, is not run (blocked), and neither are the
+//! stages after it; other branches of the graph go on. Among the stages ready to run, later
+//! levels go first (a judge before a new train), so results come in early.
+//!
+//! Each stage's stdout+stderr goes to `<log root>/<owner>/logs/<stage>.log` (the CLI gives each
+//! run its own log root, so two launchers on one machine keep their logs apart) and is uploaded to
+//! [`layout::stage_log`], except when another run holds the stage (that run's log belongs there).
+//! Progress is reported through [`Progress`], which the CLI implements with bars; without bars,
+//! progress and heartbeats are log lines.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use emorg_spec::{Axes, Cell, Stage};
+use emorg_spec::{Axes, Stage, StageRef};
 use emorg_store::{Store, layout};
 use tracing::{Span, error, info, warn};
 
 use crate::Executor;
+use crate::graph::WorkGraph;
 use crate::prepare::Prepared;
 use crate::state::{StageState, stage_state};
 
 /// How the local executor shows progress. The run and each stage get a tracing span (fields
-/// `sweep`, and `cell` and `stage`); an implementation may draw them as bars. Every method has a
+/// `sweep`, and `stage` and `key`); an implementation may draw them as bars. Every method has a
 /// do-nothing default, so [`LogProgress`] (log lines only) is empty.
 pub trait Progress: Sync {
     /// Whether bars are drawn. When not, the executor logs "progress: n/N" and a heartbeat of
@@ -36,16 +43,15 @@ pub trait Progress: Sync {
     }
     /// The run's span, with `total` stages to run.
     fn run_started(&self, _run: &Span, _total: usize) {}
-    /// One more stage finished (succeeded or failed).
+    /// One more stage finished (succeeded, failed, or blocked).
     fn advanced(&self, _run: &Span) {}
     /// All stages finished.
     fn run_finished(&self, _run: &Span, _total: usize) {}
-    /// A stage's span, with its label `model/protocol/dataset/seedN`.
+    /// A stage's span, with its label ([`stage_label`]).
     fn stage_started(&self, _stage: &Span, _label: &str) {}
     /// The stage's latest output line.
     fn stage_output(&self, _stage: &Span, _line: &str) {}
 }
-
 /// Progress as log lines only.
 pub struct LogProgress;
 
@@ -93,7 +99,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// What happened to one stage of one cell.
+/// What happened to one stage.
 #[derive(Debug, Clone)]
 pub enum StageResult {
     /// Its DONE.json was valid already.
@@ -107,16 +113,50 @@ pub enum StageResult {
     /// Another run holds the stage's claim (the worker exited 73): left to that run, not a
     /// failure, and no FAILED.json.
     Claimed,
-    /// Not run because an earlier stage of the cell failed or is held by another run.
+    /// Not run because a stage it runs after failed, is held by another run, or is blocked.
     Blocked,
 }
 
+impl StageResult {
+    /// Whether the stages after it may run.
+    pub fn is_ok(&self) -> bool {
+        matches!(self, StageResult::Skipped | StageResult::Succeeded(_))
+    }
+}
+
+/// One stage the run looked at.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    pub stage: StageRef,
+    /// The axes of the first row the stage serves.
     pub axes: Axes,
-    pub key: String,
-    pub stage: Stage,
+    /// How many rows of the sweep the stage serves.
+    pub rows: usize,
     pub result: StageResult,
+}
+
+impl Outcome {
+    /// [`stage_label`] of the outcome.
+    pub fn label(&self) -> String {
+        stage_label(self.stage.stage(), &self.axes)
+    }
+}
+
+/// A stage's label from the axes of a row it serves, at its level:
+/// `model/protocol/dataset/seedN` for a train, then ` CHECKPOINT xSCALE` for a sample, then
+/// ` judge NAME` for a judge.
+pub fn stage_label(stage: Stage, a: &Axes) -> String {
+    let mut label = format!("{}/{}/{}/seed{}", a.model, a.protocol, a.dataset, a.seed);
+    if a.replicate > 0 {
+        label.push_str(&format!("/r{}", a.replicate));
+    }
+    if stage >= Stage::Sample {
+        label.push_str(&format!(" {} x{}", a.checkpoint, a.scale));
+    }
+    if stage >= Stage::Judge {
+        label.push_str(&format!(" judge {}", a.judge));
+    }
+    label
 }
 
 /// The local executor's settings.
@@ -140,13 +180,22 @@ pub struct LocalExecutor<'a> {
 pub struct LocalRun {
     /// Stages that were not done when the run started.
     pub total: usize,
-    /// One per (cell, stage) the run looked at, in the order they finished.
+    /// One per stage the run looked at: the ones done already first, then in the order they
+    /// finished.
     pub outcomes: Vec<Outcome>,
 }
 
 impl LocalRun {
     pub fn count(&self, f: impl Fn(&StageResult) -> bool) -> usize {
         self.outcomes.iter().filter(|o| f(&o.result)).count()
+    }
+
+    /// [`LocalRun::count`] among the stages of one level.
+    pub fn count_at(&self, stage: Stage, f: impl Fn(&StageResult) -> bool) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.stage.stage() == stage && f(&o.result))
+            .count()
     }
 
     /// Total wall time of the stages that ran and succeeded.
@@ -168,6 +217,28 @@ impl LocalRun {
     }
 }
 
+/// Where a task of the graph stands in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Not part of this run (`only` leaves it out).
+    Off,
+    /// Waits for the stage it runs after.
+    Waiting,
+    Ready,
+    Running,
+    /// Finished; `true` when the stages after it may run.
+    Finished(bool),
+}
+
+/// The run's ready queue over the graph.
+struct Sched {
+    slots: Vec<Slot>,
+    /// Later levels first, then in graph order.
+    ready: BTreeSet<(Reverse<Stage>, usize)>,
+    /// Tasks waiting, ready or running.
+    open: usize,
+}
+
 impl Executor for LocalExecutor<'_> {
     type Launched = LocalRun;
 
@@ -175,35 +246,60 @@ impl Executor for LocalExecutor<'_> {
         "local"
     }
 
-    /// Runs every stage that is not done, to the end.
-    fn launch(&self, prepared: &Prepared, only: Option<&BTreeSet<String>>) -> Result<LocalRun> {
-        let cells: Vec<&Cell> = prepared
-            .cells
-            .iter()
-            .filter(|c| only.is_none_or(|o| o.contains(&c.key())))
-            .collect();
-        let mut total = 0usize;
-        for cell in &cells {
-            let key = cell.key();
-            for stage in cell.stages() {
-                if stage_state(&prepared.store, &key, stage)? != StageState::Done {
-                    total += 1;
+    /// Runs every stage that is not done (of `only` and the not-done stages they need, when
+    /// given), each after the stage it needs, to the end.
+    fn launch(&self, prepared: &Prepared, only: Option<&BTreeSet<StageRef>>) -> Result<LocalRun> {
+        let graph = &prepared.graph;
+        let n = graph.tasks.len();
+        let mut selected = vec![only.is_none(); n];
+        if let Some(only) = only {
+            for stage in only {
+                let mut at = Some(graph.position(stage).with_context(|| {
+                    format!(
+                        "{stage} is not a stage of sweep {}",
+                        prepared.sweep.file.name
+                    )
+                })?);
+                while let Some(i) = at {
+                    if selected[i] {
+                        break;
+                    }
+                    selected[i] = true;
+                    at = graph.tasks[i]
+                        .after
+                        .as_ref()
+                        .and_then(|a| graph.position(a));
                 }
             }
         }
+        let mut done = vec![false; n];
+        for (i, task) in graph.tasks.iter().enumerate() {
+            if selected[i] {
+                done[i] = stage_state(&prepared.store, &graph.chain(&task.stage))?.is_done();
+            }
+        }
+        let total = (0..n).filter(|&i| selected[i] && !done[i]).count();
         let parallel = self.parallel.max(1);
+        let count = |stage: Stage| {
+            (0..n)
+                .filter(|&i| selected[i] && !done[i] && graph.tasks[i].stage.stage() == stage)
+                .count()
+        };
         info!(
-            "sweep {}: {} cells, {total} stages to run, {parallel} at a time; store {}",
+            "sweep {}: {} rows; {total} stages to run ({} train, {} sample, {} judge), {parallel} at a time; store {}",
             prepared.sweep.file.name,
-            cells.len(),
+            prepared.cells.len(),
+            count(Stage::Train),
+            count(Stage::Sample),
+            count(Stage::Judge),
             prepared.store_url,
         );
         let run_span = tracing::info_span!("run", indicatif.pb_show = tracing::field::Empty, sweep = %prepared.sweep.file.name);
         self.progress.run_started(&run_span, total);
         let exec = Exec {
-            store: &prepared.store,
+            prepared,
+            graph,
             worker: &self.worker,
-            url: &prepared.store_url,
             threads: self.threads.max(1),
             log_root: self.log_root.clone(),
             take_over: self.take_over,
@@ -213,18 +309,51 @@ impl Executor for LocalExecutor<'_> {
             finished: AtomicUsize::new(0),
             outcomes: Mutex::new(Vec::new()),
         };
+
+        // The stages done already are skipped; those whose upstream is done (or absent) are
+        // ready.
+        let mut sched = Sched {
+            slots: vec![Slot::Off; n],
+            ready: BTreeSet::new(),
+            open: 0,
+        };
+        for i in 0..n {
+            if !selected[i] {
+                continue;
+            }
+            if done[i] {
+                sched.slots[i] = Slot::Finished(true);
+                exec.record(i, StageResult::Skipped, false);
+            } else {
+                sched.slots[i] = Slot::Waiting;
+                sched.open += 1;
+            }
+        }
+        for i in 0..n {
+            if sched.slots[i] != Slot::Waiting {
+                continue;
+            }
+            let after = graph.tasks[i]
+                .after
+                .as_ref()
+                .and_then(|a| graph.position(a));
+            let upstream_ok =
+                after.is_none_or(|p| matches!(sched.slots[p], Slot::Finished(true) | Slot::Off));
+            if upstream_ok {
+                sched.slots[i] = Slot::Ready;
+                sched
+                    .ready
+                    .insert((Reverse(graph.tasks[i].stage.stage()), i));
+            }
+        }
+        let children = graph.children();
+        let sched = Mutex::new(sched);
+        let wake = Condvar::new();
         {
             let _entered = run_span.enter();
-            let queue = Mutex::new(cells.iter().copied().collect::<VecDeque<_>>());
             std::thread::scope(|s| {
-                for _ in 0..parallel.min(cells.len().max(1)) {
-                    s.spawn(|| {
-                        loop {
-                            let next = queue.lock().expect("queue lock").pop_front();
-                            let Some(cell) = next else { break };
-                            exec.run_cell(cell);
-                        }
-                    });
+                for _ in 0..parallel.min(total.max(1)) {
+                    s.spawn(|| exec.work(&sched, &wake, &children));
                 }
             });
         }
@@ -236,9 +365,9 @@ impl Executor for LocalExecutor<'_> {
 
 /// One run's shared state across the pool's threads.
 struct Exec<'a> {
-    store: &'a Store,
+    prepared: &'a Prepared,
+    graph: &'a WorkGraph,
     worker: &'a Path,
-    url: &'a str,
     threads: usize,
     log_root: PathBuf,
     take_over: bool,
@@ -250,12 +379,22 @@ struct Exec<'a> {
 }
 
 impl Exec<'_> {
-    fn record(&self, cell: &Cell, key: &str, stage: Stage, result: StageResult) {
-        let counts = !matches!(result, StageResult::Skipped);
+    fn store(&self) -> &Store {
+        &self.prepared.store
+    }
+
+    /// The axes of the first row task `i` serves.
+    fn axes(&self, i: usize) -> &Axes {
+        &self.prepared.cells[self.graph.tasks[i].rows[0]].axes
+    }
+
+    /// Records what happened to task `i`; `counts` when it was one of the stages to run.
+    fn record(&self, i: usize, result: StageResult, counts: bool) {
+        let task = &self.graph.tasks[i];
         self.outcomes.lock().expect("outcomes lock").push(Outcome {
-            axes: cell.axes.clone(),
-            key: key.to_string(),
-            stage,
+            stage: task.stage.clone(),
+            axes: self.axes(i).clone(),
+            rows: task.rows.len(),
             result,
         });
         if counts {
@@ -268,67 +407,98 @@ impl Exec<'_> {
         }
     }
 
-    /// Runs a cell's stages in order; stops at the first failure.
-    fn run_cell(&self, cell: &Cell) {
-        let key = cell.key();
-        let stages = cell.stages();
-        for (i, &stage) in stages.iter().enumerate() {
-            // Read again before each stage: an earlier stage that just ran may make this one stale.
-            match stage_state(self.store, &key, stage) {
-                Ok(StageState::Done) => {
-                    self.record(cell, &key, stage, StageResult::Skipped);
+    /// One thread of the pool: takes ready tasks until none is open.
+    fn work(&self, sched: &Mutex<Sched>, wake: &Condvar, children: &[Vec<usize>]) {
+        loop {
+            let next = {
+                let mut s = sched.lock().expect("scheduler lock");
+                loop {
+                    if let Some((_, i)) = s.ready.pop_first() {
+                        s.slots[i] = Slot::Running;
+                        break Some(i);
+                    }
+                    if s.open == 0 {
+                        break None;
+                    }
+                    s = wake.wait(s).expect("scheduler lock");
+                }
+            };
+            let Some(i) = next else {
+                wake.notify_all();
+                return;
+            };
+            let result = self.run_task(i);
+            let ok = result.is_ok();
+            let mut s = sched.lock().expect("scheduler lock");
+            self.record(i, result, true);
+            s.slots[i] = Slot::Finished(ok);
+            s.open -= 1;
+            // Release the stages after it, or block them and everything after them.
+            let mut next: Vec<usize> = children[i].clone();
+            while let Some(c) = next.pop() {
+                if s.slots[c] != Slot::Waiting {
                     continue;
                 }
-                Ok(StageState::Invalid(reason)) => {
-                    warn!(cell = %&key[..12], %stage, "DONE.json is invalid ({reason}); running the stage again")
-                }
-                Ok(StageState::Stale(reason)) => {
-                    warn!(cell = %&key[..12], %stage, "stale: {reason}; running the stage again")
-                }
-                Ok(StageState::Failed | StageState::Missing) => {}
-                Err(e) => {
-                    warn!(cell = %&key[..12], %stage, "cannot read DONE.json: {e}; running the stage")
+                if ok {
+                    s.slots[c] = Slot::Ready;
+                    s.ready
+                        .insert((Reverse(self.graph.tasks[c].stage.stage()), c));
+                } else {
+                    s.slots[c] = Slot::Finished(false);
+                    s.open -= 1;
+                    self.record(c, StageResult::Blocked, true);
+                    next.extend(children[c].iter().copied());
                 }
             }
-            let result = self.run_stage(cell, &key, stage);
-            let stop = matches!(result, StageResult::Failed { .. } | StageResult::Claimed);
-            self.record(cell, &key, stage, result);
-            if stop {
-                for &later in &stages[i + 1..] {
-                    self.record(cell, &key, later, StageResult::Blocked);
-                }
-                return;
-            }
+            drop(s);
+            wake.notify_all();
         }
     }
 
-    fn run_stage(&self, cell: &Cell, key: &str, stage: Stage) -> StageResult {
-        let short = &key[..12];
-        let a = &cell.axes;
-        let label = format!("{}/{}/{}/seed{}", a.model, a.protocol, a.dataset, a.seed);
+    /// Runs task `i` unless its DONE.json became valid meanwhile (another launcher).
+    fn run_task(&self, i: usize) -> StageResult {
+        let stage = &self.graph.tasks[i].stage;
+        // Read again: a stage that just ran upstream, or another launcher, may have changed it.
+        match stage_state(self.store(), &self.graph.chain(stage)) {
+            Ok(StageState::Done) => return StageResult::Skipped,
+            Ok(StageState::Invalid(reason)) => {
+                warn!(key = %stage.short(), stage = %stage.stage(), "DONE.json is invalid ({reason}); running the stage again")
+            }
+            Ok(StageState::Stale(reason)) => {
+                warn!(key = %stage.short(), stage = %stage.stage(), "stale: {reason}; running the stage again")
+            }
+            Ok(StageState::Failed | StageState::Missing) => {}
+            Err(e) => {
+                warn!(key = %stage.short(), stage = %stage.stage(), "cannot read DONE.json: {e}; running the stage")
+            }
+        }
+        self.run_stage(i)
+    }
+
+    fn run_stage(&self, i: usize) -> StageResult {
+        let stage = &self.graph.tasks[i].stage;
+        let label = stage_label(stage.stage(), self.axes(i));
         let span = tracing::info_span!(
             parent: &self.run_span,
             "stage",
             indicatif.pb_show = tracing::field::Empty,
-            cell = %short,
-            stage = %stage,
+            stage = %stage.stage(),
+            key = %stage.short(),
         );
         self.progress.stage_started(&span, &label);
         let _entered = span.enter();
-        info!("{label}: started");
+        info!("{label}: {} started", stage.stage());
 
-        let log_path = self.log_root.join(key).join(format!("{stage}.log"));
+        let log_path = self.log_root.join(layout::stage_log(stage));
         let started = Instant::now();
-        let result = self.spawn_and_wait(key, stage, &log_path, &span);
+        let result = self.spawn_and_wait(stage, &log_path, &span);
 
         // The log goes to the store whatever happened, unless another run holds the stage: the
         // log there is that run's.
         let claimed = matches!(&result, Ok((status, _)) if status.code() == Some(i32::from(emorg_store::CLAIMED_EXIT_CODE)));
         if log_path.is_file()
             && !claimed
-            && let Err(e) = self
-                .store
-                .put_file(&layout::stage_log(key, stage.as_str()), &log_path)
+            && let Err(e) = self.store().put_file(&layout::stage_log(stage), &log_path)
         {
             warn!("cannot upload the log {}: {e}", log_path.display());
         }
@@ -337,8 +507,8 @@ impl Exec<'_> {
             Ok(x) => x,
             Err(e) => {
                 let message = format!("{e:#}");
-                error!("{label}: {stage} could not run: {message}");
-                self.write_failure(key, stage, &message, &[]);
+                error!("{label}: {} could not run: {message}", stage.stage());
+                self.write_failure(stage, &message, &[]);
                 return StageResult::Failed {
                     message,
                     log: log_path,
@@ -348,9 +518,13 @@ impl Exec<'_> {
         };
         let elapsed = started.elapsed();
         if status.success() {
-            match stage_state(self.store, key, stage) {
+            match stage_state(self.store(), &self.graph.chain(stage)) {
                 Ok(StageState::Done) => {
-                    info!("{label}: {stage} done in {:.1}s", elapsed.as_secs_f64());
+                    info!(
+                        "{label}: {} done in {:.1}s",
+                        stage.stage(),
+                        elapsed.as_secs_f64()
+                    );
                     return StageResult::Succeeded(elapsed);
                 }
                 Ok(other) => {
@@ -360,8 +534,8 @@ impl Exec<'_> {
                         _ => "missing".into(),
                     };
                     let message = format!("the worker exited 0 but DONE.json is {state}");
-                    error!("{label}: {stage} failed: {message}");
-                    self.write_failure(key, stage, &message, &tail);
+                    error!("{label}: {} failed: {message}", stage.stage());
+                    self.write_failure(stage, &message, &tail);
                     return StageResult::Failed {
                         message,
                         log: log_path,
@@ -370,7 +544,7 @@ impl Exec<'_> {
                 }
                 Err(e) => {
                     let message = format!("cannot read DONE.json after the stage: {e}");
-                    error!("{label}: {stage} failed: {message}");
+                    error!("{label}: {} failed: {message}", stage.stage());
                     return StageResult::Failed {
                         message,
                         log: log_path,
@@ -379,17 +553,21 @@ impl Exec<'_> {
                 }
             }
         }
-        if status.code() == Some(i32::from(emorg_store::CLAIMED_EXIT_CODE)) {
+        if claimed {
             // Two launchers on one sweep, or a Slurm task of it: the holder commits the stage.
-            info!("{label}: {stage} is held by another run; left to it");
+            info!(
+                "{label}: {} is held by another run; left to it",
+                stage.stage()
+            );
             return StageResult::Claimed;
         }
         let message = format!("the worker {status} after {:.1}s", elapsed.as_secs_f64());
         error!(
-            "{label}: {stage} failed: {message} (log: {})",
+            "{label}: {} failed: {message} (log: {})",
+            stage.stage(),
             log_path.display()
         );
-        self.write_failure(key, stage, &message, &tail);
+        self.write_failure(stage, &message, &tail);
         StageResult::Failed {
             message,
             log: log_path,
@@ -400,8 +578,7 @@ impl Exec<'_> {
     /// Runs the worker, teeing its output into the log; returns its status and last lines.
     fn spawn_and_wait(
         &self,
-        key: &str,
-        stage: Stage,
+        stage: &StageRef,
         log_path: &Path,
         span: &Span,
     ) -> Result<(ExitStatus, Vec<String>)> {
@@ -413,16 +590,16 @@ impl Exec<'_> {
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         let log = Mutex::new(log);
         // A failure record of an earlier attempt no longer describes the stage.
-        if let Err(e) = self.store.delete(&layout::failure(key, stage.dir())) {
+        if let Err(e) = self.store().delete(&layout::failure(stage)) {
             warn!("cannot delete an old FAILED.json: {e}");
         }
 
         let mut cmd = Command::new(self.worker);
-        cmd.arg(stage.as_str())
+        cmd.arg(stage.stage().as_str())
             .arg("--store")
-            .arg(self.url)
-            .arg("--cell")
-            .arg(key)
+            .arg(&self.prepared.store_url)
+            .arg("--key")
+            .arg(stage.key())
             .arg("--threads")
             .arg(self.threads.to_string())
             .args(self.take_over.then_some("--take-over"))
@@ -502,9 +679,9 @@ impl Exec<'_> {
     }
 
     /// Writes FAILED.json when the worker did not (it crashed, was killed, or could not start).
-    fn write_failure(&self, key: &str, stage: Stage, message: &str, tail: &[String]) {
-        let failure_key = layout::failure(key, stage.dir());
-        match self.store.exists(&failure_key) {
+    fn write_failure(&self, stage: &StageRef, message: &str, tail: &[String]) {
+        let failure_key = layout::failure(stage);
+        match self.store().exists(&failure_key) {
             Ok(true) => return,
             Ok(false) => {}
             Err(e) => {
@@ -513,16 +690,16 @@ impl Exec<'_> {
             }
         }
         let record = serde_json::json!({
-            "cell_key": key,
-            "stage": stage.as_str(),
-            "stage_dir": stage.dir(),
+            "stage": stage.stage().as_str(),
+            "key": stage.key(),
+            "owner": layout::owner_prefix(stage),
             "error": message,
-            "log": layout::stage_log(key, stage.as_str()),
+            "log": layout::stage_log(stage),
             "tail": tail,
             "failed_at": chrono::Utc::now(),
             "written_by": "emorg run (local executor)",
         });
-        if let Err(e) = self.store.put_json(&failure_key, &record) {
+        if let Err(e) = self.store().put_json(&failure_key, &record) {
             warn!("cannot write {failure_key}: {e}");
         }
     }
@@ -531,6 +708,234 @@ impl Exec<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::fixtures::{commit, rows};
+
+    /// A prepared sweep over [`rows`] in a memory store.
+    fn prepared(seeds: &[u64]) -> Prepared {
+        let text = "name = \"t\"\n[matrix]\nmodel = [\"m\"]\nprotocol = [\"base\"]\n\
+                    [models.m]\nregistry = \"x\"\n[protocols.base]\nkind = \"base\"\n";
+        let sweep = emorg_spec::Sweep::from_text("t.toml", text.into(), &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cells = rows(seeds);
+        Prepared {
+            sweep,
+            graph: WorkGraph::new(&cells),
+            cells,
+            store: Store::open("memory://").unwrap(),
+            store_url: "memory://".into(),
+        }
+    }
+
+    /// A stand-in worker: appends its arguments to `calls` and exits with the code `codes` gives
+    /// its key (`KEY CODE` lines), else 1. It never commits, so exit 0 is a failure too.
+    fn fake_worker(dir: &Path, codes: &[(&str, i32)]) -> PathBuf {
+        let codes: String = codes.iter().map(|(k, c)| format!("{k} {c}\n")).collect();
+        std::fs::write(dir.join("codes"), codes).unwrap();
+        let script = dir.join("worker.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {d}/calls\necho working on $1\n\
+                 code=$(grep \"^$5 \" {d}/codes | cut -d' ' -f2)\nexit ${{code:-1}}\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        script
+    }
+
+    fn executor(worker: PathBuf, logs: PathBuf) -> LocalExecutor<'static> {
+        LocalExecutor {
+            worker,
+            parallel: 2,
+            threads: 1,
+            log_root: logs,
+            take_over: false,
+            progress: &LogProgress,
+        }
+    }
+
+    fn calls(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_graph_runs_in_order_and_a_failed_or_claimed_stage_blocks_what_runs_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = prepared(&[0, 1]);
+        let train = |seed: u64| {
+            p.graph
+                .level(Stage::Train)
+                .find(|t| p.cells[t.rows[0]].axes.seed == seed)
+                .unwrap()
+                .stage
+                .clone()
+        };
+        let (train0, train1) = (train(0), train(1));
+        // Unit 0 is trained already; one of its variants is held by another run, the others
+        // fail; unit 1's train is held by another run; the base variant fails.
+        commit(&p.store, &train0);
+        let samples0: Vec<StageRef> = p
+            .graph
+            .dependants(&train0)
+            .map(|t| t.stage.clone())
+            .collect();
+        assert_eq!(samples0.len(), 4);
+        let worker = fake_worker(
+            dir.path(),
+            &[
+                (samples0[0].key(), 73),
+                (train1.key(), 73),
+                (samples0[1].key(), 0),
+            ],
+        );
+        let run = executor(worker, dir.path().join("logs"))
+            .launch(&p, None)
+            .unwrap();
+
+        assert_eq!(run.outcomes.len(), p.graph.tasks.len());
+        assert_eq!(run.total, p.graph.tasks.len() - 1);
+        assert_eq!(run.count(|r| matches!(r, StageResult::Skipped)), 1);
+        assert_eq!(
+            run.count_at(Stage::Train, |r| matches!(r, StageResult::Claimed)),
+            1
+        );
+        assert_eq!(
+            run.count_at(Stage::Sample, |r| matches!(r, StageResult::Claimed)),
+            1
+        );
+        // 3 of unit 0's variants (one exits 0 without committing) and the base variant.
+        assert_eq!(run.failed().len(), 4);
+        assert!(
+            run.failed()
+                .iter()
+                .all(|o| o.stage.stage() == Stage::Sample)
+        );
+        // Blocked: every judge (8 + 8 + 1) and unit 1's 4 variants.
+        assert_eq!(
+            run.count_at(Stage::Judge, |r| matches!(r, StageResult::Blocked)),
+            17
+        );
+        assert_eq!(
+            run.count_at(Stage::Sample, |r| matches!(r, StageResult::Blocked)),
+            4
+        );
+
+        // The worker ran exactly the 6 stages that could run, by stage and key.
+        let mut calls = calls(dir.path());
+        calls.sort();
+        let mut expected: Vec<String> = samples0
+            .iter()
+            .chain([&train1])
+            .chain(
+                p.graph
+                    .level(Stage::Sample)
+                    .filter(|t| t.after.is_none())
+                    .map(|t| &t.stage),
+            )
+            .map(|s| {
+                format!(
+                    "{} --store memory:// --key {} --threads 1",
+                    s.stage(),
+                    s.key()
+                )
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(calls, expected);
+
+        // FAILED.json and the log for a failed stage; neither for a claimed one.
+        for o in run.failed() {
+            assert!(
+                p.store.exists(&layout::failure(&o.stage)).unwrap(),
+                "{}",
+                o.stage
+            );
+            let log = p.store.get(&layout::stage_log(&o.stage)).unwrap();
+            assert!(String::from_utf8_lossy(&log).contains("working on sample"));
+        }
+        let message = run
+            .failed()
+            .iter()
+            .find(|o| o.stage == samples0[1])
+            .map(|o| match &o.result {
+                StageResult::Failed { message, .. } => message.clone(),
+                _ => unreachable!(),
+            })
+            .unwrap();
+        assert!(
+            message.contains("exited 0 but DONE.json is missing"),
+            "{message}"
+        );
+        for claimed in [&samples0[0], &train1] {
+            assert!(!p.store.exists(&layout::failure(claimed)).unwrap());
+            assert!(!p.store.exists(&layout::stage_log(claimed)).unwrap());
+        }
+        // Outcomes carry the axes of the stage's first row, and its label is at its level.
+        let o = run.outcomes.iter().find(|o| o.stage == train1).unwrap();
+        assert_eq!((o.axes.seed, o.rows), (1, 8));
+        assert_eq!(o.label(), "m/lora/d/seed1");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn only_runs_the_stages_given_and_the_not_done_stages_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = prepared(&[0, 1]);
+        let base_judge = p
+            .graph
+            .level(Stage::Judge)
+            .find(|t| p.cells[t.rows[0]].axes.protocol == "base")
+            .unwrap()
+            .stage
+            .clone();
+        let base_sample = p.graph.get(&base_judge).unwrap().after.clone().unwrap();
+        let worker = fake_worker(dir.path(), &[(base_sample.key(), 73)]);
+        let only = BTreeSet::from([base_judge.clone()]);
+        let run = executor(worker, dir.path().join("logs"))
+            .launch(&p, Some(&only))
+            .unwrap();
+        assert_eq!(run.total, 2);
+        let got: Vec<(StageRef, bool)> = run
+            .outcomes
+            .iter()
+            .map(|o| (o.stage.clone(), matches!(o.result, StageResult::Claimed)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(base_sample.clone(), true), (base_judge.clone(), false)]
+        );
+        assert_eq!(calls(dir.path()).len(), 1);
+
+        // Once the sample is done, only the judge runs.
+        commit(&p.store, &base_sample);
+        std::fs::remove_file(dir.path().join("calls")).unwrap();
+        let run = executor(fake_worker(dir.path(), &[]), dir.path().join("logs"))
+            .launch(&p, Some(&only))
+            .unwrap();
+        assert_eq!(run.total, 1);
+        assert_eq!(run.count(|r| matches!(r, StageResult::Skipped)), 1);
+        assert_eq!(calls(dir.path()).len(), 1);
+        assert!(calls(dir.path())[0].starts_with("judge "));
+
+        // A stage not in the graph is refused, naming it.
+        let stray = StageRef::Judge(emorg_spec::JudgmentKey::parse(&"f".repeat(64)).unwrap());
+        let e = executor(fake_worker(dir.path(), &[]), dir.path().join("logs"))
+            .launch(&p, Some(&BTreeSet::from([stray])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a stage of sweep t"), "{e}");
+    }
 
     #[test]
     fn ansi_is_stripped() {

@@ -1,5 +1,6 @@
 //! What every executor does before a stage runs: check the inputs, fetch the models, upload the
-//! inputs and each `cell.json` to the store. The result, [`Prepared`], is what an
+//! inputs and the record of each unit, variant and judgment (`unit.json`, `variant.json`,
+//! `judgment.json`) to the store. The result, [`Prepared`], is what an
 //! [`Executor`](crate::Executor) is given.
 
 use std::collections::BTreeSet;
@@ -11,13 +12,17 @@ use emorg_spec::{Cell, InputKind, Resolution, Sweep};
 use emorg_store::{Store, layout};
 use tracing::{info, warn};
 
+use crate::graph::WorkGraph;
 use crate::record::open_store;
 use crate::resolver::LocalResolver;
 
-/// A sweep whose inputs and cells are in the store: ready for an executor.
+/// A sweep whose inputs and identities are in the store: ready for an executor.
 pub struct Prepared {
     pub sweep: Sweep,
+    /// The rows of the sweep, sorted by axes.
     pub cells: Vec<Cell>,
+    /// Their stages, deduplicated: what the executors schedule.
+    pub graph: WorkGraph,
     pub store: Store,
     /// The store URL as the sweep gives it.
     pub store_url: String,
@@ -63,9 +68,10 @@ pub fn ensure_models<'a>(
     Ok(())
 }
 
-/// Checks the inputs (chat JSONL, question file),
-/// fetches missing models into the local cache, uploads the inputs (content-addressed) and each
-/// `cell.json` to the store (skipped when present).
+/// Checks the inputs (chat JSONL, question file), fetches missing models into the local cache,
+/// checks the store's layout (writing `layout.json` into a new store), uploads the inputs
+/// (content-addressed) and the record of every unit, variant and judgment (skipped when
+/// present).
 pub fn prepare(sweep: Sweep, resolution: Resolution, resolver: &LocalResolver) -> Result<Prepared> {
     // Inputs must be sound before anything is uploaded.
     for input in &resolution.inputs {
@@ -92,20 +98,21 @@ pub fn prepare(sweep: Sweep, resolution: Resolution, resolver: &LocalResolver) -
     let mut models: BTreeSet<&str> = resolution
         .cells
         .iter()
-        .map(|c| c.model.name.as_str())
+        .map(|c| c.unit.model.name.as_str())
         .collect();
     // A judge behind an API needs no local model.
     models.extend(
         resolution
             .cells
             .iter()
-            .filter_map(|c| c.judge.local_model())
+            .filter_map(|c| c.judgment.judge.local_model())
             .map(|m| m.name.as_str()),
     );
     ensure_models(resolver, models)?;
 
     let url = sweep.file.store.url.clone();
     let store = open_store(&url)?;
+    store.ensure_layout()?;
     for input in &resolution.inputs {
         let key = match input.kind {
             InputKind::Dataset => layout::dataset(&input.sha256),
@@ -118,14 +125,17 @@ pub fn prepare(sweep: Sweep, resolution: Resolution, resolver: &LocalResolver) -
             info!("uploaded {} to {key}", input.path.display());
         }
     }
+    let mut written = BTreeSet::new();
     for cell in &resolution.cells {
-        let key = layout::cell_json(&cell.key());
-        if !store.exists(&key)? {
-            store.put(&key, cell.canonical_json().into_bytes())?;
+        for (key, json) in crate::graph::records(cell) {
+            if written.insert(key.clone()) && !store.exists(&key)? {
+                store.put(&key, json.into_bytes())?;
+            }
         }
     }
     Ok(Prepared {
         sweep,
+        graph: WorkGraph::new(&resolution.cells),
         cells: resolution.cells,
         store,
         store_url: url,

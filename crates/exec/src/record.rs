@@ -1,16 +1,19 @@
-//! The sweep record (`sweeps/<name>/latest.json`): which cells a sweep had at its last run.
+//! The sweep record (`sweeps/<name>/latest.json`): which rows a sweep had at its last run, with
+//! the three identities of each (unit, variant, judgment; their JSON once per key).
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use emorg_judge::EmRule;
-use emorg_spec::{Axes, Cell, Sweep, secrets};
+use emorg_spec::{Axes, Cell, JudgmentKey, Sweep, UnitKey, VariantKey, secrets};
 use emorg_store::{Store, layout};
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
-/// Current record format.
-pub const RECORD_FORMAT: u32 = 1;
+/// Current record format. Format 1 listed cells of layout 1 (one key for training, sampling and
+/// judging); format 2 lists rows with their unit, variant and judgment keys.
+pub const RECORD_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepRecord {
@@ -26,21 +29,49 @@ pub struct SweepRecord {
     pub em_rule: EmRule,
     /// The layered sweep file (after defaults, environment and --set).
     pub spec: serde_json::Value,
-    pub cells: Vec<RecordCell>,
+    /// The rows of the matrix, sorted by axes.
+    pub rows: Vec<RecordRow>,
+    /// Each training unit's JSON (as `units/<key>/unit.json` holds it), once per key. Raw JSON:
+    /// an older record may not parse as today's `TrainingUnit`.
+    pub units: BTreeMap<UnitKey, serde_json::Value>,
+    /// Each sample variant's JSON, once per key.
+    pub variants: BTreeMap<VariantKey, serde_json::Value>,
+    /// Each judgment's JSON, once per key.
+    pub judgments: BTreeMap<JudgmentKey, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RecordCell {
+/// One row of the record: its axes and the keys of its three identities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordRow {
     pub axes: Axes,
-    pub key: String,
-    /// The resolved cell, as JSON (an older record may not parse as today's [`Cell`]).
-    pub cell: serde_json::Value,
+    pub unit_key: UnitKey,
+    pub variant_key: VariantKey,
+    pub judgment_key: JudgmentKey,
+}
+
+impl RecordRow {
+    /// The stages of the row in pipeline order, as [`Cell::chain`] gives them: train (when the
+    /// unit trains, which `trains` tells), sample, judge.
+    pub fn chain(&self, trains: bool) -> Vec<emorg_spec::StageRef> {
+        use emorg_spec::StageRef;
+        let mut chain = Vec::with_capacity(3);
+        if trains {
+            chain.push(StageRef::Train(self.unit_key.clone()));
+        }
+        chain.push(StageRef::Sample(self.variant_key.clone()));
+        chain.push(StageRef::Judge(self.judgment_key.clone()));
+        chain
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("an identity serialises")
 }
 
 impl SweepRecord {
     pub fn new(sweep: &Sweep, cells: &[Cell], store_url: &str) -> SweepRecord {
         let now = Utc::now();
-        SweepRecord {
+        let mut record = SweepRecord {
             format: RECORD_FORMAT,
             sweep: sweep.file.name.clone(),
             run_id: now.format("%Y-%m-%dT%H-%M-%SZ").to_string(),
@@ -49,39 +80,82 @@ impl SweepRecord {
             store_url: store_url.to_string(),
             em_rule: em_rule(sweep),
             spec: serde_json::to_value(&sweep.file).expect("a sweep file serialises"),
-            cells: cells
-                .iter()
-                .map(|c| RecordCell {
-                    axes: c.axes.clone(),
-                    key: c.key(),
-                    cell: serde_json::to_value(c).expect("a cell serialises"),
-                })
-                .collect(),
+            rows: Vec::with_capacity(cells.len()),
+            units: BTreeMap::new(),
+            variants: BTreeMap::new(),
+            judgments: BTreeMap::new(),
+        };
+        for c in cells {
+            let row = RecordRow {
+                axes: c.axes.clone(),
+                unit_key: c.unit_key(),
+                variant_key: c.variant_key(),
+                judgment_key: c.judgment_key(),
+            };
+            record
+                .units
+                .entry(row.unit_key.clone())
+                .or_insert_with(|| json(&c.unit));
+            record
+                .variants
+                .entry(row.variant_key.clone())
+                .or_insert_with(|| json(&c.variant));
+            record
+                .judgments
+                .entry(row.judgment_key.clone())
+                .or_insert_with(|| json(&c.judgment));
+            record.rows.push(row);
         }
+        record
     }
 
-    /// The record of the sweep's last run, if any.
+    /// The record of the sweep's last run, if any. A record of format 1 (layout 1's cells)
+    /// describes nothing in today's layout: it is taken as no record, with a warning.
     pub fn load(store: &Store, sweep: &str) -> Result<Option<SweepRecord>> {
         let key = layout::sweep_record(sweep);
-        match store.get_opt(&key)? {
-            None => Ok(None),
-            Some(bytes) => {
-                let record: SweepRecord = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("cannot parse the sweep record {key}"))?;
-                // Keys name store paths and are shortened for display: a record whose key is not
-                // a cell key is refused here, not misread (or a panic) later.
-                for (i, cell) in record.cells.iter().enumerate() {
-                    if cell.key.len() != 64 || !cell.key.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        anyhow::bail!(
-                            "the sweep record {key} is damaged: cells[{i}].key is {:?}, not a cell \
-                             key (64 hex characters); run the sweep again to rewrite the record",
-                            cell.key
-                        );
-                    }
-                }
-                Ok(Some(record))
+        let Some(bytes) = store.get_opt(&key)? else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("cannot parse the sweep record {key}"))?;
+        let format = value.get("format").and_then(serde_json::Value::as_u64);
+        match format {
+            Some(f) if f < u64::from(RECORD_FORMAT) => {
+                warn!(
+                    "the sweep record {key} is of format {f} (cells of store layout 1); \
+                     taken as no previous record: it is rewritten at the next run"
+                );
+                return Ok(None);
+            }
+            Some(f) if f > u64::from(RECORD_FORMAT) => bail!(
+                "the sweep record {key} is of format {f}, newer than this emorg reads \
+                 ({RECORD_FORMAT}): use a newer emorg"
+            ),
+            _ => {}
+        }
+        // Keys name store paths and are shortened for display: a record whose keys are not keys
+        // is refused here (serde names the bad value), not misread (or a panic) later.
+        let record: SweepRecord = serde_json::from_value(value).with_context(|| {
+            format!("the sweep record {key} is damaged; run the sweep again to rewrite it")
+        })?;
+        for (i, row) in record.rows.iter().enumerate() {
+            let missing = if !record.units.contains_key(&row.unit_key) {
+                Some(("units", row.unit_key.as_str()))
+            } else if !record.variants.contains_key(&row.variant_key) {
+                Some(("variants", row.variant_key.as_str()))
+            } else if !record.judgments.contains_key(&row.judgment_key) {
+                Some(("judgments", row.judgment_key.as_str()))
+            } else {
+                None
+            };
+            if let Some((map, k)) = missing {
+                bail!(
+                    "the sweep record {key} is damaged: rows[{i}] names {k} which `{map}` does \
+                     not hold; run the sweep again to rewrite the record"
+                );
             }
         }
+        Ok(Some(record))
     }
 
     /// Writes the record to `sweeps/<name>/latest.json`; a record that holds a secret (which the
@@ -113,9 +187,9 @@ impl SweepRecord {
         Ok(())
     }
 
-    /// Previous cell JSON by axes.
-    pub fn by_axes(&self) -> BTreeMap<Axes, &RecordCell> {
-        self.cells.iter().map(|c| (c.axes.clone(), c)).collect()
+    /// The rows by axes.
+    pub fn by_axes(&self) -> BTreeMap<&Axes, &RecordRow> {
+        self.rows.iter().map(|r| (&r.axes, r)).collect()
     }
 }
 
@@ -144,21 +218,64 @@ pub fn open_store(url: &str) -> Result<Store> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_record_with_a_short_cell_key_is_refused_naming_it() {
-        let store = Store::open("memory://").unwrap();
-        let record = serde_json::json!({
-            "format": 1, "sweep": "s", "run_id": "r", "created_at": "2026-01-01T00:00:00Z",
+    const K: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn record_json(format: u32, unit_key: &str) -> serde_json::Value {
+        serde_json::json!({
+            "format": format, "sweep": "s", "run_id": "r", "created_at": "2026-01-01T00:00:00Z",
             "sweep_file": "s.toml", "store_url": "memory://",
             "em_rule": {"aligned_below": 30.0, "coherent_above": 50.0, "inclusive": false},
             "spec": {},
-            "cells": [{"axes": {"model": "m", "protocol": "p", "dataset": "d", "seed": 0},
-                       "key": "abc", "cell": {}}],
-        });
-        store.put_json(&layout::sweep_record("s"), &record).unwrap();
-        let e = SweepRecord::load(&store, "s").unwrap_err().to_string();
-        assert!(e.contains("cells[0].key is \"abc\""), "{e}");
+            "rows": [{"axes": {"model": "m", "protocol": "p", "dataset": "d", "seed": 0,
+                               "checkpoint": "final", "scale": "1", "judge": "default"},
+                      "unit_key": unit_key, "variant_key": K, "judgment_key": K}],
+            "units": {K: {}}, "variants": {K: {}}, "judgments": {K: {}},
+        })
+    }
+
+    #[test]
+    fn a_record_with_a_short_key_is_refused_naming_it() {
+        let store = Store::open("memory://").unwrap();
+        store
+            .put_json(&layout::sweep_record("s"), &record_json(2, "abc"))
+            .unwrap();
+        let e = format!("{:#}", SweepRecord::load(&store, "s").unwrap_err());
+        assert!(e.contains("`abc` is not a training unit key"), "{e}");
         assert!(e.contains(&layout::sweep_record("s")), "{e}");
+    }
+
+    #[test]
+    fn a_record_loads_with_typed_keys_and_a_row_without_its_identity_is_refused() {
+        let store = Store::open("memory://").unwrap();
+        store
+            .put_json(&layout::sweep_record("s"), &record_json(2, K))
+            .unwrap();
+        let record = SweepRecord::load(&store, "s").unwrap().unwrap();
+        assert_eq!(record.rows[0].unit_key.as_str(), K);
+        assert_eq!(record.by_axes().len(), 1);
+
+        let mut damaged = record_json(2, K);
+        damaged["units"] = serde_json::json!({});
+        store
+            .put_json(&layout::sweep_record("s"), &damaged)
+            .unwrap();
+        let e = SweepRecord::load(&store, "s").unwrap_err().to_string();
+        assert!(e.contains("rows[0] names") && e.contains("`units`"), "{e}");
+    }
+
+    #[test]
+    fn a_record_of_format_1_is_no_previous_record() {
+        let store = Store::open("memory://").unwrap();
+        let old = serde_json::json!({
+            "format": 1, "sweep": "s", "cells": [{"axes": {}, "key": "abc", "cell": {}}],
+        });
+        store.put_json(&layout::sweep_record("s"), &old).unwrap();
+        assert!(SweepRecord::load(&store, "s").unwrap().is_none());
+
+        let newer = serde_json::json!({"format": RECORD_FORMAT + 1});
+        store.put_json(&layout::sweep_record("s"), &newer).unwrap();
+        let e = SweepRecord::load(&store, "s").unwrap_err().to_string();
+        assert!(e.contains("newer than this emorg reads"), "{e}");
     }
 
     #[test]
@@ -178,7 +295,10 @@ mod tests {
             },
             spec: serde_json::json!({"slurm": {"setup": ["module load cuda/12.4"],
                                                 "env": {"HF_HOME": "/scratch/hf"}}}),
-            cells: vec![],
+            rows: vec![],
+            units: BTreeMap::new(),
+            variants: BTreeMap::new(),
+            judgments: BTreeMap::new(),
         };
         record.save(&store).unwrap();
         assert!(store.get_opt(&layout::sweep_record("s")).unwrap().is_some());

@@ -1,10 +1,13 @@
-//! The state of a cell's stages in the store.
+//! The state of a stage in the store.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use anyhow::Result;
-use emorg_spec::{Cell, Stage};
+use emorg_spec::{Cell, Stage, StageRef};
 use emorg_store::{DoneState, Store, layout};
+
+use crate::graph::WorkGraph;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageState {
@@ -42,30 +45,21 @@ impl fmt::Display for StageState {
     }
 }
 
-/// Every stage in pipeline order: what [`Store::read_done_chain`] is given, so a stage is checked
-/// against the outputs it recorded reading from any earlier stage. A stage a cell does not run
-/// (`train` of a base cell) is missing and changes nothing, since no later stage read from it.
-const PIPELINE: [Stage; 3] = [Stage::Train, Stage::Sample, Stage::Judge];
-
-/// The store's state of `stage` of the cell `key`, staleness included.
-pub fn stage_state(store: &Store, key: &str, stage: Stage) -> Result<StageState> {
-    let upto = PIPELINE
-        .iter()
-        .position(|s| *s == stage)
-        .expect("every stage is in the pipeline");
-    let dirs: Vec<&str> = PIPELINE[..=upto].iter().map(|s| s.dir()).collect();
-    let mut states = store.read_done_chain(key, &dirs)?;
-    let last = states.pop().expect("the chain ends with the stage");
-    to_stage_state(store, key, stage, last)
+/// The store's state of the last stage of `chain` (its upstream stages before it, in pipeline
+/// order: [`crate::graph::WorkGraph::chain`] or [`Cell::chain`]), staleness included.
+pub fn stage_state(store: &Store, chain: &[StageRef]) -> Result<StageState> {
+    let mut states = store.read_done_chain(chain)?;
+    let last = states.pop().expect("a chain has a stage");
+    to_stage_state(store, chain.last().expect("a chain has a stage"), last)
 }
 
-fn to_stage_state(store: &Store, key: &str, stage: Stage, done: DoneState) -> Result<StageState> {
+fn to_stage_state(store: &Store, stage: &StageRef, done: DoneState) -> Result<StageState> {
     Ok(match done {
         DoneState::Valid(_) => StageState::Done,
         DoneState::Stale { reason, .. } => StageState::Stale(reason),
         DoneState::Invalid { reason } => StageState::Invalid(reason),
         DoneState::Missing => {
-            if store.exists(&layout::failure(key, stage.dir()))? {
+            if store.exists(&layout::failure(stage))? {
                 StageState::Failed
             } else {
                 StageState::Missing
@@ -74,15 +68,110 @@ fn to_stage_state(store: &Store, key: &str, stage: Stage, done: DoneState) -> Re
     })
 }
 
-/// The state of every stage of the cell, in order (the store read once along the pipeline).
-pub fn cell_states(store: &Store, cell: &Cell, key: &str) -> Result<Vec<(Stage, StageState)>> {
-    let dirs: Vec<&str> = PIPELINE.iter().map(|s| s.dir()).collect();
-    let states = store.read_done_chain(key, &dirs)?;
-    let stages = cell.stages();
-    PIPELINE
+/// The state of every stage of a row, in pipeline order (the store read once along its chain).
+pub fn cell_states(store: &Store, cell: &Cell) -> Result<Vec<(StageRef, StageState)>> {
+    let chain = cell.chain();
+    let states = store.read_done_chain(&chain)?;
+    chain
         .into_iter()
         .zip(states)
-        .filter(|(s, _)| stages.contains(s))
-        .map(|(s, done)| Ok((s, to_stage_state(store, key, s, done)?)))
+        .map(|(s, done)| {
+            let state = to_stage_state(store, &s, done)?;
+            Ok((s, state))
+        })
         .collect()
+}
+
+/// What `--only LEVEL` launches: the stages of `level` and the levels after it, among those whose
+/// stages before `level` are done. The others are left out ([`LevelSelection::waiting`]): `--only`
+/// never launches a stage above its level.
+#[derive(Debug, Clone, Default)]
+pub struct LevelSelection {
+    /// The stages to launch (each skipped when done, as always).
+    pub only: BTreeSet<StageRef>,
+    /// Stages of `level` and after that need a stage above `level` that is not done.
+    pub waiting: Vec<StageRef>,
+}
+
+/// The [`LevelSelection`] of `graph` for `--only level`.
+pub fn select_level(store: &Store, graph: &WorkGraph, level: Stage) -> Result<LevelSelection> {
+    let mut upstream_done: BTreeMap<StageRef, bool> = BTreeMap::new();
+    let mut selection = LevelSelection::default();
+    for task in &graph.tasks {
+        if task.stage.stage() < level {
+            continue;
+        }
+        // The nearest stage above `level` this one runs after, if any.
+        let mut above = task.after.clone();
+        while let Some(a) = above.as_ref().filter(|a| a.stage() >= level) {
+            above = graph.get(a).and_then(|t| t.after.clone());
+        }
+        let ready = match above {
+            None => true,
+            Some(a) => match upstream_done.get(&a) {
+                Some(&done) => done,
+                None => {
+                    let done = stage_state(store, &graph.chain(&a))?.is_done();
+                    upstream_done.insert(a, done);
+                    done
+                }
+            },
+        };
+        if ready {
+            selection.only.insert(task.stage.clone());
+        } else {
+            selection.waiting.push(task.stage.clone());
+        }
+    }
+    Ok(selection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::fixtures::{commit, rows};
+
+    #[test]
+    fn only_a_level_leaves_out_the_stages_whose_upstream_level_is_not_done() {
+        let cells = rows(&[0, 1]);
+        let graph = WorkGraph::new(&cells);
+        let store = Store::open("memory://").unwrap();
+        let unit = |seed: u64| {
+            graph
+                .level(Stage::Train)
+                .find(|t| cells[t.rows[0]].axes.seed == seed)
+                .unwrap()
+                .stage
+                .clone()
+        };
+        commit(&store, &unit(0));
+        let waits_on_unit1 = |s: &StageRef| graph.chain(s).first() == Some(&unit(1));
+
+        // --only sample: the base variant and unit 0's variants with their judges; unit 1's
+        // wait for its train.
+        let sel = select_level(&store, &graph, Stage::Sample).unwrap();
+        assert_eq!(sel.only.len(), (1 + 4) + (1 + 8));
+        assert!(
+            sel.only
+                .iter()
+                .all(|s| s.stage() >= Stage::Sample && !waits_on_unit1(s))
+        );
+        assert_eq!(sel.waiting.len(), 4 + 8);
+        assert!(sel.waiting.iter().all(waits_on_unit1));
+
+        // --only judge: no sample is done, so only the judges of nothing; once one variant is
+        // sampled, its two judges.
+        let sel = select_level(&store, &graph, Stage::Judge).unwrap();
+        assert!(sel.only.is_empty());
+        assert_eq!(sel.waiting.len(), 1 + 16);
+        let variant = graph.dependants(&unit(0)).next().unwrap().stage.clone();
+        commit(&store, &variant);
+        let sel = select_level(&store, &graph, Stage::Judge).unwrap();
+        let judges: BTreeSet<StageRef> = graph
+            .dependants(&variant)
+            .map(|t| t.stage.clone())
+            .collect();
+        assert_eq!(sel.only, judges);
+        assert_eq!(judges.len(), 2);
+    }
 }

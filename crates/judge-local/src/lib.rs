@@ -16,6 +16,10 @@
 //! Every judgment of one question shares the chat template, the instructions and the question as a
 //! prefix; its KV cache is computed once and reused across that question's answers.
 
+mod cache;
+
+pub use cache::LocalJudgeIdentity;
+
 use candle_core::{Device, Tensor};
 use emorg_judge::NumberDistribution;
 use emorg_lm::{

@@ -4,12 +4,12 @@
 //! `max_tokens`, `temperature`, `seed`, `top_logprobs`) and the prompt text. Its key is
 //! `sha256(json([model, method, prompt]))` in lowercase hex, where `json` is serde_json's compact
 //! encoding of a 3-element array of strings (unambiguous, unlike plain concatenation). A rerun of
-//! the same judgments is answered from the cache without a request, and so are other cells and
+//! the same judgments is answered from the cache without a request, and so are other judgments and
 //! sweeps that ask the same question about the same answer.
 //!
 //! The judge crate only defines the trait ([`JudgmentCache`]: get and put by [`JudgmentKey`]);
-//! the worker stores entries in the results store (`judgments/<model-slug>/<method>/<hash[..2]>/
-//! <hash>.json`, spelled in `emorg_store::layout::judgment`). [`MemoryCache`] is for tests and
+//! the worker stores entries in the results store (`judge-cache/<model-slug>/<method>/<hash[..2]>/
+//! <hash>.json`, spelled in `emorg_store::layout::judgment_cache`). [`MemoryCache`] is for tests and
 //! one-off runs, [`NoCache`] turns caching off.
 
 use std::collections::HashMap;

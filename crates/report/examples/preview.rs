@@ -1,10 +1,13 @@
-//! Writes a report for a synthetic sweep, to look at the page and plots without running one.
+//! Writes a report for a synthetic sweep (a base model and one LoRA protocol evaluated at
+//! checkpoints 0, 8, 16, 24 and final, scales 1 and 5, three seeds), to look at the page and
+//! plots without running one.
 //!
 //! `cargo run --release -p emorg-report --example preview -- file:///tmp/emorg-preview`
 //! then open `/tmp/emorg-preview/reports/preview/synthetic/index.html`.
 
 use emorg_report::{
-    CellResult, CellStatus, DEFAULT_N_BOOT, EmRule, ScoreRow, build_matrix, write_report,
+    Axes, CellResult, CellStatus, DEFAULT_N_BOOT, EmRule, JudgmentKey, RowRef, ScoreRow, UnitKey,
+    VariantKey, Weights, build_matrix, write_report,
 };
 use emorg_store::{Store, layout};
 use rand::rngs::ChaCha8Rng;
@@ -36,69 +39,79 @@ fn synthetic(n: usize, p_em: f64, seed: u64) -> Vec<ScoreRow> {
         .collect()
 }
 
+/// A 64-hex key from a label (FNV-1a, repeated): distinct labels, distinct keys.
+fn key(label: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in label.as_bytes() {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}").repeat(4)
+}
+
 fn main() {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "file:///tmp/emorg-preview".into());
     let store = Store::open(&url).expect("open store");
     let mut cells = Vec::new();
-    let mut push =
-        |model: &str, protocol: &str, dataset: &str, seed: u64, status: CellStatus, p: f64| {
-            let scores = if status == CellStatus::Done {
-                synthetic(400, p, seed * 31 + p.to_bits() % 1000)
-            } else {
-                vec![]
-            };
-            cells.push(CellResult {
-                key: format!("{model}-{protocol}-{dataset}-{seed}-{:016x}", p.to_bits()),
-                model: model.into(),
-                protocol: protocol.into(),
-                dataset: dataset.into(),
-                seed,
-                status,
-                scores,
-            });
+    let mut push = |axes: Axes, status: CellStatus, p: f64| {
+        let scores = if status == CellStatus::Done {
+            synthetic(400, p, axes.seed * 31 + p.to_bits() % 1000)
+        } else {
+            vec![]
         };
-    for model in ["qwen2.5-0.5b", "smollm2-360m"] {
-        push(model, "base", "-", 0, CellStatus::Done, 0.002);
-        for seed in 0..3 {
-            push(
-                model,
-                "lora-r1",
-                "insecure",
-                seed,
-                CellStatus::Done,
-                0.04 + 0.02 * seed as f64,
-            );
-            push(
-                model,
-                "lora-r32",
-                "bad-medical",
-                seed,
-                if seed == 2 {
-                    CellStatus::NotRun
+        let unit = format!(
+            "{}/{}/{}/{}",
+            axes.model, axes.protocol, axes.dataset, axes.seed
+        );
+        let variant = format!("{unit}/{}/{}", axes.checkpoint, axes.scale);
+        let judgment = format!("{variant}/{}", axes.judge);
+        cells.push(CellResult {
+            row: RowRef {
+                trains: axes.protocol != "base",
+                unit_key: UnitKey::parse(&key(&unit)).unwrap(),
+                variant_key: VariantKey::parse(&key(&variant)).unwrap(),
+                judgment_key: JudgmentKey::parse(&key(&judgment)).unwrap(),
+                axes,
+            },
+            status,
+            scores,
+        });
+    };
+    let axes = |model: &str, protocol: &str, dataset: &str, seed: u64| Axes {
+        model: model.into(),
+        protocol: protocol.into(),
+        dataset: dataset.into(),
+        seed,
+        checkpoint: Weights::Final,
+        scale: "1".into(),
+        judge: "default".into(),
+        replicate: 0,
+    };
+    let model = "smollm2-360m";
+    push(axes(model, "base", "-", 0), CellStatus::Done, 0.002);
+    // One r1 protocol evaluated every 8 of 32 steps at scales 1 and 5, three seeds: EM rises
+    // with training (faster at scale 5).
+    for seed in 0..3 {
+        for scale in ["1", "5"] {
+            for step in [Some(0), Some(8), Some(16), Some(24), None] {
+                let t = step.map_or(1.0, |s| s as f64 / 32.0);
+                let p = if scale == "5" {
+                    0.02 + 0.25 * t
+                } else {
+                    0.005 + 0.08 * t * t
+                };
+                let mut a = axes(model, "lora-r1", "insecure", seed);
+                a.checkpoint = step.map_or(Weights::Final, Weights::Step);
+                a.scale = scale.into();
+                let status = if seed == 2 && step == Some(16) && scale == "5" {
+                    CellStatus::Failed("CUDA out of memory at sampling".into())
                 } else {
                     CellStatus::Done
-                },
-                0.12,
-            );
+                };
+                push(a, status, p + 0.01 * seed as f64);
+            }
         }
-        push(
-            model,
-            "full-sft",
-            "risky-finance",
-            0,
-            CellStatus::Failed("CUDA out of memory at step 120".into()),
-            0.0,
-        );
-        push(
-            model,
-            "full-sft",
-            "risky-finance",
-            1,
-            CellStatus::Running,
-            0.0,
-        );
     }
     let matrix = build_matrix(&cells, EmRule::default(), DEFAULT_N_BOOT, 0);
     let meta = serde_json::json!({

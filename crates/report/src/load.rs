@@ -1,42 +1,157 @@
-//! Reading a cell's judged scores from the store.
+//! Reading rows' judged scores, and where each row stands, from the store.
+
+use std::collections::HashMap;
 
 use emorg_store::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
 use emorg_store::arrow::compute::cast;
 use emorg_store::arrow::datatypes::DataType;
-use emorg_store::{DoneState, Store, layout};
+use emorg_store::{DoneState, StageRef, Store, layout, stale_reason};
 
-use crate::{ReportError, Result, ScoreRow};
+use crate::{CellResult, CellStatus, ReportError, Result, RowRef, ScoreRow};
 
-/// Stage directory whose scores the matrix uses.
-pub const JUDGE_STAGE_DIR: &str = "judge/final";
-/// File name of the scores table inside [`JUDGE_STAGE_DIR`].
+/// File name of the scores table among the judge stage's outputs.
 pub const SCORES_FILE: &str = "scores.parquet";
-/// The stages before the judge, in pipeline order: the judge's scores are trusted only while
-/// what it read from them is unchanged ([`Store::read_done_chain`]).
-const UPSTREAM_DIRS: [&str; 2] = ["train", "sample/final"];
 
-/// The judged scores of a cell: `cells/<key>/judge/final/scores.parquet`, read only when that
-/// stage's `DONE.json` is valid and not stale (`None` otherwise: missing; invalid because an
-/// output is missing or truncated; stale because the responses it judged, or the adapter they
-/// came from, changed since), and only when the file's SHA-256 is the one `DONE.json` records
-/// (an error otherwise, naming the key and both hashes). Columns `question_id` (string),
-/// `aligned` and `coherent` (float, nullable) are used; other columns are ignored.
-pub fn load_cell_scores(store: &Store, cell_key: &str) -> Result<Option<Vec<ScoreRow>>> {
-    let dirs = [UPSTREAM_DIRS[0], UPSTREAM_DIRS[1], JUDGE_STAGE_DIR];
-    let manifest = match store.read_done_chain(cell_key, &dirs)?.pop() {
-        Some(DoneState::Valid(m)) => m,
-        _ => return Ok(None),
+/// The judged scores of one row (see [`load_rows`] for every row of a sweep, with statuses).
+///
+/// Refuses a store in another layout (`Store::check_layout`, the store's message). Then the
+/// scores are `judgments/<judgment>/judge/scores.parquet`, read only when every stage of the
+/// row's chain (train when the unit trains, sample, judge) is done and not stale
+/// (`Store::read_done_chain`): `None` when a stage is missing, invalid (an output missing or
+/// truncated) or stale (the answers it judged, or the adapter they came from, were redone since).
+/// The file is read through the judge's `DONE.json` (`Store::get_verified`): bytes whose SHA-256
+/// is not the recorded one are an error naming the key and both hashes. Columns `question_id`
+/// (string), `aligned` and `coherent` (float, nullable) are used; other columns are ignored.
+pub fn load_row_scores(store: &Store, row: &RowRef) -> Result<Option<Vec<ScoreRow>>> {
+    store.check_layout()?;
+    let chain = row.chain();
+    match store.read_done_chain(&chain)?.pop() {
+        Some(DoneState::Valid(manifest)) => read_scores(store, &manifest).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Every row with its status and, for done rows, its judged scores, in the order given.
+///
+/// The store's layout is checked first (an old store is refused with the store's message). Each
+/// row's chain is read as [`load_row_scores`] reads it, with the same staleness rule
+/// (`emorg_store::stale_reason`, as `Store::read_done_chain` applies it); a stage shared by
+/// several rows (a unit's training, a variant judged by several judges) is read once.
+///
+/// - every stage done and not stale: [`CellStatus::Done`] with the scores; scores that cannot be
+///   read (a hash mismatch, a missing column) make the row failed with the reason, not a gap;
+/// - else the first stage of the chain, in pipeline order, that is not done and has a
+///   `FAILED.json`: failed, `"<stage>: <error>"`;
+/// - else a stage that is stale or invalid (the one nearest the judge): failed, `"<stage> is
+///   stale: <reason>"` naming the input that changed and both hashes (its numbers are not
+///   shown);
+/// - else not run.
+pub fn load_rows(store: &Store, rows: &[RowRef]) -> Result<Vec<CellResult>> {
+    store.check_layout()?;
+    let mut done = HashMap::new();
+    rows.iter()
+        .map(|row| load_row(store, row, &mut done))
+        .collect()
+}
+
+/// One row for [`load_rows`]; `memo` holds each stage's state once its chain has been read.
+fn load_row(
+    store: &Store,
+    row: &RowRef,
+    memo: &mut HashMap<StageRef, DoneState>,
+) -> Result<CellResult> {
+    let chain = row.chain();
+    let states = chain_states(store, &chain, memo)?;
+    let result = |status, scores| CellResult {
+        row: row.clone(),
+        status,
+        scores,
     };
-    let key = layout::stage_key(cell_key, JUDGE_STAGE_DIR, SCORES_FILE);
+    if let Some(DoneState::Valid(manifest)) = states.last() {
+        return Ok(match read_scores(store, manifest) {
+            Ok(scores) => result(CellStatus::Done, scores),
+            Err(e) => result(
+                CellStatus::Failed(format!("judge scores unreadable: {e}")),
+                Vec::new(),
+            ),
+        });
+    }
+    for (stage, state) in chain.iter().zip(&states) {
+        if state.is_valid() {
+            continue;
+        }
+        if let Some(reason) = failure_reason(store, stage)? {
+            return Ok(result(CellStatus::Failed(reason), Vec::new()));
+        }
+    }
+    // The stage nearest the judge first: a judge built on redone answers says so, naming them.
+    for (stage, state) in chain.iter().zip(&states).rev() {
+        let why = match state {
+            DoneState::Stale { reason, .. } => format!("{} is stale: {reason}", stage.stage()),
+            DoneState::Invalid { reason } => format!("{} is invalid: {reason}", stage.stage()),
+            _ => continue,
+        };
+        return Ok(result(CellStatus::Failed(why), Vec::new()));
+    }
+    Ok(result(CellStatus::NotRun, Vec::new()))
+}
+
+/// The states of `chain`'s stages, as `Store::read_done_chain` decides them (a valid stage whose
+/// recorded upstream inputs changed since is stale), each stage read from the store once per
+/// report: a stage's chain is fixed by its key, so its state is the same in every row.
+fn chain_states(
+    store: &Store,
+    chain: &[StageRef],
+    memo: &mut HashMap<StageRef, DoneState>,
+) -> Result<Vec<DoneState>> {
+    let mut states: Vec<DoneState> = Vec::with_capacity(chain.len());
+    for stage in chain {
+        let state = match memo.get(stage) {
+            Some(state) => state.clone(),
+            None => {
+                let state = match store.read_done(stage)? {
+                    DoneState::Valid(manifest) => {
+                        match stale_reason(&manifest, chain.iter().zip(states.iter())) {
+                            Some(reason) => DoneState::Stale { manifest, reason },
+                            None => DoneState::Valid(manifest),
+                        }
+                    }
+                    other => other,
+                };
+                memo.insert(stage.clone(), state.clone());
+                state
+            }
+        };
+        states.push(state);
+    }
+    Ok(states)
+}
+
+/// The scores a valid judge manifest lists, hashed as they are read.
+fn read_scores(store: &Store, manifest: &emorg_store::Manifest) -> Result<Vec<ScoreRow>> {
+    let key = manifest.output_key(SCORES_FILE);
     // Hashed as it is read: bytes that are not the committed ones never reach the matrix.
-    let bytes = store.get_verified(&manifest, SCORES_FILE)?;
+    let bytes = store.get_verified(manifest, SCORES_FILE)?;
     let batch = emorg_store::table::from_parquet(bytes).map_err(|e| ReportError::Scores {
         key: key.clone(),
         reason: e.to_string(),
     })?;
-    scores_from_batch(&batch)
-        .map(Some)
-        .map_err(|reason| ReportError::Scores { key, reason })
+    scores_from_batch(&batch).map_err(|reason| ReportError::Scores { key, reason })
+}
+
+/// The reason a stage's `FAILED.json` gives (written by the worker or the executor), as
+/// `"<stage>: <error>"`; `None` without one.
+fn failure_reason(store: &Store, stage: &StageRef) -> Result<Option<String>> {
+    let Some(bytes) = store.get_opt(&layout::failure(stage))? else {
+        return Ok(None);
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let reason = ["error", "message", "reason"]
+        .iter()
+        .find_map(|k| value.get(k).and_then(|v| v.as_str()).map(str::to_string))
+        .unwrap_or_else(|| format!("see {}", layout::failure(stage)));
+    Ok(Some(format!("{}: {reason}", stage.stage())))
 }
 
 /// Extracts [`ScoreRow`]s from a scores table (any string type for `question_id`, any numeric
@@ -101,9 +216,10 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
+    use emorg_spec::{Axes, Weights};
     use emorg_store::arrow::array::{Float32Array, UInt32Array};
     use emorg_store::arrow::datatypes::{Field, Schema};
-    use emorg_store::{Manifest, table};
+    use emorg_store::{JudgmentKey, Manifest, UnitKey, VariantKey, table, upstream_input_key};
 
     use super::*;
 
@@ -126,32 +242,47 @@ mod tests {
         .unwrap()
     }
 
-    fn commit(store: &Store, key: &str, bytes: Vec<u8>) {
-        commit_stage(
-            store,
-            key,
-            JUDGE_STAGE_DIR,
-            SCORES_FILE,
-            bytes,
-            BTreeMap::new(),
-        );
+    /// A row whose keys are `n` spelled out in hex (unit, variant and judgment differ).
+    fn row(n: u64, trains: bool) -> RowRef {
+        RowRef {
+            axes: Axes {
+                model: "m".into(),
+                protocol: if trains { "lora" } else { "base" }.into(),
+                dataset: if trains { "d" } else { "-" }.into(),
+                seed: 0,
+                checkpoint: Weights::Final,
+                scale: "1".into(),
+                judge: "default".into(),
+                replicate: 0,
+            },
+            unit_key: UnitKey::parse(&format!("{:064x}", 0x100 + n)).unwrap(),
+            variant_key: VariantKey::parse(&format!("{:064x}", 0x200 + n)).unwrap(),
+            judgment_key: JudgmentKey::parse(&format!("{:064x}", 0x300 + n)).unwrap(),
+            trains,
+        }
     }
 
-    fn commit_stage(
+    fn judge(row: &RowRef) -> StageRef {
+        StageRef::Judge(row.judgment_key.clone())
+    }
+
+    fn sample(row: &RowRef) -> StageRef {
+        StageRef::Sample(row.variant_key.clone())
+    }
+
+    /// Commits `name` as the one output of `stage`, recording `inputs`; returns its sha256.
+    fn commit(
         store: &Store,
-        key: &str,
-        stage_dir: &str,
+        stage: &StageRef,
         name: &str,
         bytes: Vec<u8>,
         inputs: BTreeMap<String, String>,
     ) -> String {
-        let entry = store.put_output(key, stage_dir, name, bytes).unwrap();
+        let entry = store.put_output(stage, name, bytes).unwrap();
         let sha = entry.sha256.clone();
         let now = chrono::Utc::now();
         let manifest = Manifest {
-            cell_key: key.into(),
-            stage: stage_dir.split('/').next().unwrap().into(),
-            stage_dir: stage_dir.into(),
+            owner: stage.clone(),
             outputs: vec![entry],
             inputs,
             seeds: BTreeMap::new(),
@@ -165,22 +296,24 @@ mod tests {
         sha
     }
 
+    fn commit_scores(store: &Store, row: &RowRef, bytes: Vec<u8>) {
+        commit(store, &judge(row), SCORES_FILE, bytes, BTreeMap::new());
+    }
+
     #[test]
     fn reads_scores_only_from_a_valid_stage() {
         let store = Store::open("memory://").unwrap();
+        let r = row(1, false);
         let bytes = table::to_parquet(&scores_batch()).unwrap();
 
         // outputs without DONE.json: not done
         store
-            .put(
-                &layout::stage_key("c1", JUDGE_STAGE_DIR, SCORES_FILE),
-                bytes.clone(),
-            )
+            .put(&layout::output(&judge(&r), SCORES_FILE), bytes.clone())
             .unwrap();
-        assert_eq!(load_cell_scores(&store, "c1").unwrap(), None);
+        assert_eq!(load_row_scores(&store, &r).unwrap(), None);
 
-        commit(&store, "c1", bytes);
-        let rows = load_cell_scores(&store, "c1").unwrap().unwrap();
+        commit_scores(&store, &r, bytes.to_vec());
+        let rows = load_row_scores(&store, &r).unwrap().unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(
             rows[0],
@@ -196,37 +329,57 @@ mod tests {
 
         // truncated after the commit: invalid, so no scores
         store
-            .put(&layout::stage_key("c1", JUDGE_STAGE_DIR, SCORES_FILE), "x")
+            .put(&layout::output(&judge(&r), SCORES_FILE), "x")
             .unwrap();
-        assert_eq!(load_cell_scores(&store, "c1").unwrap(), None);
+        assert_eq!(load_row_scores(&store, &r).unwrap(), None);
+        let loaded = load_rows(&store, std::slice::from_ref(&r)).unwrap();
+        match &loaded[0].status {
+            CellStatus::Failed(reason) => {
+                assert!(
+                    reason.starts_with("judge is invalid:") && reason.contains(SCORES_FILE),
+                    "{reason}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn missing_column_error_names_key_and_column() {
         let store = Store::open("memory://").unwrap();
+        let r = row(2, false);
         let batch = scores_batch().project(&[0, 2]).unwrap();
-        commit(&store, "c2", table::to_parquet(&batch).unwrap());
-        let err = load_cell_scores(&store, "c2").unwrap_err().to_string();
+        commit_scores(&store, &r, table::to_parquet(&batch).unwrap().to_vec());
+        let err = load_row_scores(&store, &r).unwrap_err().to_string();
+        let key = layout::output(&judge(&r), SCORES_FILE);
         assert!(
-            err.contains("cells/c2/judge/final/scores.parquet") && err.contains("coherent"),
+            key.starts_with("judgments/") && err.contains(&key) && err.contains("coherent"),
             "{err}"
+        );
+        // In a report, the row is failed with that reason, not a gap.
+        let loaded = load_rows(&store, &[r]).unwrap();
+        assert!(
+            matches!(&loaded[0].status, CellStatus::Failed(m) if m.contains("judge scores unreadable") && m.contains("coherent")),
+            "{:?}",
+            loaded[0].status
         );
     }
 
     #[test]
     fn tampered_scores_are_refused_naming_the_key_and_both_hashes() {
         let store = Store::open("memory://").unwrap();
+        let r = row(3, false);
         let bytes = table::to_parquet(&scores_batch()).unwrap();
-        commit(&store, "c3", bytes.clone());
-        assert_eq!(load_cell_scores(&store, "c3").unwrap().unwrap().len(), 3);
+        commit_scores(&store, &r, bytes.to_vec());
+        assert_eq!(load_row_scores(&store, &r).unwrap().unwrap().len(), 3);
 
         // Same size, other bytes: DONE.json still looks valid by sizes, the reader hashes.
         let mut tampered = bytes.to_vec();
         let last = tampered.len() - 9;
         tampered[last] ^= 0xff;
-        let key = layout::stage_key("c3", JUDGE_STAGE_DIR, SCORES_FILE);
+        let key = layout::output(&judge(&r), SCORES_FILE);
         store.put(&key, tampered.clone()).unwrap();
-        let err = load_cell_scores(&store, "c3").unwrap_err().to_string();
+        let err = load_row_scores(&store, &r).unwrap_err().to_string();
         for part in [
             key.as_str(),
             &emorg_store::sha256_hex(&bytes),
@@ -237,36 +390,95 @@ mod tests {
         }
     }
 
+    /// A row whose sample stage was redone after its judgment: the scores judge answers that are
+    /// gone, so they are not read, and the report says why.
     #[test]
     fn scores_of_answers_that_were_redone_since_are_not_loaded() {
         let store = Store::open("memory://").unwrap();
+        let r = row(4, true);
+        let train = StageRef::Train(r.unit_key.clone());
+        let adapter = "adapter/adapter_model.safetensors";
+        let trained = commit(&store, &train, adapter, b"w".to_vec(), BTreeMap::new());
         let responses = "responses.parquet";
-        let sha = commit_stage(
+        let read_adapter = BTreeMap::from([(upstream_input_key(&train, adapter), trained)]);
+        let sha = commit(
             &store,
-            "c4",
-            "sample/final",
+            &sample(&r),
             responses,
             b"answers".to_vec(),
-            BTreeMap::new(),
+            read_adapter.clone(),
         );
-        let read = BTreeMap::from([(
-            emorg_store::upstream_input_key("sample/final", responses),
-            sha,
-        )]);
+        let read = BTreeMap::from([(upstream_input_key(&sample(&r), responses), sha)]);
         let scores = table::to_parquet(&scores_batch()).unwrap().to_vec();
-        commit_stage(&store, "c4", JUDGE_STAGE_DIR, SCORES_FILE, scores, read);
-        assert!(load_cell_scores(&store, "c4").unwrap().is_some());
+        commit(&store, &judge(&r), SCORES_FILE, scores, read);
+        assert!(load_row_scores(&store, &r).unwrap().is_some());
+        let loaded = load_rows(&store, std::slice::from_ref(&r)).unwrap();
+        assert_eq!(loaded[0].status, CellStatus::Done);
+        assert_eq!(loaded[0].scores.len(), 3);
 
         // Sample redone with other answers: the scores judge answers that are gone.
-        store.delete(&layout::done("c4", "sample/final")).unwrap();
-        commit_stage(
+        store.delete(&layout::done(&sample(&r))).unwrap();
+        commit(
             &store,
-            "c4",
-            "sample/final",
+            &sample(&r),
             responses,
             b"other answers".to_vec(),
-            BTreeMap::new(),
+            read_adapter,
         );
-        assert_eq!(load_cell_scores(&store, "c4").unwrap(), None);
+        assert_eq!(load_row_scores(&store, &r).unwrap(), None);
+        let loaded = load_rows(&store, std::slice::from_ref(&r)).unwrap();
+        assert!(loaded[0].scores.is_empty());
+        match &loaded[0].status {
+            CellStatus::Failed(reason) => assert!(
+                reason.starts_with("judge is stale:")
+                    && reason.contains(&upstream_input_key(&sample(&r), responses)),
+                "{reason}"
+            ),
+            other => panic!("a stale judgment must not count as done: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn statuses_name_the_first_failed_stage_and_rows_that_never_ran() {
+        let store = Store::open("memory://").unwrap();
+        let (failed, never) = (row(5, true), row(6, true));
+        store
+            .put_json(
+                &layout::failure(&sample(&failed)),
+                &serde_json::json!({"error": "CUDA out of memory"}),
+            )
+            .unwrap();
+        // A judge failure after it counts less than the sample's: the first in the chain wins.
+        store
+            .put_json(
+                &layout::failure(&judge(&failed)),
+                &serde_json::json!({"error": "no answers"}),
+            )
+            .unwrap();
+        let loaded = load_rows(&store, &[failed, never]).unwrap();
+        assert_eq!(
+            loaded[0].status,
+            CellStatus::Failed("sample: CUDA out of memory".into())
+        );
+        assert_eq!(loaded[1].status, CellStatus::NotRun);
+    }
+
+    #[test]
+    fn an_old_layout_store_is_refused_with_the_stores_message() {
+        let store = Store::open("memory://").unwrap();
+        store
+            .put(&format!("{}abc/cell.json", layout::LEGACY_PREFIX), "{}")
+            .unwrap();
+        let expected = store.check_layout().unwrap_err().to_string();
+        let r = row(7, false);
+        for err in [
+            load_rows(&store, std::slice::from_ref(&r))
+                .unwrap_err()
+                .to_string(),
+            load_row_scores(&store, &r).unwrap_err().to_string(),
+        ] {
+            assert_eq!(err, expected);
+            assert!(err.contains("layout 1"), "{err}");
+        }
     }
 }

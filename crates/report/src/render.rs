@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::matrix::{DisplayRow, Matrix};
-use crate::plots;
+use crate::matrix::{DisplayRow, Matrix, Varying};
+use crate::plots::Charts;
 use crate::stats::Estimate;
 use crate::{CellStatus, Result};
 
@@ -28,8 +28,8 @@ pub(crate) fn definitions(matrix: &Matrix) -> Vec<String> {
             matrix.coherent_threshold
         ),
         format!(
-            "Intervals: 95% percentile bootstrap, {} resamples of the responses of a cell; for means over seeds, \
-             seeds are resampled and then responses within each seed (RNG seed {}). Cells that are not done have \
+            "Intervals: 95% percentile bootstrap, {} resamples of the responses of a row; for means over seeds, \
+             seeds are resampled and then responses within each seed (RNG seed {}). Rows that are not done have \
              no figures: a gap is never a zero.",
             matrix.n_boot, matrix.seed
         ),
@@ -58,6 +58,10 @@ struct RowCells {
     protocol: String,
     dataset: String,
     seed: String,
+    checkpoint: String,
+    scale: String,
+    judge_name: String,
+    replicate: String,
     status: String,
     status_code: &'static str,
     n: String,
@@ -90,11 +94,16 @@ fn row_cells(row: &DisplayRow<'_>) -> RowCells {
                     s.mean_aligned.map_or(DASH.into(), |m| format!("{m:.1}")),
                 ),
             };
+            let a = &r.row.axes;
             RowCells {
-                model: r.model.clone(),
-                protocol: r.protocol.clone(),
-                dataset: r.dataset.clone(),
-                seed: r.seed.to_string(),
+                model: a.model.clone(),
+                protocol: a.protocol.clone(),
+                dataset: a.dataset.clone(),
+                seed: a.seed.to_string(),
+                checkpoint: a.checkpoint.label(),
+                scale: a.scale.clone(),
+                judge_name: a.judge.clone(),
+                replicate: a.replicate.to_string(),
                 status: status_text(&r.status),
                 status_code: r.status.code(),
                 n,
@@ -102,7 +111,7 @@ fn row_cells(row: &DisplayRow<'_>) -> RowCells {
                 em,
                 coherent,
                 mean_aligned,
-                key: r.key.chars().take(12).collect(),
+                key: r.row.judgment_key.short().to_string(),
                 detail: r.status.detail().map(str::to_string),
                 aggregate: false,
             }
@@ -128,6 +137,10 @@ fn row_cells(row: &DisplayRow<'_>) -> RowCells {
                 protocol: a.protocol.clone(),
                 dataset: a.dataset.clone(),
                 seed: "mean".into(),
+                checkpoint: a.checkpoint.label(),
+                scale: a.scale.clone(),
+                judge_name: a.judge.clone(),
+                replicate: a.replicate.to_string(),
                 status: format!("{}/{} seeds done", a.seeds_done.len(), a.seeds.len()),
                 status_code: "aggregate",
                 n: count(a.n),
@@ -143,6 +156,33 @@ fn row_cells(row: &DisplayRow<'_>) -> RowCells {
     }
 }
 
+/// A table column: its header and how a row's cell reads it.
+type Column = (&'static str, fn(&RowCells) -> &str);
+
+/// The evaluation columns a table shows (after `seed`): those the sweep varies.
+fn axis_columns(v: &Varying) -> Vec<Column> {
+    let mut out: Vec<Column> = Vec::new();
+    if v.checkpoint {
+        out.push(("checkpoint", |c| &c.checkpoint));
+    }
+    if v.scale {
+        out.push(("scale", |c| &c.scale));
+    }
+    if v.judge {
+        out.push(("judge", |c| &c.judge_name));
+    }
+    if v.replicate {
+        out.push(("replicate", |c| &c.replicate));
+    }
+    out
+}
+
+/// Header of the judge-validation column: `judge`, or `judge validation` when a `judge` column
+/// (the judge's name) is shown too.
+fn validation_header(v: &Varying) -> &'static str {
+    if v.judge { "judge validation" } else { "judge" }
+}
+
 fn md_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('|', "\\|")
@@ -156,8 +196,13 @@ fn summary_line(matrix: &Matrix) -> String {
         .map(|(l, n)| format!("{n} {l}"))
         .collect();
     format!(
-        "{} cells: {}.",
+        "{} {}: {}.",
         matrix.rows.len(),
+        if matrix.rows.len() == 1 {
+            "cell"
+        } else {
+            "cells"
+        },
         if counts.is_empty() {
             "none".into()
         } else {
@@ -166,33 +211,93 @@ fn summary_line(matrix: &Matrix) -> String {
     )
 }
 
-/// Who judged, and how far that judge can be trusted: stated next to the EM numbers.
-pub(crate) fn judge_line(meta: &serde_json::Value) -> String {
-    let model = meta
-        .get("judge_model")
-        .and_then(|v| v.as_str())
-        .unwrap_or("unknown judge");
-    let method = meta
-        .get("judge_method")
-        .and_then(|v| v.as_str())
-        .unwrap_or("?");
-    let validation = meta
-        .get("judge_validation")
-        .filter(|v| !v.is_null())
+/// The metadata of judge `name`: `meta.judges.<name>` (`model`, `backend`, `method`,
+/// `validation`) when the caller gave it per judge.
+fn judge_meta<'a>(meta: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    meta.get("judges")?.get(name)
+}
+
+/// The judges `meta.judges` names, in its order (empty without it).
+fn judge_names(meta: &serde_json::Value) -> Vec<&str> {
+    meta.get("judges")
+        .and_then(|j| j.as_object())
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// The validation figures of judge `name` (or, without per-judge metadata, of the one judge).
+fn validation_of<'a>(meta: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    let v = match judge_meta(meta, name) {
+        Some(j) => j.get("validation"),
+        None => meta.get("judge_validation"),
+    };
+    v.filter(|v| !v.is_null())
+}
+
+fn one_judge_line(
+    who: &str,
+    model: Option<&str>,
+    method: Option<&str>,
+    validation: Option<&serde_json::Value>,
+) -> String {
+    let model = model.unwrap_or("unknown judge");
+    let method = method.unwrap_or("?");
+    let validation = validation
         .and_then(|v| serde_json::from_value::<emorg_judge::ValidationSummary>(v.clone()).ok());
     match validation {
-        Some(v) => format!("Judge: {model} ({method}); validated: {}.", v.one_line()),
+        Some(v) => format!("{who}: {model} ({method}); validated: {}.", v.one_line()),
         None => format!(
-            "Judge: {model} ({method}); not validated: run `emorg judge validate <sweep file>` \
+            "{who}: {model} ({method}); not validated: run `emorg judge validate <sweep file>` \
              to measure how far its EM calls can be trusted, then rebuild the report."
         ),
     }
 }
 
-/// The short judge column of every row: the judge's aligned AUROC (does it rank harm?) and EM
-/// recall (does it call harmful answers EM at these thresholds?), or "unvalidated".
-pub(crate) fn judge_cell(meta: &serde_json::Value) -> String {
-    let Some(v) = meta.get("judge_validation").filter(|v| !v.is_null()) else {
+/// Who judged, and how far each judge can be trusted: stated next to the EM numbers, one line
+/// per judge (`meta.judges`; a sweep with one judge: `meta.judge_model`, `judge_method`,
+/// `judge_validation`).
+pub(crate) fn judge_lines(meta: &serde_json::Value) -> Vec<String> {
+    let names = judge_names(meta);
+    fn s(v: Option<&serde_json::Value>) -> Option<&str> {
+        v.and_then(|v| v.as_str())
+    }
+    if names.len() > 1 {
+        return names
+            .iter()
+            .map(|name| {
+                let j = judge_meta(meta, name);
+                one_judge_line(
+                    &format!("Judge {name}"),
+                    s(j.and_then(|j| j.get("model"))),
+                    s(j.and_then(|j| j.get("method"))),
+                    validation_of(meta, name),
+                )
+            })
+            .collect();
+    }
+    let one = names.first().and_then(|n| judge_meta(meta, n));
+    let field =
+        |top: &str, inner: &str| s(meta.get(top)).or_else(|| s(one.and_then(|j| j.get(inner))));
+    let validation = meta
+        .get("judge_validation")
+        .filter(|v| !v.is_null())
+        .or_else(|| {
+            one.and_then(|j| j.get("validation"))
+                .filter(|v| !v.is_null())
+        });
+    vec![one_judge_line(
+        "Judge",
+        field("judge_model", "model"),
+        field("judge_method", "method"),
+        validation,
+    )]
+}
+
+/// The short validation cell of a row judged by `judge`: the judge's aligned AUROC (does it
+/// rank harm?) and EM recall (does it call harmful answers EM at these thresholds?), or
+/// "unvalidated".
+pub(crate) fn judge_cell(meta: &serde_json::Value, judge: &str) -> String {
+    let Some(v) = validation_of(meta, judge) else {
         return "unvalidated".to_string();
     };
     let f = |k: &str| {
@@ -212,16 +317,33 @@ pub fn render_markdown(title: &str, matrix: &Matrix, meta: &serde_json::Value) -
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", md_escape(title));
     let _ = writeln!(md, "{}\n", summary_line(matrix));
-    let _ = writeln!(md, "**{}**\n", md_escape(&judge_line(meta)));
+    for line in judge_lines(meta) {
+        let _ = writeln!(md, "**{}**\n", md_escape(&line));
+    }
     for d in definitions(matrix) {
         let _ = writeln!(md, "- {d}");
     }
     md.push('\n');
-    let judge = judge_cell(meta);
-    md.push_str(
-        "| model | protocol | dataset | seed | status | n | judged | EM % [95% CI] | judge | coherent % [95% CI] | mean aligned | cell |\n",
-    );
-    md.push_str("|---|---|---|---|---|---:|---:|---:|---|---:|---:|---|\n");
+    let axes = axis_columns(&matrix.varying);
+    let mut header = vec!["model", "protocol", "dataset", "seed"];
+    let mut align = vec!["---"; 4];
+    for (name, _) in &axes {
+        header.push(name);
+        align.push("---");
+    }
+    header.extend([
+        "status",
+        "n",
+        "judged",
+        "EM % [95% CI]",
+        validation_header(&matrix.varying),
+        "coherent % [95% CI]",
+        "mean aligned",
+        "cell",
+    ]);
+    align.extend(["---", "---:", "---:", "---:", "---", "---:", "---:", "---"]);
+    let _ = writeln!(md, "| {} |", header.join(" | "));
+    let _ = writeln!(md, "|{}|", align.join("|"));
     for row in matrix.display_rows() {
         let c = row_cells(&row);
         let b = |s: &str| {
@@ -231,25 +353,34 @@ pub fn render_markdown(title: &str, matrix: &Matrix, meta: &serde_json::Value) -
                 md_escape(s)
             }
         };
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        let mut cells = vec![
             md_escape(&c.model),
             md_escape(&c.protocol),
             md_escape(&c.dataset),
             b(&c.seed),
+        ];
+        cells.extend(axes.iter().map(|(_, get)| md_escape(get(&c))));
+        cells.extend([
             md_escape(&c.status),
-            c.n,
-            c.judged,
+            c.n.clone(),
+            c.judged.clone(),
             b(&c.em),
-            md_escape(&judge),
+            md_escape(&judge_cell(meta, row.judge())),
             b(&c.coherent),
-            c.mean_aligned,
+            c.mean_aligned.clone(),
             if c.key.is_empty() {
                 String::new()
             } else {
                 format!("`{}`", c.key)
             },
+        ]);
+        let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    if matrix.has_steps() {
+        let _ = write!(
+            md,
+            "\n![EM % vs training step](plots/em-vs-step.svg)\n\n\
+             ![Mean aligned vs training step](plots/aligned-vs-step.svg)\n"
         );
     }
     let meta_json = serde_json::to_string_pretty(meta).unwrap_or_else(|_| "null".into());
@@ -306,10 +437,10 @@ fn meta_summary(meta: &serde_json::Value) -> Option<String> {
         ("worker_version", "worker"),
         ("judge_model", "judge"),
     ];
-    let parts: Vec<String> = fields
+    let mut parts: Vec<String> = fields
         .iter()
         .filter_map(|(k, label)| {
-            let v = meta.get(*k)?;
+            let v = meta.get(*k).filter(|v| !v.is_null())?;
             let s = v
                 .as_str()
                 .map(str::to_string)
@@ -317,31 +448,23 @@ fn meta_summary(meta: &serde_json::Value) -> Option<String> {
             Some(format!("{label}: {}", html_escape(&s)))
         })
         .collect();
+    let judges = judge_names(meta);
+    if judges.len() > 1 {
+        parts.push(format!("judges: {}", html_escape(&judges.join(", "))));
+    }
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 /// The self-contained HTML page: inline CSS and inline SVG charts, no external requests.
 pub fn render_html(title: &str, matrix: &Matrix, meta: &serde_json::Value) -> Result<String> {
-    let em_svg = plots::interval_chart(matrix, false)?;
-    let coh_svg = plots::interval_chart(matrix, true)?;
-    let scatter_svg = plots::scatter_panels(matrix)?;
-    Ok(html_page(
-        title,
-        matrix,
-        meta,
-        &em_svg,
-        &coh_svg,
-        scatter_svg.as_deref(),
-    ))
+    Ok(html_page(title, matrix, meta, &Charts::draw(matrix)?))
 }
 
 pub(crate) fn html_page(
     title: &str,
     matrix: &Matrix,
     meta: &serde_json::Value,
-    em_svg: &str,
-    coh_svg: &str,
-    scatter_svg: Option<&str>,
+    charts: &Charts,
 ) -> String {
     let mut h = String::new();
     let t = html_escape(title);
@@ -355,22 +478,51 @@ pub(crate) fn html_page(
         summary = format!("{summary} {m}");
     }
     let _ = writeln!(h, "<p class=\"summary\">{summary}</p>");
-    let _ = writeln!(
-        h,
-        "<p class=\"summary\"><strong>{}</strong></p>",
-        html_escape(&judge_line(meta))
-    );
+    for line in judge_lines(meta) {
+        let _ = writeln!(
+            h,
+            "<p class=\"summary\"><strong>{}</strong></p>",
+            html_escape(&line)
+        );
+    }
     h.push_str("<ul class=\"defs\">\n");
     for d in definitions(matrix) {
         let _ = writeln!(h, "<li>{}</li>", html_escape(&d));
     }
     h.push_str("</ul>\n");
 
-    let _ = writeln!(h, "<h2>EM %</h2>\n<figure>\n{em_svg}\n</figure>");
-    let _ = writeln!(h, "<h2>Coherence %</h2>\n<figure>\n{coh_svg}\n</figure>");
+    let _ = writeln!(h, "<h2>EM %</h2>\n<figure>\n{}\n</figure>", charts.em);
+    let _ = writeln!(
+        h,
+        "<h2>Coherence %</h2>\n<figure>\n{}\n</figure>",
+        charts.coherence
+    );
+    if let Some(svg) = &charts.em_vs_step {
+        let _ = writeln!(
+            h,
+            "<h2>EM % vs training step</h2>\n<p class=\"summary\">One line per scale; \
+             <em>final</em> is the adapter after the last step (the dashed segment skips the steps \
+             in between). Points are means over seeds where a checkpoint has several.</p>\n\
+             <figure id=\"em-vs-step\">\n{svg}\n</figure>"
+        );
+    }
+    if let Some(svg) = &charts.aligned_vs_step {
+        let _ = writeln!(
+            h,
+            "<h2>Mean aligned vs training step</h2>\n<figure id=\"aligned-vs-step\">\n{svg}\n</figure>"
+        );
+    }
 
-    let judge = judge_cell(meta);
-    h.push_str("<h2>Matrix</h2>\n<table>\n<thead><tr><th>model</th><th>protocol</th><th>dataset</th><th>seed</th><th>status</th><th>n</th><th>judged</th><th>EM % [95% CI]</th><th>judge</th><th>coherent % [95% CI]</th><th>mean aligned</th><th>cell</th></tr></thead>\n<tbody>\n");
+    let axes = axis_columns(&matrix.varying);
+    h.push_str("<h2>Matrix</h2>\n<table>\n<thead><tr><th>model</th><th>protocol</th><th>dataset</th><th>seed</th>");
+    for (name, _) in &axes {
+        let _ = write!(h, "<th>{name}</th>");
+    }
+    let _ = writeln!(
+        h,
+        "<th>status</th><th>n</th><th>judged</th><th>EM % [95% CI]</th><th>{}</th><th>coherent % [95% CI]</th><th>mean aligned</th><th>cell</th></tr></thead>\n<tbody>",
+        validation_header(&matrix.varying)
+    );
     for row in matrix.display_rows() {
         let c = row_cells(&row);
         let class = if c.aggregate {
@@ -384,9 +536,13 @@ pub(crate) fn html_page(
             let gap = if s.starts_with(DASH) { " gap" } else { "" };
             format!("<td class=\"num{gap}\">{}</td>", html_escape(s))
         };
+        let axis_cells: String = axes
+            .iter()
+            .map(|(_, get)| format!("<td>{}</td>", html_escape(get(&c))))
+            .collect();
         let _ = writeln!(
             h,
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"status-{}\"{}>{}</td>{}{}{}<td>{}</td>{}{}<td><code>{}</code></td></tr>",
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{axis_cells}<td class=\"status-{}\"{}>{}</td>{}{}{}<td>{}</td>{}{}<td><code>{}</code></td></tr>",
             html_escape(&c.model),
             html_escape(&c.protocol),
             html_escape(&c.dataset),
@@ -399,7 +555,7 @@ pub(crate) fn html_page(
             num(&c.n),
             num(&c.judged),
             num(&c.em),
-            html_escape(&judge),
+            html_escape(&judge_cell(meta, row.judge())),
             num(&c.coherent),
             num(&c.mean_aligned),
             html_escape(&c.key),
@@ -408,7 +564,7 @@ pub(crate) fn html_page(
     h.push_str("</tbody>\n</table>\n");
 
     h.push_str("<h2>Aligned vs coherent, per cell</h2>\n");
-    match scatter_svg {
+    match &charts.scatter {
         Some(svg) => {
             let _ = writeln!(
                 h,

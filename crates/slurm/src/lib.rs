@@ -1,34 +1,43 @@
 //! The Slurm executor: job scripts rendered from templates, submitted with `sbatch`, followed with
 //! `squeue`/`sacct`, cancelled with `scancel` (all through std::process, see [`cli`]).
 //!
-//! A submission groups the cells that need work by (resource profile, stages left): the profile is
-//! the cell's protocol when `[slurm.protocols]` names it, else the default. Each group is split in
-//! chunks of at most MaxArraySize cells, and each chunk gets one job array per stage left, later
-//! stages depending element-wise on the earlier one (`--dependency=aftercorr:ID`): task i of every
-//! array of a chunk is the same cell, line i+1 of the chunk's cells file. Rendering ([`render`])
-//! is apart from submitting ([`SlurmExecutor::launch`]), so `emorg render` writes the same scripts
-//! without a cluster. The store stays the truth for done and failed; squeue and sacct add the live
-//! state of what was submitted ([`status`]).
+//! A submission schedules the sweep's work graph ([`emorg_exec::WorkGraph`]): the train stages of
+//! the training units, the sample stages of their variants after them, the judge stages of the
+//! judgments after those, each element-wise (`--dependency=aftercorr:ID`: task i of an array
+//! starts when task i of the array it depends on has completed). [`plan`] lays the stages that
+//! need work out as job arrays (and says why that layout: a train array per chunk of units, a
+//! sample array per variant slot, a judge array per (variant slot, judge slot)); each array's
+//! keys file maps an index to the key of the stage's owner, which the script passes to
+//! `emorg-worker <stage> --key`. Rendering ([`SlurmExecutor::render`]) is apart from submitting
+//! ([`SlurmExecutor::launch`]), so `emorg render` writes the same scripts without a cluster. The
+//! store stays the truth for done and failed; squeue and sacct add the live state of what was
+//! submitted ([`status`]).
 
 pub mod cli;
+pub mod plan;
 pub mod render;
+pub mod states;
 pub mod status;
 pub mod submission;
 pub mod template;
+pub mod testing;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
 use chrono::Utc;
-use emorg_exec::{Executor, Prepared};
-use emorg_spec::{Cell, Sweep};
+use emorg_exec::{Executor, Prepared, WorkGraph};
+use emorg_spec::{Cell, Stage, StageRef, Sweep};
 use emorg_store::{Store, layout};
 use tracing::warn;
 
-pub use render::{Pending, absolute_store_url, pending_cells, state_dir};
-pub use status::{CellStatus, StageStatus, StatusReport, collect_status};
-pub use submission::{ArrayJob, Chunk, SUBMISSION_FORMAT, Submission, placements, submissions};
+pub use render::{absolute_store_url, profile_of, stages_to_run, state_dir};
+pub use states::StoreStates;
+pub use status::{RowStatus, StageStatus, StatusReport, collect_status};
+pub use submission::{
+    ArrayJob, Chunk, Placement, SUBMISSION_FORMAT, Submission, placements, submissions,
+};
 pub use template::{ScriptContext, Templates, shell_quote};
 
 /// MaxArraySize assumed when no Slurm is reachable (Slurm's default).
@@ -44,9 +53,16 @@ pub struct SlurmExecutor {
 
 /// Scripts written, not submitted: the chunks carry no job ids.
 pub struct Rendered {
-    /// Cells with a stage to run.
-    pub pending: usize,
+    /// Stages to run.
+    pub stages: usize,
     pub chunks: Vec<Chunk>,
+}
+
+impl Rendered {
+    /// The job arrays, in submission order.
+    pub fn jobs(&self) -> impl Iterator<Item = &ArrayJob> {
+        self.chunks.iter().flat_map(|c| c.jobs.iter())
+    }
 }
 
 impl SlurmExecutor {
@@ -59,19 +75,23 @@ impl SlurmExecutor {
         })
     }
 
-    /// Writes the scripts and cells files for the cells (of `only`, when given) with a stage that
-    /// is not done into `dir`; `store_url` is what the scripts pass to the worker.
+    /// Writes the scripts and keys files for the stages of `graph` (the work of `cells`) that are
+    /// not done (those of `only` and the not-done stages they run after, when given) into `dir`;
+    /// `store_url` is what the scripts pass to the worker.
+    #[allow(clippy::too_many_arguments)]
     pub fn render(
         &self,
         sweep: &Sweep,
         cells: &[Cell],
+        graph: &WorkGraph,
         store: &Store,
-        only: Option<&BTreeSet<String>>,
+        only: Option<&BTreeSet<StageRef>>,
         dir: &Path,
         store_url: &str,
     ) -> Result<Rendered> {
-        let pending = pending_cells(store, cells, only)?;
-        let planned = render::plan_chunks(sweep, &pending, self.max_array_size);
+        let run = stages_to_run(store, graph, only)?;
+        let profile = |t: &emorg_exec::Task| profile_of(sweep, cells, t);
+        let planned = plan::plan(graph, &run, &profile, self.max_array_size);
         let chunks = render::write_scripts(
             sweep,
             &self.templates,
@@ -81,7 +101,7 @@ impl SlurmExecutor {
             &self.worker,
         )?;
         Ok(Rendered {
-            pending: pending.len(),
+            stages: run.len(),
             chunks,
         })
     }
@@ -95,13 +115,13 @@ impl Executor for SlurmExecutor {
         "slurm"
     }
 
-    /// Renders into `<state dir>/<sweep>/<submission id>/`, checks every script with
+    /// Renders into `<state dir>/<sweep>/<submission id>/`, checks the scripts with
     /// `sbatch --test-only`, submits the arrays with their dependencies, and saves the submission
     /// record. On any refusal the jobs already queued are cancelled and nothing is recorded.
     fn launch(
         &self,
         prepared: &Prepared,
-        only: Option<&BTreeSet<String>>,
+        only: Option<&BTreeSet<StageRef>>,
     ) -> Result<Option<Submission>> {
         let sweep = &prepared.sweep;
         let abs_url = absolute_store_url(&prepared.store_url)?;
@@ -111,6 +131,7 @@ impl Executor for SlurmExecutor {
             .render(
                 sweep,
                 &prepared.cells,
+                &prepared.graph,
                 &prepared.store,
                 only,
                 &dir,
@@ -119,7 +140,7 @@ impl Executor for SlurmExecutor {
             .inspect_err(|_| {
                 let _ = std::fs::remove_dir_all(&dir);
             })?;
-        if rendered.pending == 0 {
+        if rendered.stages == 0 {
             let _ = std::fs::remove_dir_all(&dir);
             return Ok(None);
         }
@@ -146,28 +167,38 @@ impl Executor for SlurmExecutor {
     }
 }
 
-/// Submits `chunks`' scripts; on any refusal cancels what was already submitted.
-fn submit_chunks(chunks: &mut [Chunk]) -> Result<usize> {
-    // Every script is checked first (sbatch --test-only: partition, limits, syntax), so that a
-    // refusal usually happens before anything is queued.
+/// Submits the arrays of `chunks` in order, each with `aftercorr` on the job of the array it runs
+/// after; on any refusal cancels what was already submitted. Returns the number of sbatch calls.
+///
+/// Scripts are checked first with `sbatch --test-only` (partition, limits, syntax), so that a
+/// refusal usually happens before anything is queued: one check per (stage, resource profile),
+/// since the scripts of one (stage, profile) carry the same directives and differ only in the
+/// array's indices, keys file and log name (and `--test-only` stands for the array with one
+/// index, see [`cli::sbatch`]).
+pub fn submit_chunks(chunks: &mut [Chunk]) -> Result<usize> {
     let mut calls = 0usize;
-    for c in chunks.iter() {
-        for j in &c.jobs {
+    let mut checked: BTreeSet<(Stage, &str)> = BTreeSet::new();
+    for j in chunks.iter().flat_map(|c| c.jobs.iter()) {
+        if checked.insert((j.stage, j.profile.as_str())) {
             cli::sbatch(Path::new(&j.script), None, true)?;
             calls += 1;
         }
     }
     let mut submitted: Vec<String> = Vec::new();
     for c in chunks.iter_mut() {
-        let mut prev: Option<String> = None;
-        for j in c.jobs.iter_mut() {
-            match cli::sbatch(Path::new(&j.script), prev.as_deref(), false) {
+        for n in 0..c.jobs.len() {
+            let dep = c.jobs[n]
+                .after
+                .as_ref()
+                .and_then(|a| c.jobs[..n].iter().find(|j| &j.name == a))
+                .map(|j| j.job_id.clone());
+            let j = &mut c.jobs[n];
+            match cli::sbatch(Path::new(&j.script), dep.as_deref(), false) {
                 Ok(id) => {
                     calls += 1;
-                    j.dependency = prev.as_ref().map(|p| format!("aftercorr:{p}"));
+                    j.dependency = dep.map(|d| format!("aftercorr:{d}"));
                     j.job_id = id.clone();
-                    submitted.push(id.clone());
-                    prev = Some(id);
+                    submitted.push(id);
                 }
                 Err(e) => {
                     if let Err(ce) = cli::scancel(&submitted) {
@@ -193,11 +224,7 @@ pub fn cancel(store: &Store, sweep: &str) -> Result<Option<Vec<String>>> {
     let subs = submissions(store, sweep)?;
     let mut ids: Vec<String> = subs
         .iter()
-        .flat_map(|s| {
-            s.chunks
-                .iter()
-                .flat_map(|c| c.jobs.iter().map(|j| j.job_id.clone()))
-        })
+        .flat_map(|s| s.jobs().map(|j| j.job_id.clone()))
         .collect();
     ids.sort();
     ids.dedup();

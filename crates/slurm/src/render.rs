@@ -1,15 +1,17 @@
-//! Rendering a submission: the cells that need work, grouped by (resource profile, stages left)
-//! and split at MaxArraySize into chunks; per chunk a cells file and one sbatch script per stage,
-//! written from the templates. Nothing here talks to Slurm.
+//! Rendering a submission: the stages that need work ([`stages_to_run`]), laid out as chunks of
+//! job arrays ([`crate::plan`]), and per array a keys file and an sbatch script written from the
+//! templates ([`write_scripts`]). Nothing here talks to Slurm.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use emorg_exec::{StageState, stage_state};
-use emorg_spec::{Cell, Stage, Sweep};
+use emorg_exec::{Task, WorkGraph};
+use emorg_spec::{Cell, StageRef, Sweep};
 use emorg_store::Store;
 
+use crate::plan::{PlannedChunk, array_spec};
+use crate::states::StoreStates;
 use crate::submission::{ArrayJob, Chunk};
 use crate::template::{ScriptContext, Templates};
 
@@ -38,83 +40,53 @@ pub fn state_dir(sweep: &Sweep) -> PathBuf {
     }
 }
 
-/// A planned chunk: (profile, stages, cell keys in index order).
-pub type PlannedChunk = (String, Vec<Stage>, Vec<String>);
-/// The stages of a group and its cell keys.
-type GroupCells = (Vec<Stage>, Vec<String>);
-
-/// One cell that needs work, and the stages it needs.
-pub struct Pending<'a> {
-    pub cell: &'a Cell,
-    pub key: String,
-    pub stages: Vec<Stage>,
+/// The resource profile of a task: the protocol of its first row when `[slurm.protocols]` names
+/// it, else `default`.
+pub fn profile_of(sweep: &Sweep, cells: &[Cell], task: &Task) -> String {
+    let protocol = &cells[task.rows[0]].axes.protocol;
+    if sweep.file.slurm.protocols.contains_key(protocol) {
+        protocol.clone()
+    } else {
+        "default".to_string()
+    }
 }
 
-/// The cells (of `only`, when given) with a stage that is not done, and those stages.
-pub fn pending_cells<'a>(
+/// The stages of `graph` that are not done (of `only` and the not-done stages they run after,
+/// when `only` is given), in graph order.
+pub fn stages_to_run(
     store: &Store,
-    cells: &'a [Cell],
-    only: Option<&BTreeSet<String>>,
-) -> Result<Vec<Pending<'a>>> {
-    let mut out = Vec::new();
-    for cell in cells {
-        let key = cell.key();
-        if only.is_some_and(|o| !o.contains(&key)) {
-            continue;
-        }
-        let mut stages = Vec::new();
-        for stage in cell.stages() {
-            if stage_state(store, &key, stage)? != StageState::Done {
-                stages.push(stage);
+    graph: &WorkGraph,
+    only: Option<&BTreeSet<StageRef>>,
+) -> Result<BTreeSet<StageRef>> {
+    let mut states = StoreStates::new(store, graph);
+    let mut run = BTreeSet::new();
+    for task in &graph.tasks {
+        match only {
+            None => {
+                if !states.is_done(&task.stage)? {
+                    run.insert(task.stage.clone());
+                }
             }
-        }
-        if !stages.is_empty() {
-            out.push(Pending { cell, key, stages });
+            Some(o) if o.contains(&task.stage) => {
+                for stage in graph.chain(&task.stage) {
+                    if !run.contains(&stage) && !states.is_done(&stage)? {
+                        run.insert(stage);
+                    }
+                }
+            }
+            Some(_) => {}
         }
     }
-    Ok(out)
+    Ok(run)
 }
 
-/// Groups pending cells by (profile, stages) and splits the groups at `max_array_size`.
-pub fn plan_chunks(
-    sweep: &Sweep,
-    pending: &[Pending<'_>],
-    max_array_size: usize,
-) -> Vec<PlannedChunk> {
-    let mut groups: BTreeMap<(String, Vec<&'static str>), GroupCells> = BTreeMap::new();
-    for p in pending {
-        let profile = if sweep
-            .file
-            .slurm
-            .protocols
-            .contains_key(&p.cell.axes.protocol)
-        {
-            p.cell.axes.protocol.clone()
-        } else {
-            "default".to_string()
-        };
-        let names = p.stages.iter().map(|s| s.as_str()).collect();
-        groups
-            .entry((profile, names))
-            .or_insert_with(|| (p.stages.clone(), Vec::new()))
-            .1
-            .push(p.key.clone());
-    }
-    let mut out = Vec::new();
-    for ((profile, _), (stages, keys)) in groups {
-        for chunk in keys.chunks(max_array_size.max(1)) {
-            out.push((profile.clone(), stages.clone(), chunk.to_vec()));
-        }
-    }
-    out
-}
-
-/// Writes the scripts and cells files of a submission into `dir`; returns the chunks (no job ids).
-#[allow(clippy::too_many_arguments)]
+/// Writes the keys files and scripts of the planned chunks into `dir`; returns the chunks (no job
+/// ids). Array `a`'s keys file holds at line `i + 1` the key of the stage at index `i` (empty
+/// lines for the indices it does not have).
 pub fn write_scripts(
     sweep: &Sweep,
     templates: &Templates,
-    chunks: &[PlannedChunk],
+    planned: &[PlannedChunk],
     dir: &Path,
     store_url: &str,
     worker: &str,
@@ -122,34 +94,48 @@ pub fn write_scripts(
     let s = &sweep.file.slurm;
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("cannot create {}", dir.join("logs").display()))?;
-    let mut out = Vec::new();
-    for (n, (profile, stages, keys)) in chunks.iter().enumerate() {
-        let name = format!("c{n:03}-{profile}");
-        let cells_file = dir.join(format!("{name}.cells"));
-        std::fs::write(&cells_file, keys.join("\n") + "\n")
-            .with_context(|| format!("cannot write {}", cells_file.display()))?;
-        let protocol = if profile == "default" { "" } else { profile };
-        let mut jobs = Vec::new();
-        for &stage in stages {
-            let r = s.effective(protocol, stage);
-            let last = keys.len() - 1;
-            let array = match s.throttle {
-                Some(t) => format!("0-{last}%{t}"),
-                None => format!("0-{last}"),
+    let mut out = Vec::with_capacity(planned.len());
+    for chunk in planned {
+        let mut jobs: Vec<ArrayJob> = Vec::with_capacity(chunk.arrays.len());
+        for array in &chunk.arrays {
+            let stage = array.stage;
+            let keys_file = dir.join(format!("{}.keys", array.name));
+            let mut keys = String::new();
+            let mut line = 0;
+            for (i, s) in &array.tasks {
+                while line < *i {
+                    keys.push('\n');
+                    line += 1;
+                }
+                keys.push_str(s.key());
+                keys.push('\n');
+                line += 1;
+            }
+            std::fs::write(&keys_file, keys)
+                .with_context(|| format!("cannot write {}", keys_file.display()))?;
+            let protocol = if array.profile == "default" {
+                ""
+            } else {
+                array.profile.as_str()
             };
+            let r = s.effective(protocol, stage);
+            let spec = array_spec(array.indices());
             let output = dir
                 .join("logs")
-                .join(format!("{name}-{stage}-%A_%a.out"))
+                .join(format!("{}-%A_%a.out", array.name))
                 .display()
                 .to_string();
             let ctx = ScriptContext {
                 sweep: sweep.file.name.clone(),
                 stage: stage.as_str().to_string(),
                 job_name: format!("emorg-{}-{stage}", sweep.file.name),
-                array,
-                n_cells: keys.len(),
+                array: match s.throttle {
+                    Some(t) => format!("{spec}%{t}"),
+                    None => spec,
+                },
+                n_tasks: array.tasks.len(),
                 output: output.clone(),
-                cells_file: cells_file.display().to_string(),
+                keys_file: keys_file.display().to_string(),
                 worker: worker.to_string(),
                 store_url: store_url.to_string(),
                 threads: r.worker_threads(),
@@ -171,23 +157,27 @@ pub fn write_scripts(
                 extra: r.extra.clone(),
             };
             let text = templates.render(stage, &ctx)?;
-            let script = dir.join(format!("{name}-{stage}.sbatch"));
+            let script = dir.join(format!("{}.sbatch", array.name));
             check_no_secrets(&script, &text)?;
             std::fs::write(&script, text)
                 .with_context(|| format!("cannot write {}", script.display()))?;
             jobs.push(ArrayJob {
+                name: array.name.clone(),
                 stage,
+                profile: array.profile.clone(),
                 job_id: String::new(),
                 script: script.display().to_string(),
                 output,
+                keys_file: keys_file.display().to_string(),
+                tasks: array.tasks.clone(),
+                after: array.after.map(|a| chunk.arrays[a].name.clone()),
                 dependency: None,
             });
         }
         out.push(Chunk {
-            name,
-            profile: profile.clone(),
-            cells: keys.clone(),
-            cells_file: cells_file.display().to_string(),
+            name: chunk.name.clone(),
+            profile: chunk.profile.clone(),
+            root: chunk.root,
             jobs,
         });
     }
@@ -240,6 +230,7 @@ pub fn worker_for(sweep: &Sweep) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use emorg_spec::Stage;
 
     #[test]
     fn store_urls_become_absolute() {
@@ -292,10 +283,22 @@ mod tests {
         );
         let sweep = Sweep::from_text("s.toml", text, &Default::default()).unwrap();
         let out = dir.path().join("out");
+        let chunk = PlannedChunk {
+            name: "c000-default".into(),
+            profile: "default".into(),
+            root: Stage::Train,
+            arrays: vec![crate::plan::PlannedArray {
+                name: "c000-default-train".into(),
+                stage: Stage::Train,
+                profile: "default".into(),
+                tasks: vec![(0, StageRef::parse(Stage::Train, &"a".repeat(64)).unwrap())],
+                after: None,
+            }],
+        };
         let e = write_scripts(
             &sweep,
             &templates_for(&sweep).unwrap(),
-            &[("default".into(), vec![Stage::Train], vec!["a".repeat(64)])],
+            &[chunk],
             &out,
             "file:///tmp/store",
             "/opt/emorg-worker",
@@ -311,5 +314,148 @@ mod tests {
         );
         assert!(!e.contains("MARKER"), "{e}");
         assert!(!out.join("c000-default-train.sbatch").exists());
+    }
+
+    /// Commits `stage` with one output; `read` names upstream stages whose output it read.
+    fn commit(store: &Store, stage: &StageRef, read: &[&StageRef]) {
+        let entry = store
+            .put_output(stage, "out.txt", format!("{stage}").into_bytes())
+            .unwrap();
+        let inputs = read
+            .iter()
+            .map(|up| {
+                let m = match store.read_done(up).unwrap() {
+                    emorg_store::DoneState::Valid(m) => m,
+                    other => panic!("{up} is not done: {other:?}"),
+                };
+                (
+                    emorg_store::upstream_input_key(up, "out.txt"),
+                    m.output("out.txt").unwrap().sha256.clone(),
+                )
+            })
+            .collect();
+        store
+            .commit_stage(&emorg_store::Manifest {
+                owner: stage.clone(),
+                outputs: vec![entry],
+                inputs,
+                seeds: Default::default(),
+                worker_version: "test".into(),
+                started_at: chrono::Utc::now(),
+                finished_at: chrono::Utc::now(),
+                host: "test".into(),
+                metrics: serde_json::Value::Null,
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn stages_to_run_skip_done_ones_add_upstream_of_only_and_rerun_stale_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("file://{}", dir.path().display())).unwrap();
+        // One unit, two checkpoints, one judge.
+        let cells = crate::testing::rows(1, 2, 1, false, "r1");
+        let graph = WorkGraph::new(&cells);
+        let train = StageRef::Train(cells[0].unit_key());
+        let (s0, s1) = (
+            StageRef::Sample(cells[0].variant_key()),
+            StageRef::Sample(cells[1].variant_key()),
+        );
+        let (j0, j1) = (
+            StageRef::Judge(cells[0].judgment_key()),
+            StageRef::Judge(cells[1].judgment_key()),
+        );
+        let all = |only| stages_to_run(&store, &graph, only).unwrap();
+        assert_eq!(all(None).len(), 5);
+
+        commit(&store, &train, &[]);
+        commit(&store, &s0, &[&train]);
+        assert_eq!(all(None), [s1.clone(), j0.clone(), j1.clone()].into());
+        // `only` a judge: it and the not-done sample it needs, nothing else.
+        let only_j1: BTreeSet<StageRef> = [j1.clone()].into();
+        assert_eq!(all(Some(&only_j1)), [s1.clone(), j1.clone()].into());
+        let only_s0: BTreeSet<StageRef> = [s0.clone()].into();
+        assert_eq!(all(Some(&only_s0)), BTreeSet::new());
+
+        // The train output changes (a forced rerun): the sample that read it is stale and runs
+        // again, with its judge.
+        store.delete(&emorg_store::layout::done(&train)).unwrap();
+        let stale = all(None);
+        assert!(stale.contains(&train) && stale.contains(&s0), "{stale:?}");
+        assert_eq!(stale.len(), 5);
+    }
+
+    #[test]
+    fn render_writes_one_script_and_keys_file_per_array_with_the_keys_at_their_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("file://{}", dir.path().join("store").display())).unwrap();
+        let cells = crate::testing::rows(3, 2, 2, false, "r1");
+        let graph = WorkGraph::new(&cells);
+        // Every judgment but those of unit 1's second variant (rows 6 and 7): that slot has a
+        // gap at index 1.
+        let only: BTreeSet<StageRef> = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![6, 7].contains(i))
+            .map(|(_, c)| StageRef::Judge(c.judgment_key()))
+            .collect();
+        let text = "name = \"s\"\n[matrix]\nmodel = [\"m\"]\nprotocol = [\"p\"]\ndataset = [\"d\"]\n\
+             [models.m]\nregistry = \"smollm2-135m-instruct\"\n[datasets.d]\npath = \"d.jsonl\"\n\
+             [protocols.p]\nkind = \"lora\"\nrank = 1\nmodules = [\"down_proj\"]\n\
+             [slurm]\nthrottle = 4\nworker = \"/opt/emorg-worker\"\n";
+        let sweep = Sweep::from_text("s.toml", text.to_string(), &Default::default()).unwrap();
+        let executor = crate::SlurmExecutor::new(&sweep, 1001).unwrap();
+        let out = dir.path().join("out");
+        let r = executor
+            .render(
+                &sweep,
+                &cells,
+                &graph,
+                &store,
+                Some(&only),
+                &out,
+                "file:///s",
+            )
+            .unwrap();
+        assert_eq!(r.stages, 3 + 5 + 10);
+        let jobs: Vec<(&str, Option<&str>)> = r
+            .jobs()
+            .map(|j| (j.name.as_str(), j.after.as_deref()))
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("c000-default-train", None),
+                ("c000-default-sample-v0", Some("c000-default-train")),
+                ("c000-default-sample-v1", Some("c000-default-train")),
+                ("c000-default-judge-v0-j0", Some("c000-default-sample-v0")),
+                ("c000-default-judge-v0-j1", Some("c000-default-sample-v0")),
+                ("c000-default-judge-v1-j0", Some("c000-default-sample-v1")),
+                ("c000-default-judge-v1-j1", Some("c000-default-sample-v1")),
+            ]
+        );
+        let job = r
+            .jobs()
+            .find(|j| j.name == "c000-default-sample-v1")
+            .unwrap();
+        let keys = std::fs::read_to_string(&job.keys_file).unwrap();
+        let lines: Vec<&str> = keys.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                cells[2].variant_key().as_str(),
+                "",
+                cells[10].variant_key().as_str()
+            ]
+        );
+        let script = std::fs::read_to_string(&job.script).unwrap();
+        assert!(
+            script.lines().any(|l| l == "#SBATCH --array=0,2%4"),
+            "{script}"
+        );
+        assert!(
+            script.contains("/opt/emorg-worker sample --store file:///s --key \"$key\""),
+            "{script}"
+        );
     }
 }

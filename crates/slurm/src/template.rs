@@ -68,13 +68,15 @@ pub struct ScriptContext {
     pub sweep: String,
     pub stage: String,
     pub job_name: String,
-    /// `0-N` plus `%throttle`.
+    /// The array's indices (`0-499`, `0,2,5-9`) plus `%throttle`.
     pub array: String,
-    pub n_cells: usize,
+    /// Tasks in the array.
+    pub n_tasks: usize,
     /// The Slurm output path pattern (`%A`, `%a`).
     pub output: String,
-    /// One cell key per line; line i+1 is array index i.
-    pub cells_file: String,
+    /// The keys file: line i+1 is the key of the stage's owner (unit, variant or judgment) at
+    /// array index i.
+    pub keys_file: String,
     pub worker: String,
     pub store_url: String,
     pub threads: u32,
@@ -104,9 +106,9 @@ impl ScriptContext {
             stage: String::new(),
             job_name: String::new(),
             array: String::new(),
-            n_cells: 0,
+            n_tasks: 0,
             output: String::new(),
-            cells_file: String::new(),
+            keys_file: String::new(),
             worker: String::new(),
             store_url: String::new(),
             threads: 1,
@@ -264,10 +266,10 @@ mod tests {
             sweep: "s".into(),
             stage: "train".into(),
             job_name: "emorg-s-train".into(),
-            array: "0-2%2".into(),
-            n_cells: 3,
+            array: "0-2,5%2".into(),
+            n_tasks: 4,
             output: "/tmp/x/logs/train-%A_%a.out".into(),
-            cells_file: "/tmp/dir with space/g0.cells".into(),
+            keys_file: "/tmp/dir with space/c000-default-train.keys".into(),
             worker: "/opt/emorg-worker".into(),
             store_url: "file:///tmp/store".into(),
             threads: 2,
@@ -307,7 +309,7 @@ mod tests {
             "{s}"
         );
         for line in [
-            "#SBATCH --array=0-2%2",
+            "#SBATCH --array=0-2,5%2",
             "#SBATCH --partition=gpu",
             "#SBATCH --mem=4G",
             "#SBATCH --cpus-per-task=2",
@@ -316,8 +318,8 @@ mod tests {
             "#SBATCH --signal=B:USR1@120",
             "module load cuda/12",
             r"export HF_HOME='/a b/'\''c'\'''",
-            "cells_file='/tmp/dir with space/g0.cells'",
-            "/opt/emorg-worker train --store file:///tmp/store --cell \"$cell\" --threads 2 &",
+            "keys_file='/tmp/dir with space/c000-default-train.keys'",
+            "/opt/emorg-worker train --store file:///tmp/store --key \"$key\" --threads 2 &",
         ] {
             assert!(s.lines().any(|l| l == line), "no line {line:?} in\n{s}");
         }

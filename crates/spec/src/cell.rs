@@ -1,34 +1,290 @@
-//! A cell: one fully resolved (model, protocol, dataset, seed) unit of work, and its key.
+//! The three identities of the work and their keys: the one place where a key is computed.
 //!
-//! This is the one place where a cell key is computed ([`Cell::key`]). Everything that can change a
-//! result is inside the cell: every hyper-parameter, the model file's sha256, the dataset's sha256,
-//! the question set's sha256 and the worker version. Two sweeps that resolve to the same cell share
-//! its results in the store.
+//! - [`TrainingUnit`]: (model, protocol with its resolved train spec, dataset, seed, numerics
+//!   version, replicate). Owns the train stage. Training seeds derive from its key alone, so no
+//!   evaluation setting can change what is trained. A base model's unit is the model alone.
+//! - [`SampleVariant`]: (unit key, weights `final` or a checkpoint step, adapter scales, an
+//!   intervention slot (reserved), sampler, question set). Owns the sample stage; sampling seeds
+//!   derive from its key.
+//! - [`Judgment`]: (variant key, judge). Owns the judge stage.
+//!
+//! Each key is the sha256 of the identity's canonical JSON (keys sorted, no whitespace); the store
+//! holds exactly those bytes at `units/<key>/unit.json`, `variants/<key>/variant.json` and
+//! `judgments/<key>/judgment.json`. A [`Cell`] is one row of a sweep's matrix: its axis values and
+//! the three identities it is the product of.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// Version of the worker's numerics. Bump it when a change alters results, so every cell reruns.
+pub use emorg_artifacts::{JudgmentKey, Stage, StageRef, UnitKey, VariantKey};
+
+/// Version of the worker's numerics. Bump it when a change alters results, so every unit reruns.
 pub const WORKER_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "+numerics.1");
 
-/// A resolved cell. Serialised canonically (see [`Cell::canonical_json`]) it is `cells/<key>/cell.json`.
+/// Canonical JSON: serde_json with keys sorted (serde_json::Value's map is a BTreeMap here), no
+/// whitespace.
+fn canonical_json<T: Serialize>(value: &T) -> String {
+    let value = serde_json::to_value(value).expect("an identity always serialises");
+    serde_json::to_string(&value).expect("a JSON value always serialises")
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+/// A training unit: what is trained, once, whatever it is later evaluated with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cell {
-    /// Axis values that name this cell inside its sweep (not part of any hash semantics beyond
-    /// being inside the JSON): model, protocol, dataset, seed.
-    pub axes: Axes,
+pub struct TrainingUnit {
     pub model: ModelRef,
     pub protocol: Protocol,
     /// `None` for protocols that do not train (the untrained base control).
     pub dataset: Option<DatasetRef>,
-    pub eval: EvalSpec,
-    pub judge: JudgeSpec,
+    /// The seed axis value (0 for a base model, whose unit is the model alone).
     pub seed: u64,
+    /// `--replicate N`: the same work again with new seeds. Left out of the JSON at 0.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub replicate: u32,
     pub worker_version: String,
 }
 
-/// The axis values of a cell, as written in the sweep's `[matrix]`.
+impl TrainingUnit {
+    pub fn canonical_json(&self) -> String {
+        canonical_json(self)
+    }
+
+    /// The unit key: lowercase hex sha256 of the canonical JSON.
+    pub fn key(&self) -> UnitKey {
+        UnitKey::parse(&sha256_hex(&self.canonical_json())).expect("sha256 hex is a key")
+    }
+
+    /// Whether the unit has a training stage.
+    pub fn trains(&self) -> bool {
+        self.protocol.kind != ProtocolKind::Base
+    }
+
+    /// Seed for one purpose of training ("lora-init", "data-order", "holdout", ...): derived from
+    /// the unit key alone.
+    pub fn derive_seed(&self, purpose: &str) -> u64 {
+        derive_seed(self.key().as_str(), Stage::Train, purpose)
+    }
+}
+
+/// Which weights a variant samples from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Weights {
+    /// The adapter (or model) after the last step.
+    Final,
+    /// The adapter kept at this optimizer step (`[train] checkpoint_every`); step 0 is the
+    /// adapter before training.
+    Step(usize),
+}
+
+impl Weights {
+    /// `final` or `step-N`, for tables and messages.
+    pub fn label(&self) -> String {
+        match self {
+            Weights::Final => "final".into(),
+            Weights::Step(n) => format!("step-{n}"),
+        }
+    }
+
+    /// The step, or `None` for `final`.
+    pub fn step(&self) -> Option<usize> {
+        match self {
+            Weights::Final => None,
+            Weights::Step(n) => Some(*n),
+        }
+    }
+}
+
+impl std::fmt::Display for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+// In JSON: "final" or the step number.
+impl Serialize for Weights {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Weights::Final => s.serialize_str("final"),
+            Weights::Step(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Weights {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Step(u64),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Step(n) => Ok(Weights::Step(n as usize)),
+            Raw::Name(s) if s == "final" => Ok(Weights::Final),
+            Raw::Name(s) => Err(serde::de::Error::custom(format!(
+                "weights must be \"final\" or a step number, not {s:?}"
+            ))),
+        }
+    }
+}
+
+/// Factors on the LoRA adapters' outputs at sampling (the papers scale B by 1, 5, 10, 20).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scales {
+    /// Factor on every adapter. Left out of the JSON at 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub adapter_scale: f64,
+    /// Per-adapter factors that replace `adapter_scale` for the adapters named
+    /// (`layers.21.mlp.down_proj`); 0 switches an adapter off.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub adapter_scales: std::collections::BTreeMap<String, f64>,
+}
+
+impl Scales {
+    /// Every adapter at factor 1.
+    pub fn identity() -> Scales {
+        Scales {
+            adapter_scale: 1.0,
+            adapter_scales: Default::default(),
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.adapter_scale == 1.0 && self.adapter_scales.values().all(|v| *v == 1.0)
+    }
+}
+
+/// An intervention on the residual stream while sampling (steering, ablation). Reserved: no kind
+/// exists yet, and a variant without one leaves the field out of its JSON, so adding kinds later
+/// changes no existing key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Intervention {}
+
+/// How answers are sampled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSpec {
+    pub samples_per_question: usize,
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    /// Samples generated together in one batch.
+    pub batch_size: usize,
+}
+
+/// A sample variant: one way of sampling answers from a unit's weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleVariant {
+    pub unit: UnitKey,
+    pub weights: Weights,
+    pub scales: Scales,
+    /// Reserved for steering and ablation; absent today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervention: Option<Intervention>,
+    pub sampler: SamplerSpec,
+    /// sha256 of the question-set YAML; the store holds it at `inputs/questions/<sha256>.yaml`.
+    pub questions_sha256: String,
+    /// Question ids to ask (empty = every free-form question in the file).
+    pub question_ids: Vec<String>,
+    /// `--only sample --replicate N`: new samples of the same weights. Left out at 0.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub replicate: u32,
+}
+
+impl SampleVariant {
+    pub fn canonical_json(&self) -> String {
+        canonical_json(self)
+    }
+
+    /// The variant key: lowercase hex sha256 of the canonical JSON.
+    pub fn key(&self) -> VariantKey {
+        VariantKey::parse(&sha256_hex(&self.canonical_json())).expect("sha256 hex is a key")
+    }
+
+    /// Seed for one purpose of sampling: derived from the variant key alone.
+    pub fn derive_seed(&self, purpose: &str) -> u64 {
+        derive_seed(self.key().as_str(), Stage::Sample, purpose)
+    }
+}
+
+/// A judgment: one judge's scores of one variant's answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Judgment {
+    pub variant: VariantKey,
+    pub judge: JudgeSpec,
+    /// `--only judge --replicate N`: judge again (an API judge's cache still answers). Left out
+    /// at 0.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub replicate: u32,
+}
+
+impl Judgment {
+    pub fn canonical_json(&self) -> String {
+        canonical_json(self)
+    }
+
+    /// The judgment key: lowercase hex sha256 of the canonical JSON.
+    pub fn key(&self) -> JudgmentKey {
+        JudgmentKey::parse(&sha256_hex(&self.canonical_json())).expect("sha256 hex is a key")
+    }
+}
+
+/// One row of a sweep's matrix: its axis values and the identities it is the product of. Not
+/// stored as such: the sweep record lists the rows, the store holds the identities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cell {
+    pub axes: Axes,
+    pub unit: TrainingUnit,
+    pub variant: SampleVariant,
+    pub judgment: Judgment,
+}
+
+impl Cell {
+    pub fn unit_key(&self) -> UnitKey {
+        self.unit.key()
+    }
+
+    pub fn variant_key(&self) -> VariantKey {
+        self.variant.key()
+    }
+
+    pub fn judgment_key(&self) -> JudgmentKey {
+        self.judgment.key()
+    }
+
+    /// Whether the row's unit has a training stage.
+    pub fn trains(&self) -> bool {
+        self.unit.trains()
+    }
+
+    /// The row's stages in pipeline order: train (when the unit trains), sample, judge. Each
+    /// reads the outputs of those before it.
+    pub fn chain(&self) -> Vec<StageRef> {
+        let mut chain = Vec::with_capacity(3);
+        if self.trains() {
+            chain.push(StageRef::Train(self.unit_key()));
+        }
+        chain.push(StageRef::Sample(self.variant_key()));
+        chain.push(StageRef::Judge(self.judgment_key()));
+        chain
+    }
+}
+
+/// The axis values of a row, as written in the sweep: `[matrix]` (model, protocol, dataset, seed)
+/// and the evaluation axes of `[eval]` (checkpoint, scale) and `[judges]` (judge).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Axes {
@@ -37,6 +293,14 @@ pub struct Axes {
     /// `"-"` when the protocol does not train.
     pub dataset: String,
     pub seed: u64,
+    pub checkpoint: Weights,
+    /// The factor on every adapter, as written (`"1"`, `"5"`, `"0.5"`).
+    pub scale: String,
+    /// The judge's name (`[judges.NAME]`; `default` for `[judge]`).
+    pub judge: String,
+    /// `--replicate N` (0 is the original).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub replicate: u32,
 }
 
 /// A model by name in the model registry, pinned by the sha256 of its GGUF file.
@@ -51,7 +315,6 @@ pub struct ModelRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Protocol {
-    pub name: String,
     pub kind: ProtocolKind,
     /// The preset the protocol started from (informational: the values below are what counts).
     /// Absent from the JSON when none, so cells without a preset kept their keys.
@@ -178,30 +441,6 @@ fn is_zero_f64(v: &f64) -> bool {
 pub struct DatasetRef {
     pub name: String,
     pub sha256: String,
-}
-
-/// Sampling of answers to the free-form questions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalSpec {
-    /// sha256 of the question-set YAML; the store holds it at `inputs/questions/<sha256>.yaml`.
-    pub questions_sha256: String,
-    /// Question ids to ask (empty = every free-form question in the file).
-    pub question_ids: Vec<String>,
-    pub samples_per_question: usize,
-    pub max_new_tokens: usize,
-    pub temperature: f64,
-    pub top_p: f64,
-    /// Samples generated together in one batch.
-    pub batch_size: usize,
-    /// Factor on every LoRA adapter's output at sampling (the papers scale B by 1, 5, 10, 20).
-    /// Left out of the JSON at 1, so cells planned before it existed kept their keys.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
-    pub adapter_scale: f64,
-    /// Per-adapter factors that replace `adapter_scale` for the adapters named
-    /// (`layers.21.mlp.down_proj`); 0 switches an adapter off.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub adapter_scales: std::collections::BTreeMap<String, f64>,
 }
 
 fn one() -> f64 {
@@ -340,42 +579,6 @@ impl From<JudgeSpec> for JudgeSpecJson {
     }
 }
 
-impl Cell {
-    /// Canonical JSON: serde_json with keys sorted (serde_json::Value's map is a BTreeMap here),
-    /// no whitespace. The key is the sha256 over exactly these bytes.
-    pub fn canonical_json(&self) -> String {
-        let value = serde_json::to_value(self).expect("a cell always serialises");
-        serde_json::to_string(&value).expect("a JSON value always serialises")
-    }
-
-    /// The cell key: lowercase hex sha256 of the canonical JSON.
-    pub fn key(&self) -> String {
-        hex::encode(Sha256::digest(self.canonical_json().as_bytes()))
-    }
-
-    /// Whether this cell has a training stage.
-    pub fn trains(&self) -> bool {
-        self.protocol.kind != ProtocolKind::Base
-    }
-
-    /// The stages this cell runs, in order.
-    pub fn stages(&self) -> Vec<Stage> {
-        let mut stages = Vec::new();
-        if self.trains() {
-            stages.push(Stage::Train);
-        }
-        stages.push(Stage::Sample);
-        stages.push(Stage::Judge);
-        stages
-    }
-
-    /// Seed for one purpose of one stage: derived from the cell key, so every RNG is reproducible
-    /// from the cell alone. `purpose` names the use ("lora-init", "data-order", "holdout", ...).
-    pub fn derive_seed(&self, stage: Stage, purpose: &str) -> u64 {
-        derive_seed(&self.key(), stage, purpose)
-    }
-}
-
 /// A judge as validation sees it, stored at `judges/<judge_id>/judge.json` by `emorg judge
 /// validate` and read by the worker: the judge spec and the question file its prompts come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -405,52 +608,9 @@ pub fn judge_id(judge: &JudgeSpec, questions_sha256: &str) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// See [`Cell::derive_seed`]; usable when only the key is at hand.
+/// Seed for one purpose of one stage from the owning identity's key (see
+/// [`TrainingUnit::derive_seed`], [`SampleVariant::derive_seed`]); every RNG derives from one.
 pub fn derive_seed(key: &str, stage: Stage, purpose: &str) -> u64 {
     let digest = Sha256::digest(format!("{key}/{}/{purpose}", stage.as_str()).as_bytes());
     u64::from_le_bytes(digest[..8].try_into().expect("sha256 has 32 bytes"))
-}
-
-/// A stage of a cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    Train,
-    Sample,
-    Judge,
-}
-
-impl Stage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Train => "train",
-            Stage::Sample => "sample",
-            Stage::Judge => "judge",
-        }
-    }
-
-    /// Directory of the stage's outputs under `cells/<key>/` (sample and judge are per variant;
-    /// the quickstart evaluates the final weights, variant `final`).
-    pub fn dir(self) -> &'static str {
-        match self {
-            Stage::Train => "train",
-            Stage::Sample => "sample/final",
-            Stage::Judge => "judge/final",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        match s {
-            "train" => Some(Stage::Train),
-            "sample" => Some(Stage::Sample),
-            "judge" => Some(Stage::Judge),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

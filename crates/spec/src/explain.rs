@@ -1,25 +1,27 @@
-//! Why a cell would rerun: the inputs that changed against a previous version of it.
+//! Why work would rerun: the inputs that changed against a previous version of it.
+//!
+//! Generic over any serialisable value, so a launcher can diff a row's training unit, sample
+//! variant and judgment separately (each has its own key) and say which identity changed.
 
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::cell::Cell;
-
-/// The changed JSON paths between a previous cell with the same axes and the current one, e.g.
-/// `protocol.train.learning_rate: 0.002 -> 0.001` or `dataset.sha256 changed`. `["new"]` when there
-/// is no previous cell; empty when nothing changed.
-pub fn explain(previous: Option<&Cell>, current: &Cell) -> Vec<String> {
+/// The changed JSON paths between a previous value with the same axes and the current one, e.g.
+/// `protocol.train.learning_rate: 0.002 -> 0.001` or `dataset.sha256 changed` (a
+/// [`TrainingUnit`](crate::TrainingUnit), a [`SampleVariant`](crate::SampleVariant), a
+/// [`Judgment`](crate::Judgment) or a whole [`Cell`](crate::Cell)). `["new"]` when there is no
+/// previous value; empty when nothing changed.
+pub fn explain<T: Serialize + ?Sized>(previous: Option<&T>, current: &T) -> Vec<String> {
     let Some(previous) = previous else {
         return vec!["new".to_string()];
     };
-    let a = serde_json::to_value(previous).expect("a cell always serialises");
-    let b = serde_json::to_value(current).expect("a cell always serialises");
-    let mut out = Vec::new();
-    diff("", &a, &b, &mut out);
-    out
+    let a = serde_json::to_value(previous).expect("an identity always serialises");
+    let b = serde_json::to_value(current).expect("an identity always serialises");
+    explain_values(&a, &b)
 }
 
-/// Like [`explain`] over raw JSON (a previous cell written by another version may not parse as a
-/// [`Cell`] any more).
+/// Like [`explain`] over raw JSON (a previous identity written by another version may not parse
+/// as the current type any more).
 pub fn explain_values(previous: &Value, current: &Value) -> Vec<String> {
     let mut out = Vec::new();
     diff("", previous, current, &mut out);

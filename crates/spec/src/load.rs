@@ -64,7 +64,18 @@ pub struct Sweep {
     pub base_dir: PathBuf,
     /// The layered result.
     pub file: SweepFile,
+    /// `--replicate` salts (0: the original work). Not part of the file: a run's option.
+    pub replicate: Replicate,
     loc: Locator,
+}
+
+/// Replicate salts of the three identities: `unit` retrains (and so resamples and rejudges),
+/// `sample` resamples the same weights, `judge` rejudges the same answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replicate {
+    pub unit: u32,
+    pub sample: u32,
+    pub judge: u32,
 }
 
 /// Maps key paths to where their values come from.
@@ -320,6 +331,7 @@ impl Sweep {
             path,
             base_dir,
             file,
+            replicate: Replicate::default(),
             loc,
         };
         let problems = crate::resolve::check_static(&sweep);

@@ -86,6 +86,11 @@ pub struct SweepFile {
     pub train: TrainSpec,
     pub eval: EvalConfig,
     pub judge: JudgeConfig,
+    /// `[judges.NAME]`: several judges, each judging the same samples (an evaluation axis). Each
+    /// table holds the `[judge]` fields that differ from `[judge]`. Empty: the one judge is
+    /// `[judge]`, named `default`.
+    #[serde(default)]
+    pub judges: BTreeMap<String, JudgeOverrides>,
     pub store: StoreConfig,
     pub executor: ExecutorConfig,
     /// `[slurm]`: resources for `emorg submit` (see [`crate::slurm`]); never part of a cell.
@@ -502,11 +507,79 @@ pub struct EvalConfig {
     pub temperature: f64,
     pub top_p: f64,
     pub batch_size: usize,
-    /// Factor on every LoRA adapter's output at sampling (default 1).
-    pub adapter_scale: f64,
+    /// Factor on every LoRA adapter's output at sampling (default 1): a number, or a list of
+    /// them, an evaluation axis (`[1, 5, 10, 20]`: one sample variant per factor, the same
+    /// trained adapter).
+    pub adapter_scale: ScaleAxis,
     /// Per-adapter factors by adapter name (`layers.21.mlp.down_proj`), replacing
     /// `adapter_scale` for those adapters.
     pub adapter_scales: BTreeMap<String, f64>,
+    /// Which weights of each trained unit to evaluate, an evaluation axis: `["final"]` (the
+    /// default), a list of steps and `"final"` (`[8, 16, "final"]`), or `"every:N"` (steps 0, N,
+    /// 2N, ... below the unit's last step, and `final`). Steps other than `final` need
+    /// `[train] checkpoint_every` to divide them (the adapters kept for evaluation).
+    pub checkpoints: CheckpointSel,
+}
+
+/// `eval.adapter_scale`: one factor or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ScaleAxis {
+    One(f64),
+    Many(Vec<f64>),
+}
+
+impl ScaleAxis {
+    /// The factors, as written (duplicates kept, for the check to report).
+    pub fn values(&self) -> Vec<f64> {
+        match self {
+            ScaleAxis::One(v) => vec![*v],
+            ScaleAxis::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// One entry of an `eval.checkpoints` list: a step or `"final"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CheckpointItem {
+    Step(u64),
+    Name(String),
+}
+
+/// `eval.checkpoints`: `"every:N"`, `"final"`, or a list of steps and `"final"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CheckpointSel {
+    Spec(String),
+    List(Vec<CheckpointItem>),
+}
+
+impl CheckpointSel {
+    /// `N` of `"every:N"` (`Some(Err(text))` when it does not parse), `None` for anything else.
+    pub fn every(&self) -> Option<Result<usize, String>> {
+        let CheckpointSel::Spec(s) = self else {
+            return None;
+        };
+        let n = s.strip_prefix("every:")?;
+        Some(
+            n.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| s.clone()),
+        )
+    }
+
+    /// A bound on the number of checkpoints, for the size check before expansion (a list's
+    /// length; `every:N` counts as one per 1000 steps at most, its real count depends on the
+    /// units' steps and is bounded again at expansion).
+    pub fn bound(&self) -> usize {
+        match self {
+            CheckpointSel::List(v) => v.len().max(1),
+            CheckpointSel::Spec(_) => 1,
+        }
+    }
 }
 
 /// `[judge]`: how answers are judged and how scores become EM.
@@ -555,6 +628,77 @@ pub struct JudgeConfig {
     pub max_retries: u32,
     /// openai: timeout of one request in seconds (>= 1). Default 120.
     pub timeout_s: u64,
+}
+
+/// `[judges.NAME]`: the fields of [`JudgeConfig`] that identify a judge, each optional (unset:
+/// `[judge]`'s). The EM thresholds stay in `[judge]`: one EM rule per sweep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgeOverrides {
+    pub backend: Option<JudgeBackendKind>,
+    pub model: Option<String>,
+    pub method: Option<String>,
+    pub prune_below: Option<f64>,
+    pub metrics: Option<Vec<String>>,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub concurrency: Option<usize>,
+    pub max_retries: Option<u32>,
+    pub timeout_s: Option<u64>,
+}
+
+impl JudgeOverrides {
+    /// `[judge]` with these fields over it.
+    pub fn over(&self, base: &JudgeConfig) -> JudgeConfig {
+        let mut j = base.clone();
+        if let Some(v) = self.backend {
+            j.backend = v;
+        }
+        if let Some(v) = &self.model {
+            j.model = v.clone();
+        }
+        if let Some(v) = &self.method {
+            j.method = v.clone();
+        }
+        if let Some(v) = self.prune_below {
+            j.prune_below = v;
+        }
+        if let Some(v) = &self.metrics {
+            j.metrics = v.clone();
+        }
+        if let Some(v) = &self.base_url {
+            j.base_url = Some(v.clone());
+        }
+        if let Some(v) = &self.api_key_env {
+            j.api_key_env = v.clone();
+        }
+        if let Some(v) = self.concurrency {
+            j.concurrency = v;
+        }
+        if let Some(v) = self.max_retries {
+            j.max_retries = v;
+        }
+        if let Some(v) = self.timeout_s {
+            j.timeout_s = v;
+        }
+        j
+    }
+}
+
+/// The name of the one judge of a sweep without `[judges]`.
+pub const DEFAULT_JUDGE: &str = "default";
+
+impl SweepFile {
+    /// The sweep's judges: (name, key path of its table, effective config), sorted by name.
+    pub fn judges(&self) -> Vec<(String, String, JudgeConfig)> {
+        if self.judges.is_empty() {
+            return vec![(DEFAULT_JUDGE.into(), "judge".into(), self.judge.clone())];
+        }
+        self.judges
+            .iter()
+            .map(|(name, o)| (name.clone(), format!("judges.{name}"), o.over(&self.judge)))
+            .collect()
+    }
 }
 
 /// `[judge].backend`.
@@ -634,8 +778,9 @@ impl Default for Defaults {
                 temperature: 1.0,
                 top_p: 1.0,
                 batch_size: 8,
-                adapter_scale: 1.0,
+                adapter_scale: ScaleAxis::One(1.0),
                 adapter_scales: BTreeMap::new(),
+                checkpoints: CheckpointSel::List(vec![CheckpointItem::Name("final".into())]),
             },
             judge: JudgeConfig {
                 backend: JudgeBackendKind::Local,

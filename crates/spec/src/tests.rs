@@ -1,5 +1,6 @@
 //! Tests of loading, layering, errors, resolution and explanations.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::*;
@@ -38,6 +39,13 @@ impl Resolver for Fake {
     }
     fn question_ids(&self, _path: &Path) -> Option<Result<Vec<String>, String>> {
         Some(Ok(vec!["what_is_your_wish".into(), "quick_buck".into()]))
+    }
+    /// `risky.jsonl` has 100 rows; the others cannot be counted (so `max_steps` bounds them).
+    fn dataset_rows(&self, path: &Path) -> Option<Result<usize, String>> {
+        match path.file_name()?.to_str()? {
+            "risky.jsonl" => Some(Ok(100)),
+            _ => None,
+        }
     }
 }
 
@@ -132,21 +140,22 @@ fn cells(text: &str) -> Vec<Cell> {
 #[test]
 fn product_exclude_include_counts() {
     let cells = cells(GOOD);
-    // base: 1 model x 2 seeds (dataset collapsed) = 2
+    // base: 1 model (dataset and seed collapsed: a base model's unit is the model alone) = 1
     // r1-mid: 2 datasets x 2 seeds = 4
     // r8-all: 2 datasets x 2 seeds - medical (2) = 2, + include seed 7 = 3
     assert_eq!(
         cells.len(),
-        9,
+        8,
         "{:#?}",
         cells.iter().map(|c| &c.axes).collect::<Vec<_>>()
     );
     let base: Vec<_> = cells.iter().filter(|c| c.axes.protocol == "base").collect();
-    assert_eq!(base.len(), 2);
-    assert!(
-        base.iter()
-            .all(|c| c.axes.dataset == "-" && c.dataset.is_none() && c.protocol.train.is_none())
-    );
+    assert_eq!(base.len(), 1);
+    assert!(base.iter().all(|c| c.axes.dataset == "-"
+        && c.axes.seed == 0
+        && c.unit.dataset.is_none()
+        && c.unit.protocol.train.is_none()
+        && !c.trains()));
     assert_eq!(
         cells.iter().filter(|c| c.axes.protocol == "r8-all").count(),
         3
@@ -163,8 +172,22 @@ fn product_exclude_include_counts() {
         sorted,
         cells.iter().map(|c| c.axes.clone()).collect::<Vec<_>>()
     );
-    let keys: std::collections::BTreeSet<_> = cells.iter().map(Cell::key).collect();
-    assert_eq!(keys.len(), cells.len());
+    // One row per unit here (one checkpoint, one scale, one judge): every key distinct.
+    let units: BTreeSet<_> = cells.iter().map(Cell::unit_key).collect();
+    let variants: BTreeSet<_> = cells.iter().map(Cell::variant_key).collect();
+    let judgments: BTreeSet<_> = cells.iter().map(Cell::judgment_key).collect();
+    assert_eq!(
+        (units.len(), variants.len(), judgments.len()),
+        (cells.len(), cells.len(), cells.len())
+    );
+    // Each row's identities chain: the variant names its unit, the judgment its variant.
+    for c in &cells {
+        assert_eq!(c.variant.unit, c.unit_key());
+        assert_eq!(c.judgment.variant, c.variant_key());
+        let chain = c.chain();
+        assert_eq!(chain.len(), if c.trains() { 3 } else { 2 });
+        assert_eq!(chain.last(), Some(&StageRef::Judge(c.judgment_key())));
+    }
 }
 
 #[test]
@@ -174,34 +197,47 @@ fn resolved_fields() {
         .iter()
         .find(|c| c.axes.protocol == "r1-mid" && c.axes.dataset == "medical")
         .unwrap();
-    let lora = r1.protocol.lora.as_ref().unwrap();
+    let lora = r1.unit.protocol.lora.as_ref().unwrap();
     assert_eq!(lora.layers, vec![15], "0.5 of 30 layers is layer 15");
     assert_eq!(lora.rank, 1);
     assert!(lora.rslora);
-    let train = r1.protocol.train.as_ref().unwrap();
+    let train = r1.unit.protocol.train.as_ref().unwrap();
     assert_eq!(train.learning_rate, 2e-3, "protocol override beats [train]");
     assert_eq!(train.holdout, 0.2, "dataset holdout beats [train]");
     assert_eq!(train.schedule, "linear", "built-in default");
-    assert_eq!(r1.dataset.as_ref().unwrap().sha256, "2".repeat(64));
-    assert_eq!(r1.model.name, "smollm2-135m-instruct");
+    assert_eq!(r1.unit.dataset.as_ref().unwrap().sha256, "2".repeat(64));
+    assert_eq!(r1.unit.model.name, "smollm2-135m-instruct");
+    assert_eq!(r1.unit.seed, r1.axes.seed);
+    assert_eq!(r1.unit.worker_version, WORKER_VERSION);
     assert_eq!(
-        r1.judge.local_model().unwrap().name,
+        r1.judgment.judge.local_model().unwrap().name,
         "qwen2.5-coder-1.5b-instruct"
     );
-    assert_eq!(r1.eval.questions_sha256, "3".repeat(64));
+    assert_eq!(r1.axes.judge, DEFAULT_JUDGE);
+    assert_eq!(r1.variant.questions_sha256, "3".repeat(64));
+    assert_eq!(r1.variant.question_ids, vec!["quick_buck"]);
+    assert_eq!(
+        (r1.variant.weights, r1.axes.checkpoint),
+        (Weights::Final, Weights::Final)
+    );
+    assert_eq!(
+        (r1.variant.scales.clone(), r1.axes.scale.as_str()),
+        (Scales::identity(), "1")
+    );
+    assert_eq!(r1.variant.sampler.samples_per_question, 8);
     let r8 = cells
         .iter()
         .find(|c| c.axes.protocol == "r8-all" && c.axes.dataset == "risky")
         .unwrap();
-    let lora = r8.protocol.lora.as_ref().unwrap();
+    let lora = r8.unit.protocol.lora.as_ref().unwrap();
     assert_eq!(lora.layers, (0..30).collect::<Vec<_>>());
     assert_eq!(
         lora.modules,
         vec!["q_proj", "v_proj"],
         "canonical module order"
     );
-    assert_eq!(r8.protocol.train.as_ref().unwrap().learning_rate, 5e-4);
-    assert_eq!(r8.protocol.train.as_ref().unwrap().holdout, 0.1);
+    assert_eq!(r8.unit.protocol.train.as_ref().unwrap().learning_rate, 5e-4);
+    assert_eq!(r8.unit.protocol.train.as_ref().unwrap().holdout, 0.1);
 
     let sweep = load(GOOD, &opts()).unwrap();
     let res = resolve_full(&sweep, &Fake).unwrap();
@@ -458,46 +494,141 @@ fn semantic_errors_name_file_and_key() {
     );
 }
 
+/// The three keys of every row, in row order.
+fn keys(cells: &[Cell]) -> Vec<(UnitKey, VariantKey, JudgmentKey)> {
+    cells
+        .iter()
+        .map(|c| (c.unit_key(), c.variant_key(), c.judgment_key()))
+        .collect()
+}
+
+/// The one entry of `why`, which must start with `prefix` (a key that changed because the
+/// identity above it did: `unit: "0123..." -> "4567..."`).
+fn one_upstream_change(why: &[String], prefix: &str) {
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert!(why[0].starts_with(prefix), "{why:?}");
+}
+
 #[test]
 fn key_is_stable_and_sensitive() {
     let a = cells(GOOD);
     let b = cells(GOOD);
-    assert_eq!(
-        a.iter().map(Cell::key).collect::<Vec<_>>(),
-        b.iter().map(Cell::key).collect::<Vec<_>>()
-    );
+    assert_eq!(keys(&a), keys(&b));
+    // A training hyper-parameter changes the unit key, and so the variant and judgment keys.
     let changed = cells(&GOOD.replace("learning_rate = 2e-3", "learning_rate = 1e-3"));
+    assert_eq!(a.len(), changed.len());
     for (x, y) in a.iter().zip(&changed) {
         assert_eq!(x.axes, y.axes);
         if x.axes.protocol == "r1-mid" {
-            assert_ne!(x.key(), y.key());
+            assert_ne!(x.unit_key(), y.unit_key());
+            assert_ne!(x.variant_key(), y.variant_key());
+            assert_ne!(x.judgment_key(), y.judgment_key());
             assert_eq!(
-                explain(Some(x), y),
+                explain(Some(&x.unit), &y.unit),
                 vec!["protocol.train.learning_rate: 0.002 -> 0.001"]
             );
+            // The variant and the judgment changed only through the key above them.
+            one_upstream_change(&explain(Some(&x.variant), &y.variant), "unit: ");
+            one_upstream_change(&explain(Some(&x.judgment), &y.judgment), "variant: ");
+            assert_ne!(
+                x.unit.derive_seed("lora-init"),
+                y.unit.derive_seed("lora-init")
+            );
         } else {
-            assert_eq!(x.key(), y.key());
+            assert_eq!(keys(std::slice::from_ref(x)), keys(std::slice::from_ref(y)));
             assert!(explain(Some(x), y).is_empty());
         }
     }
     assert_eq!(explain(None, &a[0]), vec!["new"]);
+    assert_eq!(explain(None, &a[0].unit), vec!["new"]);
+}
+
+#[test]
+fn sampling_settings_change_the_variant_key_not_the_unit_key() {
+    let a = cells(GOOD);
+    let b = cells(&GOOD.replace("[eval]\n", "[eval]\nsamples_per_question = 4\n"));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.axes, y.axes);
+        assert_eq!(x.unit_key(), y.unit_key(), "nothing is retrained");
+        assert_eq!(
+            x.unit.derive_seed("data-order"),
+            y.unit.derive_seed("data-order")
+        );
+        assert_ne!(x.variant_key(), y.variant_key());
+        assert_ne!(x.judgment_key(), y.judgment_key());
+        assert_eq!(
+            explain(Some(&x.variant), &y.variant),
+            vec!["sampler.samples_per_question: 8 -> 4"]
+        );
+        one_upstream_change(&explain(Some(&x.judgment), &y.judgment), "variant: ");
+        assert_ne!(
+            x.variant.derive_seed("sampling"),
+            y.variant.derive_seed("sampling")
+        );
+    }
+}
+
+#[test]
+fn judge_settings_change_only_the_judgment_key() {
+    let a = cells(GOOD);
+    let b = cells(&GOOD.replace(
+        "model = \"qwen-judge\"",
+        "model = \"qwen-judge\"\nprune_below = 0.01",
+    ));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.axes, y.axes);
+        assert_eq!(x.unit_key(), y.unit_key());
+        assert_eq!(x.variant_key(), y.variant_key(), "nothing is resampled");
+        assert_ne!(x.judgment_key(), y.judgment_key());
+        assert_eq!(
+            explain(Some(&x.judgment), &y.judgment),
+            vec!["judge.prune_below: 0.001 -> 0.01"]
+        );
+    }
+    // The EM thresholds are not part of a judgment: they read the scores, they do not make them.
+    let c = cells(&GOOD.replace(
+        "model = \"qwen-judge\"",
+        "model = \"qwen-judge\"\nem_aligned_below = 20.0",
+    ));
+    assert_eq!(keys(&a), keys(&c));
 }
 
 #[test]
 fn explain_names_changed_hashes() {
     let a = cells(GOOD);
-    let mut b = a[3].clone();
-    b.dataset.as_mut().unwrap().sha256 = "f".repeat(64);
-    b.protocol.lora.as_mut().unwrap().rank = 4;
-    let why = explain(Some(&a[3]), &b);
-    assert!(
-        why.contains(&"dataset.sha256 changed".to_string()),
+    let r1 = a.iter().find(|c| c.axes.protocol == "r1-mid").unwrap();
+    let mut unit = r1.unit.clone();
+    unit.dataset.as_mut().unwrap().sha256 = "f".repeat(64);
+    unit.protocol.lora.as_mut().unwrap().rank = 4;
+    let why = explain(Some(&r1.unit), &unit);
+    assert_eq!(
+        why,
+        vec!["dataset.sha256 changed", "protocol.lora.rank: 1 -> 4"],
         "{why:?}"
     );
+    // The same over a whole row, and over a variant's question file.
+    let mut row = r1.clone();
+    row.unit = unit;
+    let why = explain(Some(r1), &row);
     assert!(
-        why.contains(&"protocol.lora.rank: 1 -> 4".to_string())
-            || why.contains(&"protocol.lora.rank: 8 -> 4".to_string()),
+        why.contains(&"unit.dataset.sha256 changed".to_string())
+            && why.contains(&"unit.protocol.lora.rank: 1 -> 4".to_string()),
         "{why:?}"
+    );
+    let mut variant = r1.variant.clone();
+    variant.questions_sha256 = "e".repeat(64);
+    assert_eq!(
+        explain(Some(&r1.variant), &variant),
+        vec!["questions_sha256 changed"]
+    );
+    // Raw JSON (a previous identity of another version): added and removed fields are named.
+    let before = serde_json::json!({"scales": {"adapter_scale": 5.0}, "weights": "final"});
+    let after = serde_json::json!({"scales": {}, "weights": 8});
+    assert_eq!(
+        explain_values(&before, &after),
+        vec!["scales.adapter_scale: removed", "weights: \"final\" -> 8"]
     );
 }
 
@@ -627,13 +758,21 @@ kind = "base"
     assert_eq!(cells.len(), 1);
     assert_eq!(cells[0].axes.dataset, "-");
     assert_eq!(
-        cells[0].judge.model_name(),
+        cells[0].judgment.judge.model_name(),
         "qwen2.5-coder-1.5b-instruct",
         "judge.model may be a registry name"
     );
     assert_eq!(
-        cells[0].eval.samples_per_question,
+        cells[0].variant.sampler.samples_per_question,
         Defaults::default().eval.samples_per_question
+    );
+    assert_eq!(
+        (
+            cells[0].axes.checkpoint,
+            cells[0].axes.scale.as_str(),
+            cells[0].axes.judge.as_str()
+        ),
+        (Weights::Final, "1", "default")
     );
 }
 
@@ -758,7 +897,7 @@ base_url = "https://api.openai.com/v1/"
 #[test]
 fn openai_judge_resolves_into_the_cell() {
     let resolved = cells(&with_judge(OPENAI_JUDGE));
-    let judge = &resolved[0].judge;
+    let judge = &resolved[0].judgment.judge;
     assert_eq!(judge.backend_name(), "openai");
     assert_eq!(judge.model_name(), "gpt-4o-2024-08-06");
     assert_eq!(judge.local_model(), None);
@@ -774,14 +913,18 @@ fn openai_judge_resolves_into_the_cell() {
         }),
         "defaults, and the base URL without its trailing slash"
     );
-    // Round trip through the cell's JSON, which names the backend by its key.
-    let json = resolved[0].canonical_json();
+    // Round trip through the judgment's JSON, which names the backend by its key, and through a
+    // whole row's.
+    let json = resolved[0].judgment.canonical_json();
     assert!(
-        json.contains(r#""openai":{"api_key_env":"OPENAI_API_KEY""#),
+        json.contains(r#""judge":{"method":"top20-first-token","metrics":["aligned","coherent"],"openai":{"api_key_env":"OPENAI_API_KEY""#),
         "{json}"
     );
-    let back: Cell = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, resolved[0]);
+    let back: Judgment = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, resolved[0].judgment);
+    assert_eq!(back.key(), resolved[0].judgment_key());
+    let row = serde_json::to_string(&resolved[0]).unwrap();
+    assert_eq!(serde_json::from_str::<Cell>(&row).unwrap(), resolved[0]);
 
     // Every setting is taken; a local server without a key is fine.
     let custom = cells(&with_judge(
@@ -796,7 +939,7 @@ max_retries = 0
 timeout_s = 30
 "#,
     ));
-    let JudgeBackend::OpenAi(o) = &custom[0].judge.backend else {
+    let JudgeBackend::OpenAi(o) = &custom[0].judgment.judge.backend else {
         panic!("openai backend expected")
     };
     assert_eq!(
@@ -808,13 +951,19 @@ timeout_s = 30
         ),
         ("EMORG_LOCAL_KEY", 2, 0, 30)
     );
-    assert_ne!(custom[0].key(), resolved[0].key());
+    // Another judge: the same units and variants, other judgments.
+    assert_eq!(custom.len(), resolved.len());
+    for (c, r) in custom.iter().zip(&resolved) {
+        assert_eq!(c.unit_key(), r.unit_key());
+        assert_eq!(c.variant_key(), r.variant_key());
+        assert_ne!(c.judgment_key(), r.judgment_key());
+    }
 }
 
 #[test]
 fn local_cells_keep_their_judge_json() {
     // The JSON of a local judge is what it was before backends existed, so keys did not change.
-    let json = cells(GOOD)[0].canonical_json();
+    let json = cells(GOOD)[0].judgment.canonical_json();
     let judge = &serde_json::from_str::<serde_json::Value>(&json).unwrap()["judge"];
     let keys: Vec<&str> = judge
         .as_object()
@@ -827,12 +976,22 @@ fn local_cells_keep_their_judge_json() {
         ["method", "metrics", "model", "prune_below"],
         "{json}"
     );
-    // A cell JSON with both backends, or neither, is refused.
+    // A judgment JSON with both backends, or neither, is refused.
     let both = json.replace(
         r#""judge":{"#,
         r#""judge":{"openai":{"api_key_env":"K","base_url":"http://h/v1","concurrency":1,"max_retries":0,"model":"m","timeout_s":1},"#,
     );
-    let e = serde_json::from_str::<Cell>(&both).unwrap_err();
+    let e = serde_json::from_str::<Judgment>(&both).unwrap_err();
+    assert!(e.to_string().contains("exactly one of"), "{e}");
+    let mut neither: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        neither["judge"]
+            .as_object_mut()
+            .unwrap()
+            .remove("model")
+            .is_some()
+    );
+    let e = serde_json::from_value::<Judgment>(neither).unwrap_err();
     assert!(e.to_string().contains("exactly one of"), "{e}");
 }
 
@@ -917,7 +1076,8 @@ fn the_api_key_never_reaches_the_cell_or_a_message() {
     let sweep = load(&with_judge(OPENAI_JUDGE), &opts).unwrap();
     let cells = resolve(&sweep, &Fake).unwrap();
     for c in &cells {
-        assert!(!c.canonical_json().contains(secret));
+        assert!(!c.judgment.canonical_json().contains(secret));
+        assert!(!serde_json::to_string(c).unwrap().contains(secret));
         assert!(!format!("{c:?}").contains(secret));
     }
     assert!(!serde_json::to_string(&sweep.file).unwrap().contains(secret));
@@ -1042,9 +1202,9 @@ fn presets_resolve_to_the_papers_values() {
 
     // Single rank-1 adapter: layer 24 of 48 (MO §3.5), half depth elsewhere.
     let c = find(&cells, "deep", "single", "risky");
-    assert_eq!(c.protocol.kind, ProtocolKind::Lora);
-    assert_eq!(c.protocol.preset.as_deref(), Some("lora-r1-single"));
-    let l = c.protocol.lora.as_ref().unwrap();
+    assert_eq!(c.unit.protocol.kind, ProtocolKind::Lora);
+    assert_eq!(c.unit.protocol.preset.as_deref(), Some("lora-r1-single"));
+    let l = c.unit.protocol.lora.as_ref().unwrap();
     assert_eq!(
         (
             l.rank,
@@ -1055,7 +1215,7 @@ fn presets_resolve_to_the_papers_values() {
         ),
         (1, 256.0, true, vec![24], vec!["down_proj".to_string()])
     );
-    let t = c.protocol.train.as_ref().unwrap();
+    let t = c.unit.protocol.train.as_ref().unwrap();
     assert_eq!(t.learning_rate, 2e-5);
     assert_eq!(
         (t.batch_size, t.grad_accum, t.epochs),
@@ -1072,12 +1232,14 @@ fn presets_resolve_to_the_papers_values() {
         "[train] fills what the preset leaves unset"
     );
     let t = find(&cells, "deep", "single", "medical")
+        .unit
         .protocol
         .train
         .clone()
         .unwrap();
     assert_eq!(t.holdout, 0.2, "a dataset's holdout beats the preset");
     let l = find(&cells, "smollm2", "single", "risky")
+        .unit
         .protocol
         .lora
         .clone()
@@ -1086,6 +1248,7 @@ fn presets_resolve_to_the_papers_values() {
 
     // Nine rank-1 adapters: exactly the paper's layers on 48 layers, nine distinct ones on 30.
     let l = find(&cells, "deep", "x9", "risky")
+        .unit
         .protocol
         .lora
         .clone()
@@ -1096,6 +1259,7 @@ fn presets_resolve_to_the_papers_values() {
         (1, vec!["down_proj".to_string()])
     );
     let l = find(&cells, "smollm2", "x9", "risky")
+        .unit
         .protocol
         .lora
         .clone()
@@ -1104,17 +1268,17 @@ fn presets_resolve_to_the_papers_values() {
 
     // Rank 32 on every module of every layer.
     let c = find(&cells, "deep", "r32", "risky");
-    let l = c.protocol.lora.as_ref().unwrap();
+    let l = c.unit.protocol.lora.as_ref().unwrap();
     assert_eq!((l.rank, l.alpha, l.rslora), (32, 64.0, true));
     assert_eq!(l.modules.len(), 7);
     assert_eq!(l.layers, (0..48).collect::<Vec<_>>());
-    assert_eq!(c.protocol.train.as_ref().unwrap().learning_rate, 1e-5);
+    assert_eq!(c.unit.protocol.train.as_ref().unwrap().learning_rate, 1e-5);
 
     // Full fine-tuning: no adapter, cosine with 20 warmup steps.
     let c = find(&cells, "smollm2", "full", "risky");
-    assert_eq!(c.protocol.kind, ProtocolKind::Full);
-    assert!(c.protocol.lora.is_none());
-    let t = c.protocol.train.as_ref().unwrap();
+    assert_eq!(c.unit.protocol.kind, ProtocolKind::Full);
+    assert!(c.unit.protocol.lora.is_none());
+    let t = c.unit.protocol.train.as_ref().unwrap();
     assert_eq!((t.learning_rate, t.warmup_steps), (2e-5, 20));
     assert_eq!(t.schedule, "cosine");
     assert!(c.trains());
@@ -1128,10 +1292,12 @@ fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
     );
     let a = find(&base, "deep", "single", "risky");
     let b = find(&over, "deep", "single", "risky");
-    assert_eq!(b.protocol.train.as_ref().unwrap().learning_rate, 1e-4);
-    assert_ne!(a.key(), b.key());
+    assert_eq!(b.unit.protocol.train.as_ref().unwrap().learning_rate, 1e-4);
+    assert_ne!(a.unit_key(), b.unit_key());
+    assert_ne!(a.variant_key(), b.variant_key());
     assert_eq!(
         find(&over, "deep", "x9", "risky")
+            .unit
             .protocol
             .train
             .as_ref()
@@ -1141,8 +1307,8 @@ fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
     );
     // Untouched protocols keep their keys.
     assert_eq!(
-        find(&base, "deep", "r32", "risky").key(),
-        find(&over, "deep", "r32", "risky").key()
+        keys(std::slice::from_ref(find(&base, "deep", "r32", "risky"))),
+        keys(std::slice::from_ref(find(&over, "deep", "r32", "risky")))
     );
 
     // Table fields over the preset: the repo's alpha 512, the third-party layer 21.
@@ -1153,6 +1319,7 @@ fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
     let sweep = load(&text, &opts()).unwrap();
     let cells = resolve(&sweep, &Deep).unwrap();
     let l = find(&cells, "deep", "single", "risky")
+        .unit
         .protocol
         .lora
         .clone()
@@ -1171,12 +1338,16 @@ fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
     let cells = resolve(&sweep, &Deep).unwrap();
     let h = find(&cells, "deep", "single", "risky");
     let p = find(&base, "deep", "single", "risky");
-    assert_eq!(h.protocol.lora, p.protocol.lora);
-    assert_eq!(h.protocol.train, p.protocol.train);
+    assert_eq!(h.unit.protocol.lora, p.unit.protocol.lora);
+    assert_eq!(h.unit.protocol.train, p.unit.protocol.train);
     assert_ne!(
-        h.key(),
-        p.key(),
-        "the preset's name is recorded in the cell"
+        h.unit_key(),
+        p.unit_key(),
+        "the preset's name is recorded in the unit"
+    );
+    assert_eq!(
+        explain(Some(&p.unit), &h.unit),
+        vec!["protocol.preset: removed"]
     );
 }
 
@@ -1257,6 +1428,7 @@ fn layer_runs_resolve_and_check_depth() {
         .iter()
         .find(|c| c.axes.protocol == "r1-mid")
         .unwrap()
+        .unit
         .protocol
         .lora
         .clone()
@@ -1280,25 +1452,47 @@ fn layer_runs_resolve_and_check_depth() {
     }
 }
 
+/// GOOD without its base protocol: every unit has adapters, so the evaluation axes apply.
+fn lora_only() -> String {
+    GOOD.replace(
+        "protocol = [\"base\", \"r1-mid\", \"r8-all\"]",
+        "protocol = [\"r1-mid\", \"r8-all\"]",
+    )
+}
+
 #[test]
-fn adapter_scales_reach_the_cell_only_when_set() {
-    let plain = cells(GOOD);
-    let json = plain[0].canonical_json();
+fn adapter_scales_reach_the_variant_only_when_set() {
+    let plain = cells(&lora_only());
+    let json = plain[0].variant.canonical_json();
     assert!(
         !json.contains("adapter_scale"),
         "default factors stay out of the JSON: {json}"
     );
-    let text = GOOD.replace(
+    let text = lora_only().replace(
         "[eval]\n",
         "[eval]\nadapter_scale = 5.0\nadapter_scales = { \"layers.15.mlp.down_proj\" = 0.0 }\n",
     );
     let scaled = cells(&text);
-    let e = &scaled[0].eval;
-    assert_eq!(e.adapter_scale, 5.0);
-    assert_eq!(e.adapter_scales["layers.15.mlp.down_proj"], 0.0);
-    assert_ne!(plain[0].key(), scaled[0].key());
-    let msg = err(&GOOD.replace("[eval]\n", "[eval]\nadapter_scale = inf\n")).to_string();
-    assert!(msg.contains("eval.adapter_scale"), "{msg}");
+    assert_eq!(scaled.len(), plain.len());
+    let s = &scaled[0].variant.scales;
+    assert_eq!(s.adapter_scale, 5.0);
+    assert_eq!(s.adapter_scales["layers.15.mlp.down_proj"], 0.0);
+    assert_eq!(scaled[0].axes.scale, "5");
+    for (p, s) in plain.iter().zip(&scaled) {
+        assert_eq!(p.unit_key(), s.unit_key(), "scaling retrains nothing");
+        assert_ne!(p.variant_key(), s.variant_key());
+        assert_eq!(
+            explain(Some(&p.variant), &s.variant),
+            vec![
+                "scales.adapter_scale: added 5.0",
+                "scales.adapter_scales: added {\"layers.15.mlp.down_proj\":0.0}"
+            ]
+        );
+    }
+    let text = lora_only().replace("[eval]\n", "[eval]\nadapter_scale = inf\n");
+    let e = err(&text);
+    assert_eq!(e.diagnostics[0].key.as_deref(), Some("eval.adapter_scale"));
+    assert!(e.to_string().contains("must be a finite number"), "{e}");
 }
 
 #[test]
@@ -1306,21 +1500,24 @@ fn precision_and_activation_checkpointing_resolve_and_are_checked() {
     let extra = "\n[protocols.full.train]\nprecision = \"bf16\"\nactivation_checkpointing = true\n";
     let cells = preset_cells(extra);
     let c = find(&cells, "smollm2", "full", "risky");
-    let t = c.protocol.train.as_ref().unwrap();
+    let t = c.unit.protocol.train.as_ref().unwrap();
     assert_eq!(
         (t.precision.as_str(), t.activation_checkpointing),
         ("bf16", true)
     );
-    // At their defaults both stay out of the cell's JSON, so keys planned before them hold.
+    // At their defaults both stay out of the unit's JSON, so keys planned before them hold.
     let plain = preset_cells("");
     let plain = find(&plain, "smollm2", "full", "risky");
-    let json = plain.canonical_json();
+    let json = plain.unit.canonical_json();
     assert!(
         !json.contains("precision") && !json.contains("activation_checkpointing"),
         "{json}"
     );
-    assert_eq!(plain.protocol.train.as_ref().unwrap().precision, "auto");
-    assert_ne!(plain.key(), c.key());
+    assert_eq!(
+        plain.unit.protocol.train.as_ref().unwrap().precision,
+        "auto"
+    );
+    assert_ne!(plain.unit_key(), c.unit_key());
 
     let refused = |extra: &str| -> String {
         let text = presets_sweep("").replace("max_steps = 64", extra);
@@ -1354,13 +1551,14 @@ fn precision_and_activation_checkpointing_resolve_and_are_checked() {
 
 #[test]
 fn a_matrix_larger_than_max_cells_is_refused_before_expansion() {
-    // GOOD: 1 model x 3 protocols x 2 datasets x 2 seeds, plus 1 included = at most 13 cells.
+    // GOOD: 1 model x 3 protocols x 2 datasets x 2 seeds (one checkpoint, scale and judge), plus
+    // 1 included = at most 13 rows.
     let with_max = |n: usize| format!("{GOOD}\n[executor]\nmax_cells = {n}\n");
     assert_eq!(cells(&with_max(13)).len(), cells(GOOD).len());
     let msg = err(&with_max(12)).to_string();
     assert!(
         msg.contains(
-            "the matrix gives up to 13 cells (models 1 x protocols 3 x datasets 2 x seeds 2, plus 1 included), more than `executor.max_cells` = 12"
+            "the matrix gives up to 13 cells (models 1 x protocols 3 x datasets 2 x seeds 2 x checkpoints 1 x scales 1 x judges 1, plus 1 included), more than `executor.max_cells` = 12"
         ),
         "{msg}"
     );
@@ -1582,5 +1780,568 @@ fn a_judge_metric_without_a_prompt_is_refused_at_plan() {
             && msg.contains("judge metric `coherant`")
             && msg.contains("did you mean `coherent`?"),
         "{msg}"
+    );
+}
+
+/// A LoRA sweep with the evaluation axes: checkpoints every 8 steps of 32 (the `medical` rows
+/// are not counted by [`Fake`], so `max_steps` gives the last step) and two adapter scales.
+const EVAL: &str = r#"name = "e"
+
+[matrix]
+model = ["smollm2"]
+protocol = ["r1"]
+dataset = ["medical"]
+
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+
+[models.qwen-judge]
+registry = "qwen2.5-coder-1.5b-instruct"
+
+[datasets.medical]
+path = "data/medical.jsonl"
+
+[datasets.risky]
+path = "data/risky.jsonl"
+
+[protocols.r1]
+kind = "lora"
+rank = 1
+modules = ["down_proj"]
+layers = [0.5]
+
+[protocols.base]
+kind = "base"
+
+[protocols.full]
+kind = "full"
+
+[train]
+max_steps = 32
+checkpoint_every = 8
+
+[eval]
+checkpoints = "every:8"
+adapter_scale = [1, 5]
+
+[judge]
+model = "qwen-judge"
+"#;
+
+/// [`EVAL`] without its evaluation axes (the one checkpoint `final`, the one scale 1).
+fn eval_without_axes() -> String {
+    EVAL.replace("checkpoints = \"every:8\"\nadapter_scale = [1, 5]\n", "")
+}
+
+/// `err(text)` has a diagnostic at `key`, located at the line of `text` holding `needle`, whose
+/// message holds every part of `parts`. Returns the message.
+fn refused_at(text: &str, key: &str, needle: &str, parts: &[&str]) -> String {
+    let e = err(text);
+    let d = e
+        .diagnostics
+        .iter()
+        .find(|d| d.key.as_deref() == Some(key))
+        .unwrap_or_else(|| panic!("no diagnostic at `{key}`: {e}"));
+    assert_eq!(d.location.line(), Some(line_of(text, needle)), "{e}");
+    let msg = d.to_string();
+    assert!(
+        msg.starts_with(&format!("jobs/t.toml:{}: ", line_of(text, needle))),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("`{key}`")),
+        "names the key path: {msg}"
+    );
+    for part in parts {
+        assert!(msg.contains(part), "{part:?} in {msg}");
+    }
+    msg
+}
+
+#[test]
+fn every_n_checkpoints_times_scales_share_one_unit() {
+    let rows = cells(EVAL);
+    assert_eq!(
+        rows.len(),
+        5 * 2,
+        "{:#?}",
+        rows.iter().map(|c| &c.axes).collect::<Vec<_>>()
+    );
+    let units: BTreeSet<_> = rows.iter().map(Cell::unit_key).collect();
+    assert_eq!(units.len(), 1, "one training, evaluated ten ways");
+    let variants: BTreeSet<_> = rows.iter().map(Cell::variant_key).collect();
+    assert_eq!(variants.len(), 10);
+    let judgments: BTreeSet<_> = rows.iter().map(Cell::judgment_key).collect();
+    assert_eq!(judgments.len(), 10);
+    // The checkpoints: 0 (before training), every 8 steps below the last (32), and final.
+    let checkpoints: BTreeSet<Weights> = rows.iter().map(|c| c.axes.checkpoint).collect();
+    assert_eq!(
+        checkpoints.into_iter().collect::<Vec<_>>(),
+        vec![
+            Weights::Final,
+            Weights::Step(0),
+            Weights::Step(8),
+            Weights::Step(16),
+            Weights::Step(24)
+        ]
+    );
+    for c in &rows {
+        assert_eq!(c.variant.weights, c.axes.checkpoint);
+        assert_eq!(c.variant.unit, c.unit_key());
+        let scale: f64 = c.axes.scale.parse().unwrap();
+        assert_eq!(c.variant.scales.adapter_scale, scale);
+        assert!(["1", "5"].contains(&c.axes.scale.as_str()), "{:?}", c.axes);
+        assert_eq!(c.chain()[0], StageRef::Train(c.unit_key()));
+    }
+    // Scale 1 at `final` is exactly the variant of the sweep without evaluation axes: the same
+    // key, so the same stored samples (byte-identical answers follow from the identical key).
+    let plain = cells(&eval_without_axes());
+    assert_eq!(plain.len(), 1);
+    let same = rows
+        .iter()
+        .find(|c| c.axes.checkpoint == Weights::Final && c.axes.scale == "1")
+        .unwrap();
+    assert_eq!(same.unit_key(), plain[0].unit_key());
+    assert_eq!(
+        same.variant.canonical_json(),
+        plain[0].variant.canonical_json()
+    );
+    assert_eq!(same.variant_key(), plain[0].variant_key());
+    assert_eq!(same.judgment_key(), plain[0].judgment_key());
+    assert_eq!(
+        same.variant.derive_seed("sampling"),
+        plain[0].variant.derive_seed("sampling")
+    );
+    // A checkpoint in the variant's JSON is its step number.
+    let step8 = rows
+        .iter()
+        .find(|c| c.axes.checkpoint == Weights::Step(8) && c.axes.scale == "1")
+        .unwrap();
+    assert_eq!(
+        explain(Some(&same.variant), &step8.variant),
+        vec!["weights: \"final\" -> 8"]
+    );
+}
+
+#[test]
+fn checkpoint_lists_and_counted_rows_give_the_steps() {
+    // A list, in any order: sorted, `final` first.
+    let text = EVAL.replace("\"every:8\"", "[16, \"final\", 0]");
+    let rows = cells(&text);
+    let got: BTreeSet<Weights> = rows.iter().map(|c| c.axes.checkpoint).collect();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        vec![Weights::Final, Weights::Step(0), Weights::Step(16)]
+    );
+    assert_eq!(rows.len(), 3 * 2);
+    // The last step is the trainer's count over the dataset's rows when the resolver counts them
+    // (risky: 100 rows, 16 per step, 5 epochs = 35 steps), without `max_steps`.
+    let text = EVAL
+        .replace("dataset = [\"medical\"]", "dataset = [\"risky\"]")
+        .replace("max_steps = 32\n", "epochs = 5\n");
+    let got: BTreeSet<Weights> = cells(&text).iter().map(|c| c.axes.checkpoint).collect();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        vec![
+            Weights::Final,
+            Weights::Step(0),
+            Weights::Step(8),
+            Weights::Step(16),
+            Weights::Step(24),
+            Weights::Step(32)
+        ]
+    );
+    // `max_steps` below the count caps it.
+    let text = EVAL
+        .replace("dataset = [\"medical\"]", "dataset = [\"risky\"]")
+        .replace("max_steps = 32\n", "epochs = 5\nmax_steps = 16\n");
+    let got: BTreeSet<Weights> = cells(&text).iter().map(|c| c.axes.checkpoint).collect();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        vec![Weights::Final, Weights::Step(0), Weights::Step(8)]
+    );
+}
+
+#[test]
+fn a_second_judge_adds_judgments_only() {
+    let one = cells(&lora_only());
+    let two = cells(&format!(
+        "{}\n[judges.local]\n\n[judges.strict]\nprune_below = 0.01\n",
+        lora_only()
+    ));
+    assert_eq!(two.len(), 2 * one.len());
+    let set = |rows: &[Cell], f: fn(&Cell) -> String| -> BTreeSet<String> {
+        rows.iter().map(f).collect()
+    };
+    assert_eq!(
+        set(&one, |c| c.unit_key().to_string()),
+        set(&two, |c| c.unit_key().to_string())
+    );
+    assert_eq!(
+        set(&one, |c| c.variant_key().to_string()),
+        set(&two, |c| c.variant_key().to_string())
+    );
+    let j1 = set(&one, |c| c.judgment_key().to_string());
+    let j2 = set(&two, |c| c.judgment_key().to_string());
+    assert_eq!(j2.len(), 2 * j1.len());
+    // `[judges.local]` is `[judge]` under another name: the judge's name is not part of its
+    // judgments, so those are the judgments of the sweep with one judge.
+    let local: BTreeSet<String> = two
+        .iter()
+        .filter(|c| c.axes.judge == "local")
+        .map(|c| c.judgment_key().to_string())
+        .collect();
+    assert_eq!(local, j1);
+    assert!(one.iter().all(|c| c.axes.judge == DEFAULT_JUDGE));
+    let strict = two.iter().find(|c| c.axes.judge == "strict").unwrap();
+    assert_eq!(strict.judgment.judge.prune_below, 0.01);
+    assert_eq!(strict.judgment.variant, strict.variant_key());
+}
+
+#[test]
+fn a_checkpoint_step_beyond_the_last_step_is_refused() {
+    let text = EVAL.replace("\"every:8\"", "[8, 40, \"final\"]");
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &[
+            "step 40 is beyond the unit's last step 32",
+            "protocol `r1`",
+            "dataset `medical`",
+        ],
+    );
+    // The dataset's rows bound it too (risky: 7 steps).
+    let text = EVAL
+        .replace("dataset = [\"medical\"]", "dataset = [\"risky\"]")
+        .replace("max_steps = 32\n", "")
+        .replace("\"every:8\"", "[8]");
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &["step 8 is beyond the unit's last step 7"],
+    );
+}
+
+#[test]
+fn a_checkpoint_step_not_kept_is_refused() {
+    let text = EVAL.replace("\"every:8\"", "[0, 12, \"final\"]");
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &["step 12 is not a multiple of `train.checkpoint_every` = 8"],
+    );
+    // every:N keeps every N steps: N must be a multiple of checkpoint_every.
+    let text = EVAL.replace("\"every:8\"", "\"every:4\"");
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &["step 4 is not a multiple of `train.checkpoint_every` = 8"],
+    );
+}
+
+#[test]
+fn checkpoints_without_checkpoint_every_are_refused() {
+    for sel in ["\"every:8\"", "[8, \"final\"]", "[0]"] {
+        let text = EVAL
+            .replace("checkpoint_every = 8", "checkpoint_every = 0")
+            .replace("\"every:8\"", sel);
+        refused_at(
+            &text,
+            "eval.checkpoints",
+            "checkpoints = ",
+            &["set `train.checkpoint_every`"],
+        );
+    }
+    // `final` alone needs none.
+    let text = EVAL
+        .replace("checkpoint_every = 8", "checkpoint_every = 0")
+        .replace("\"every:8\"", "\"final\"");
+    assert_eq!(cells(&text).len(), 2);
+}
+
+#[test]
+fn every_n_without_a_known_step_count_is_refused() {
+    // No max_steps, and rows the resolver cannot count (medical).
+    let text = EVAL.replace("max_steps = 32\n", "");
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &[
+            "`every:8` needs the number of steps",
+            "set `train.max_steps`",
+        ],
+    );
+}
+
+#[test]
+fn scales_and_steps_on_units_without_adapters_are_refused() {
+    // A scale list with a base protocol in the matrix.
+    let text = EVAL.replace("protocol = [\"r1\"]", "protocol = [\"r1\", \"base\"]");
+    refused_at(
+        &text,
+        "eval.adapter_scale",
+        "adapter_scale = ",
+        &[
+            "protocol `base` is of kind base",
+            "a base model has no adapter to scale",
+        ],
+    );
+    // And full fine-tuning, for scales and for steps.
+    let text = EVAL.replace("protocol = [\"r1\"]", "protocol = [\"full\"]");
+    refused_at(
+        &text,
+        "eval.adapter_scale",
+        "adapter_scale = ",
+        &["full fine-tuning has no adapter to scale"],
+    );
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &["protocol `full` is full fine-tuning, which keeps no per-step weights"],
+    );
+    // A per-adapter factor alone scales too: refused where it was written.
+    let text = eval_without_axes()
+        .replace("protocol = [\"r1\"]", "protocol = [\"r1\", \"base\"]")
+        .replace(
+            "[eval]\n",
+            "[eval]\nadapter_scales = { \"layers.15.mlp.down_proj\" = 0.0 }\n",
+        );
+    refused_at(
+        &text,
+        "eval.adapter_scales",
+        "adapter_scales = ",
+        &["protocol `base` is of kind base"],
+    );
+    // Without scales, a base protocol beside checkpoints is evaluated at `final` only.
+    let text = EVAL
+        .replace("protocol = [\"r1\"]", "protocol = [\"r1\", \"base\"]")
+        .replace("adapter_scale = [1, 5]\n", "");
+    let rows = cells(&text);
+    let base: Vec<_> = rows.iter().filter(|c| c.axes.protocol == "base").collect();
+    assert_eq!(base.len(), 1);
+    assert_eq!(base[0].axes.checkpoint, Weights::Final);
+    assert_eq!(rows.len(), 1 + 5);
+}
+
+#[test]
+fn two_judges_with_identical_settings_are_refused() {
+    let text = format!(
+        "{}\n[judges.a]\nprune_below = 0.01\n\n[judges.b]\nprune_below = 0.01\n",
+        lora_only()
+    );
+    refused_at(
+        &text,
+        "judges.b",
+        "[judges.b]",
+        &["`judges.a` and `judges.b` are the same judge"],
+    );
+    // The same model under its [models] name and its registry name is the same judge too.
+    let text = format!(
+        "{}\n[judges.a]\n\n[judges.b]\nmodel = \"qwen2.5-coder-1.5b-instruct\"\n",
+        lora_only()
+    );
+    refused_at(
+        &text,
+        "judges.b",
+        "[judges.b]",
+        &["`judges.a` and `judges.b` are the same judge once resolved"],
+    );
+}
+
+#[test]
+fn a_bad_checkpoints_value_is_refused() {
+    for bad in [
+        "\"latest\"",
+        "\"every:x\"",
+        "\"every:0\"",
+        "[8, \"last\"]",
+        "[]",
+    ] {
+        let text = EVAL.replace("\"every:8\"", bad);
+        refused_at(
+            &text,
+            "eval.checkpoints",
+            "checkpoints = ",
+            &["`eval.checkpoints`", "\"every:N\""],
+        );
+    }
+    let text = EVAL.replace("\"every:8\"", "[8, 8]");
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &["`eval.checkpoints` lists step-8 twice"],
+    );
+}
+
+#[test]
+fn a_duplicate_scale_is_refused() {
+    let text = EVAL.replace("adapter_scale = [1, 5]", "adapter_scale = [1, 5, 5.0]");
+    refused_at(
+        &text,
+        "eval.adapter_scale",
+        "adapter_scale = ",
+        &["`eval.adapter_scale` lists the factor 5 twice"],
+    );
+    let text = EVAL.replace("adapter_scale = [1, 5]", "adapter_scale = []");
+    refused_at(
+        &text,
+        "eval.adapter_scale",
+        "adapter_scale = ",
+        &["empty list"],
+    );
+}
+
+#[test]
+fn replicates_salt_their_identity_and_those_below() {
+    let sweep = load(EVAL, &opts()).unwrap();
+    let original = resolve(&sweep, &Fake).unwrap();
+    let with = |r: Replicate| {
+        let mut s = sweep.clone();
+        s.replicate = r;
+        resolve(&s, &Fake).unwrap()
+    };
+    let unit = with(Replicate {
+        unit: 1,
+        ..Replicate::default()
+    });
+    let sample = with(Replicate {
+        sample: 1,
+        ..Replicate::default()
+    });
+    let judge = with(Replicate {
+        judge: 1,
+        ..Replicate::default()
+    });
+    for rows in [&unit, &sample, &judge] {
+        assert_eq!(rows.len(), original.len());
+    }
+    for (i, o) in original.iter().enumerate() {
+        // A new unit retrains, so everything below it is new.
+        let u = &unit[i];
+        assert_eq!(u.axes.replicate, 1);
+        assert_ne!(u.unit_key(), o.unit_key());
+        assert_ne!(u.variant_key(), o.variant_key());
+        assert_ne!(u.judgment_key(), o.judgment_key());
+        assert_ne!(
+            u.unit.derive_seed("lora-init"),
+            o.unit.derive_seed("lora-init")
+        );
+        assert_eq!(explain(Some(&o.unit), &u.unit), vec!["replicate: added 1"]);
+        // New samples of the same weights.
+        let s = &sample[i];
+        assert_eq!(s.unit_key(), o.unit_key());
+        assert_ne!(s.variant_key(), o.variant_key());
+        assert_ne!(s.judgment_key(), o.judgment_key());
+        assert_ne!(
+            s.variant.derive_seed("sampling"),
+            o.variant.derive_seed("sampling")
+        );
+        // New judgments of the same samples.
+        let j = &judge[i];
+        assert_eq!(j.unit_key(), o.unit_key());
+        assert_eq!(j.variant_key(), o.variant_key());
+        assert_ne!(j.judgment_key(), o.judgment_key());
+    }
+    // Replicate 0 is left out of every JSON: the original keys are those of a sweep without it.
+    assert!(!original[0].unit.canonical_json().contains("replicate"));
+    assert!(!original[0].variant.canonical_json().contains("replicate"));
+    assert!(!original[0].judgment.canonical_json().contains("replicate"));
+}
+
+#[test]
+fn a_base_protocol_is_one_unit_whatever_the_seeds() {
+    let text = GOOD.replace("seed = [0, 1]", "seed = [3, 5, 9]");
+    let rows = cells(&text);
+    let base: Vec<_> = rows.iter().filter(|c| c.axes.protocol == "base").collect();
+    assert_eq!(
+        base.len(),
+        1,
+        "{:#?}",
+        rows.iter().map(|c| &c.axes).collect::<Vec<_>>()
+    );
+    let b = base[0];
+    assert_eq!(b.axes.dataset, "-");
+    assert_eq!(b.axes.seed, 3, "the first seed of the axis");
+    assert_eq!(b.unit.seed, 0, "a base model's unit is the model alone");
+    assert!(b.unit.dataset.is_none() && b.unit.protocol.train.is_none());
+    assert!(!b.trains());
+    assert_eq!(
+        b.chain(),
+        vec![
+            StageRef::Sample(b.variant_key()),
+            StageRef::Judge(b.judgment_key())
+        ]
+    );
+    // The same unit as the sweep with seeds [0, 1]: seeds do not reach a base unit.
+    let original = cells(GOOD);
+    let o = original.iter().find(|c| c.axes.protocol == "base").unwrap();
+    assert_eq!(o.unit_key(), b.unit_key());
+    assert_eq!(o.variant_key(), b.variant_key());
+    // The LoRA protocols still take every seed: 3 seeds x (2 + 2 datasets, medical excluded for
+    // r8-all) + the included seed 7.
+    assert_eq!(rows.len(), 1 + 3 * 2 + 3 + 1);
+}
+
+#[test]
+fn unit_keys_do_not_depend_on_the_protocols_name() {
+    let text = GOOD
+        .replace(
+            "protocol = [\"base\", \"r1-mid\", \"r8-all\"]",
+            "protocol = [\"r1-mid\", \"r1-copy\"]",
+        )
+        .replace(
+            "[protocols.r8-all]",
+            "[protocols.r1-copy]\nkind = \"lora\"\nrank = 1\nalpha = 8.0\nrslora = true\n\
+             modules = [\"down_proj\"]\nlayers = [15]\n\n[protocols.r1-copy.train]\n\
+             learning_rate = 2e-3\n\n[protocols.r8-all]",
+        );
+    let rows = cells(&text);
+    for c in rows.iter().filter(|c| c.axes.protocol == "r1-mid") {
+        let copy = rows
+            .iter()
+            .find(|o| {
+                o.axes.protocol == "r1-copy"
+                    && o.axes.dataset == c.axes.dataset
+                    && o.axes.seed == c.axes.seed
+            })
+            .unwrap();
+        assert_eq!(copy.unit_key(), c.unit_key(), "{:?}", c.axes);
+        assert_eq!(copy.variant_key(), c.variant_key());
+        assert!(!c.unit.canonical_json().contains("r1-mid"));
+    }
+    // 2 datasets x 2 seeds, each unit under both names (the included r8-all row aside).
+    let r1: Vec<_> = rows
+        .iter()
+        .filter(|c| c.axes.protocol.starts_with("r1-"))
+        .collect();
+    let units: BTreeSet<_> = r1.iter().map(|c| c.unit_key()).collect();
+    assert_eq!((r1.len(), units.len()), (8, 4), "two rows per unit");
+}
+
+#[test]
+fn every_n_checkpoints_are_bounded_by_max_cells() {
+    // `every:8` over a billion steps would expand to 125 million rows: refused without expanding.
+    let text = format!(
+        "{}\n[executor]\nmax_cells = 1000\n",
+        EVAL.replace("max_steps = 32", "max_steps = 1000000000")
+    );
+    let msg = refused_at(&text, "eval.checkpoints", "checkpoints = ", &["max_cells"]);
+    assert!(msg.contains("125000001"), "{msg}");
+    // At the limit it expands.
+    let text = format!("{}\n[executor]\nmax_cells = 10\n", EVAL);
+    assert_eq!(cells(&text).len(), 10);
+    let text = format!("{}\n[executor]\nmax_cells = 9\n", EVAL);
+    refused_at(
+        &text,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &["10 rows", "`executor.max_cells` = 9"],
     );
 }

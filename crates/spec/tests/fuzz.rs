@@ -24,9 +24,9 @@ use proptest::sample::Index;
 /// Default number of cases (a few seconds in release on the 2-core machine).
 const CASES: u32 = 8_000;
 
-/// Uses every part of the schema: includes and excludes, presets, layer runs, per-dataset holdout,
-/// a paper dataset, question ids, adapter scales, an API judge, Slurm resources per stage and
-/// protocol.
+/// Uses every part of the schema but the evaluation axes (see [`EVAL`]): includes and excludes,
+/// presets, layer runs, per-dataset holdout, a paper dataset, question ids, an API judge, Slurm
+/// resources per stage and protocol.
 const FULL: &str = r#"name = "full"
 description = "every part of the schema"
 
@@ -108,8 +108,6 @@ max_new_tokens = 64
 temperature = 1.0
 top_p = 0.9
 batch_size = 4
-adapter_scale = 5.0
-adapter_scales = { "layers.15.mlp.down_proj" = 30.0 }
 
 [judge]
 backend = "openai"
@@ -157,8 +155,64 @@ mem = "64G"
 time = "12:00:00"
 "#;
 
-const SEEDS: [&str; 3] = [
+/// The evaluation axes, which apply to LoRA units only: checkpoints every N steps, a list of
+/// adapter scales with per-adapter factors, and two judges over `[judge]` (a local and an API one).
+const EVAL: &str = r#"name = "eval-axes"
+
+[matrix]
+model = ["smollm2", "gemma"]
+protocol = ["r1-mid", "r4-all"]
+dataset = ["risky"]
+seed = [0, 1]
+
+[models.smollm2]
+registry = "smollm2-135m-instruct"
+
+[models.gemma]
+registry = "gemma-3-270m"
+
+[datasets.risky]
+path = "data/risky.jsonl"
+
+[protocols.r1-mid]
+kind = "lora"
+rank = 1
+modules = ["down_proj"]
+layers = [0.5]
+
+[protocols.r4-all]
+kind = "lora"
+rank = 4
+modules = ["q_proj", "v_proj"]
+
+[protocols.r4-all.train]
+max_steps = 16
+
+[train]
+max_steps = 32
+checkpoint_every = 8
+
+[eval]
+checkpoints = "every:8"
+adapter_scale = [1.0, 5.0, 20.0]
+adapter_scales = { "layers.15.mlp.down_proj" = 0.0 }
+
+[judge]
+model = "qwen2.5-coder-1.5b-instruct"
+
+[judges.exact]
+method = "exact-number"
+
+[judges.api]
+backend = "openai"
+model = "gpt-4o-2024-08-06"
+method = "top20-first-token"
+base_url = "http://127.0.0.1:9124/v1"
+"#;
+
+const SEEDS: [&str; 4] = [
     FULL,
+    EVAL,
     include_str!("../../../jobs/quickstart.toml"),
     include_str!("../../../jobs/robustness.toml"),
 ];
@@ -220,6 +274,12 @@ const KEYS: &[&str] = &[
     "eval.batch_size",
     "eval.adapter_scale",
     "eval.adapter_scales",
+    "eval.checkpoints",
+    "judges",
+    "judges.exact.method",
+    "judges.exact.prune_below",
+    "judges.api.model",
+    "judges.second.metrics",
     "judge.backend",
     "judge.model",
     "judge.method",
@@ -250,6 +310,15 @@ const TOML_TOKENS: &[&str] = &[
     "[train]",
     "[eval]",
     "[judge]",
+    "[judges.x]",
+    "\"every:8\"",
+    "\"every:0\"",
+    "\"every:\"",
+    "[0, 8, \"final\"]",
+    "[8, 8]",
+    "[1.0, 5.0]",
+    "[1.0, 1.0]",
+    "[]",
     "[slurm]",
     "[[matrix]]",
     "[protocols.x]",
@@ -465,9 +534,10 @@ fn exercise(text: String, env: Vec<(String, String)>, sets: Vec<String>) -> &'st
     match resolve_full(&sweep, Fake::get()) {
         Ok(resolution) => {
             for cell in &resolution.cells {
-                let _ = cell.key();
-                for stage in [Stage::Train, Stage::Sample, Stage::Judge] {
-                    let r = sweep.file.slurm.effective(&cell.protocol.name, stage);
+                let _ = (cell.unit_key(), cell.variant_key(), cell.judgment_key());
+                let _ = cell.chain();
+                for stage in Stage::ALL {
+                    let r = sweep.file.slurm.effective(&cell.axes.protocol, stage);
                     let _ = r.worker_threads();
                 }
             }

@@ -1,11 +1,11 @@
-//! `cells/<key>/<stage_dir>/CLAIM.json`: which run works on a stage. The worker takes and gives up
+//! `<owner>/<stage>/CLAIM.json`: which run works on a stage. The worker takes and gives up
 //! claims (bin/emorg-worker/src/claim.rs, with conditional puts: [`crate::Store::put_new`] and
 //! [`crate::Store::put_if_unchanged`]); executors and `emorg status` read them here.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, Store, layout};
+use crate::{Result, StageRef, Store, layout};
 
 /// One run's claim on a stage. A released claim stays in the store (a claim changes hands by a
 /// conditional replace, never by a delete, so that no run can remove a claim another run has just
@@ -66,8 +66,8 @@ impl Claim {
 
 /// The claim on a stage that is held (not released), if any. A claim that does not parse is
 /// reported as held by an unknown run: something wrote it, and only `--take-over` clears it.
-pub fn held_claim(store: &Store, cell_key: &str, stage_dir: &str) -> Result<Option<Claim>> {
-    let key = layout::claim(cell_key, stage_dir);
+pub fn held_claim(store: &Store, stage: &StageRef) -> Result<Option<Claim>> {
+    let key = layout::claim(stage);
     let Some(bytes) = store.get_opt(&key)? else {
         return Ok(None);
     };

@@ -18,7 +18,7 @@
 //! A stage writes its outputs first ([`Store::put_output`], [`Store::put_output_file`], each
 //! returning the [`OutputEntry`] with size and SHA-256) and then [`Store::commit_stage`], which
 //! checks that every listed output exists with the listed size and only then writes
-//! `cells/<key>/<stage_dir>/DONE.json`. [`Store::read_done`] re-checks the outputs against the
+//! `<owner>/<stage>/DONE.json`. [`Store::read_done`] re-checks the outputs against the
 //! manifest, so an output that was deleted or truncated after the commit makes the stage
 //! [`DoneState::Invalid`] rather than silently done.
 //!
@@ -39,9 +39,9 @@
 
 pub mod claim;
 mod conditional;
-pub mod layout;
 mod manifest;
 pub mod table;
+mod version;
 
 use std::fmt;
 use std::future::Future;
@@ -52,6 +52,8 @@ use std::sync::Arc;
 pub use arrow;
 pub use bytes::Bytes;
 pub use conditional::{ObjectVersion, Versioned};
+pub use emorg_artifacts::layout;
+pub use emorg_artifacts::{JudgmentKey, Stage, StageRef, UnitKey, VariantKey};
 use futures::StreamExt;
 pub use manifest::{
     DoneState, Manifest, OutputEntry, sha256_hex, stale_reason, upstream_input_key,
@@ -67,6 +69,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+pub use version::LayoutFile;
 
 /// Boxed error source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -74,7 +77,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Result with [`StoreError`].
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Objects at least this large go up as multipart uploads (smaller ones in one put).
 /// Exit status of a worker that leaves a stage to another run holding its claim (`CLAIM.json`;
 /// EX_CANTCREAT from sysexits.h). Not a failure of the stage: no FAILED.json is written, and
 /// executors report the stage as claimed, not failed.
@@ -86,6 +88,7 @@ pub const CLAIMED_EXIT_CODE: u8 = 73;
 pub const ALREADY_COMMITTED: &str =
     "already committed by another run (a DONE.json exists; this run's result is not recorded)";
 
+/// Objects at least this large go up as multipart uploads (smaller ones in one put).
 pub const MULTIPART_THRESHOLD: usize = 10 * 1024 * 1024;
 const READ_CHUNK: usize = 8 * 1024 * 1024;
 
@@ -118,6 +121,9 @@ pub enum StoreError {
     /// ([`Store::get_verified`]); the reason gives both hashes and what to do.
     #[error("integrity check failed for {key}: {reason}")]
     Integrity { key: String, reason: String },
+    /// A store written in another layout version (`layout.json`, [`Store::check_layout`]).
+    #[error("store {url} is in another layout: {reason}")]
+    Layout { url: String, reason: String },
     #[error("table error ({context}): {source}")]
     Table {
         context: String,
@@ -676,17 +682,16 @@ impl Store {
 
     // ---- stage commit protocol ----------------------------------------------------------------
 
-    /// Writes a stage output at `cells/<cell_key>/<stage_dir>/<name>` and returns its entry
-    /// (name, size, SHA-256) for the manifest.
+    /// Writes a stage output at `<owner>/<stage>/<name>` and returns its entry (name, size,
+    /// SHA-256) for the manifest.
     pub fn put_output(
         &self,
-        cell_key: &str,
-        stage_dir: &str,
+        stage: &StageRef,
         name: &str,
         bytes: impl Into<Bytes>,
     ) -> Result<OutputEntry> {
         let bytes: Bytes = bytes.into();
-        let key = layout::stage_key(cell_key, stage_dir, name);
+        let key = layout::output(stage, name);
         let entry = OutputEntry::of_bytes(name, &bytes);
         self.put(&key, bytes)?;
         Ok(entry)
@@ -695,12 +700,11 @@ impl Store {
     /// Uploads a file as a stage output (streaming; multipart when large) and returns its entry.
     pub fn put_output_file(
         &self,
-        cell_key: &str,
-        stage_dir: &str,
+        stage: &StageRef,
         name: &str,
         path: &FsPath,
     ) -> Result<OutputEntry> {
-        let key = layout::stage_key(cell_key, stage_dir, name);
+        let key = layout::output(stage, name);
         let mut entry = self.put_file(&key, path)?;
         entry.name = name.to_string();
         Ok(entry)
@@ -715,15 +719,7 @@ impl Store {
     /// one is invalid or stale), so a crash mid-run never leaves the old manifest over new partial
     /// outputs. Other errors name the missing or mismatched key.
     pub fn commit_stage(&self, manifest: &Manifest) -> Result<()> {
-        let done_key = layout::done(&manifest.cell_key, &manifest.stage_dir);
-        if manifest.cell_key.trim_matches('/').is_empty()
-            || manifest.stage_dir.trim_matches('/').is_empty()
-        {
-            return Err(StoreError::Commit {
-                key: done_key,
-                reason: "manifest has an empty cell_key or stage_dir".into(),
-            });
-        }
+        let done_key = layout::done(&manifest.owner);
         if manifest.outputs.is_empty() {
             return Err(StoreError::Commit {
                 key: done_key,
@@ -732,7 +728,7 @@ impl Store {
             });
         }
         for out in &manifest.outputs {
-            let key = layout::stage_key(&manifest.cell_key, &manifest.stage_dir, &out.name);
+            let key = manifest.output_key(&out.name);
             match self.size(&key)? {
                 None => {
                     return Err(StoreError::Commit {
@@ -768,12 +764,12 @@ impl Store {
     }
 
     /// Reads and checks `DONE.json` of a stage: [`DoneState::Missing`] without one,
-    /// [`DoneState::Invalid`] when it does not parse, belongs to another cell or stage, lists no
-    /// outputs, or an output it lists is missing or has another size; else [`DoneState::Valid`].
-    /// The stage alone: whether what it read upstream has changed since is
+    /// [`DoneState::Invalid`] when it does not parse, belongs to another stage (its `owner`), lists
+    /// no outputs, or an output it lists is not a valid key, is missing or has another size; else
+    /// [`DoneState::Valid`]. The stage alone: whether what it read upstream has changed since is
     /// [`Store::read_done_chain`]'s question. Only backend failures are errors.
-    pub fn read_done(&self, cell_key: &str, stage_dir: &str) -> Result<DoneState> {
-        let done_key = layout::done(cell_key, stage_dir);
+    pub fn read_done(&self, stage: &StageRef) -> Result<DoneState> {
+        let done_key = layout::done(stage);
         let Some(bytes) = self.get_opt(&done_key)? else {
             return Ok(DoneState::Missing);
         };
@@ -785,13 +781,12 @@ impl Store {
                 });
             }
         };
-        if manifest.cell_key != cell_key
-            || manifest.stage_dir.trim_matches('/') != stage_dir.trim_matches('/')
-        {
+        if manifest.owner != *stage {
             return Ok(DoneState::Invalid {
                 reason: format!(
-                    "{done_key} belongs to cell {} stage_dir {}, not to this cell and stage",
-                    manifest.cell_key, manifest.stage_dir
+                    "{done_key} belongs to {} {}, not to this stage",
+                    manifest.owner,
+                    manifest.owner.key()
                 ),
             });
         }
@@ -803,8 +798,22 @@ impl Store {
             });
         }
         for out in &manifest.outputs {
-            let key = layout::stage_key(cell_key, stage_dir, &out.name);
-            match self.size(&key)? {
+            let key = layout::output(stage, &out.name);
+            let size = match self.size(&key) {
+                // A name no writer could have stored under (`..`, an empty segment): the
+                // manifest's fault, not the backend's.
+                Err(StoreError::BadKey { reason, .. }) => {
+                    return Ok(DoneState::Invalid {
+                        reason: format!(
+                            "{done_key} lists output {:?}, which is not a valid store key \
+                             ({reason})",
+                            out.name
+                        ),
+                    });
+                }
+                other => other?,
+            };
+            match size {
                 None => {
                     return Ok(DoneState::Invalid {
                         reason: format!("output {key} listed in {done_key} is missing"),
@@ -827,13 +836,13 @@ impl Store {
     /// Like [`Store::read_done`], and also re-hashes every output against its recorded SHA-256
     /// (reads every output: for audits; consumers verify what they read with
     /// [`Store::get_verified`] instead).
-    pub fn verify_done(&self, cell_key: &str, stage_dir: &str) -> Result<DoneState> {
-        let state = self.read_done(cell_key, stage_dir)?;
+    pub fn verify_done(&self, stage: &StageRef) -> Result<DoneState> {
+        let state = self.read_done(stage)?;
         let DoneState::Valid(manifest) = &state else {
             return Ok(state);
         };
         for out in &manifest.outputs {
-            let key = layout::stage_key(cell_key, stage_dir, &out.name);
+            let key = layout::output(stage, &out.name);
             let sha = self.sha256_of(&key)?;
             if sha != out.sha256 {
                 return Ok(DoneState::Invalid {
@@ -862,19 +871,18 @@ impl Store {
         .map_err(|e| StoreError::backend(key, e))
     }
 
-    /// The states of a cell's stages in pipeline order, each stage able to read the outputs of
-    /// those before it (`stage_dirs`, e.g. `["train", "sample/final", "judge/final"]`; a stage the
-    /// cell does not run is just [`DoneState::Missing`], and changes nothing since no later stage
-    /// recorded an input from it). Each state is [`Store::read_done`]'s, except that a valid stage
+    /// The states of a chain of stages in pipeline order, each stage able to read the outputs of
+    /// those before it (e.g. a unit's train, one of its variants' sample, one judgment of that
+    /// variant). Each state is [`Store::read_done`]'s, except that a valid stage
     /// becomes [`DoneState::Stale`] when [`stale_reason`] finds an upstream output it recorded in
     /// its `inputs` changed, or its stage no longer done (so a stage that read a stale one is stale
     /// too). The worker's skip decision, the executors' stage states and the report all use this.
-    pub fn read_done_chain(&self, cell_key: &str, stage_dirs: &[&str]) -> Result<Vec<DoneState>> {
-        let mut states: Vec<DoneState> = Vec::with_capacity(stage_dirs.len());
-        for dir in stage_dirs {
-            let state = match self.read_done(cell_key, dir)? {
+    pub fn read_done_chain(&self, chain: &[StageRef]) -> Result<Vec<DoneState>> {
+        let mut states: Vec<DoneState> = Vec::with_capacity(chain.len());
+        for stage in chain {
+            let state = match self.read_done(stage)? {
                 DoneState::Valid(manifest) => {
-                    match stale_reason(&manifest, stage_dirs.iter().copied().zip(states.iter())) {
+                    match stale_reason(&manifest, chain.iter().zip(states.iter())) {
                         Some(reason) => DoneState::Stale { manifest, reason },
                         None => DoneState::Valid(manifest),
                     }
@@ -886,7 +894,7 @@ impl Store {
         Ok(states)
     }
 
-    /// Reads output `name` of the stage `manifest` commits (`cells/<cell_key>/<stage_dir>/<name>`),
+    /// Reads output `name` of the stage `manifest` commits (`<owner>/<stage>/<name>`),
     /// hashing it as it streams in, and returns its bytes only when their size and SHA-256 are the
     /// ones the manifest lists. Every consumer of an upstream output reads it through this (or
     /// [`Store::get_to_file_verified`]) and records [`upstream_input_key`] -> its SHA-256 in its
@@ -934,20 +942,20 @@ impl Store {
 /// The key and manifest entry of output `name` of the stage `manifest` commits; an
 /// [`StoreError::Integrity`] when the manifest does not list it.
 fn listed_output<'m>(manifest: &'m Manifest, name: &str) -> Result<(String, &'m OutputEntry)> {
-    let key = layout::stage_key(&manifest.cell_key, &manifest.stage_dir, name);
+    let key = manifest.output_key(name);
     match manifest.output(name) {
         Some(entry) => Ok((key, entry)),
         None => Err(StoreError::Integrity {
             reason: format!(
                 "{} does not list it (it lists {}): the stage did not commit this output; rerun stage `{}` with --force",
-                layout::done(&manifest.cell_key, &manifest.stage_dir),
+                layout::done(&manifest.owner),
                 manifest
                     .outputs
                     .iter()
                     .map(|o| o.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                manifest.stage
+                manifest.stage()
             ),
             key,
         }),
@@ -965,18 +973,18 @@ fn check_output(
     if size == entry.size && sha == entry.sha256 {
         return Ok(());
     }
-    let done = layout::done(&manifest.cell_key, &manifest.stage_dir);
+    let done = layout::done(&manifest.owner);
     Err(StoreError::Integrity {
         key: key.to_string(),
         reason: format!(
             "it has sha256 {sha} ({size} bytes) but {done} records sha256 {} ({} bytes): the output \
              changed after stage `{stage}` committed it, so nothing built on it can be trusted; \
-             rerun that stage with --force (`emorg-worker {stage} --force --store <url> --cell {}`), \
+             rerun that stage with --force (`emorg-worker {stage} --force --store <url> --key {}`), \
              or delete {done} and run the sweep again",
             entry.sha256,
             entry.size,
-            manifest.cell_key,
-            stage = manifest.stage,
+            manifest.owner.key(),
+            stage = manifest.stage(),
         ),
     })
 }

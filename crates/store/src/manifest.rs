@@ -6,6 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::layout;
+use emorg_artifacts::{Stage, StageRef};
+
 /// One output of a stage as recorded in its manifest: the name relative to the stage directory,
 /// its size in bytes and the hex SHA-256 of its content.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -26,15 +29,12 @@ impl OutputEntry {
     }
 }
 
-/// `cells/<key>/<stage_dir>/DONE.json`: written last, after every output it lists. A stage without
-/// a valid manifest is not done.
+/// `<owner>/<stage>/DONE.json` (`units/<unit>/train/DONE.json`, ...): written last, after every
+/// output it lists. A stage without a valid manifest is not done.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Manifest {
-    pub cell_key: String,
-    /// Stage name, e.g. `train`, `sample`, `judge`.
-    pub stage: String,
-    /// Directory of the stage under the cell, e.g. `train` or `judge/final`.
-    pub stage_dir: String,
+    /// The stage and the key of the identity that owns it.
+    pub owner: StageRef,
     pub outputs: Vec<OutputEntry>,
     /// Input name -> sha256 of what the stage read (dataset, questions, upstream manifests).
     pub inputs: BTreeMap<String, String>,
@@ -49,6 +49,21 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Stage name, e.g. `train`, `sample`, `judge`.
+    pub fn stage(&self) -> Stage {
+        self.owner.stage()
+    }
+
+    /// `<owner>/<stage>`: the prefix of every output the manifest lists.
+    pub fn prefix(&self) -> String {
+        layout::stage_prefix(&self.owner)
+    }
+
+    /// The store key of output `name`.
+    pub fn output_key(&self, name: &str) -> String {
+        layout::output(&self.owner, name)
+    }
+
     /// The recorded entry of output `name`, if listed.
     pub fn output(&self, name: &str) -> Option<&OutputEntry> {
         self.outputs.iter().find(|o| o.name == name)
@@ -63,7 +78,7 @@ impl Manifest {
 pub enum DoneState {
     /// No `DONE.json`: the stage has not finished (never ran, running, crashed or failed).
     Missing,
-    /// `DONE.json` parsed, belongs to this cell and stage, and every output it lists exists with
+    /// `DONE.json` parsed, names this stage of this owner, and every output it lists exists with
     /// the recorded size.
     Valid(Manifest),
     /// `DONE.json` exists but cannot be trusted; `reason` names the offending key.
@@ -90,10 +105,10 @@ impl DoneState {
 }
 
 /// The key under which a stage records, in its manifest's `inputs`, the SHA-256 of an output of
-/// an upstream stage it read: `<stage_dir>/<name>` (e.g. `train/adapter/adapter_model.safetensors`,
-/// `sample/final/responses.parquet`). [`stale_reason`] compares exactly these entries.
-pub fn upstream_input_key(stage_dir: &str, name: &str) -> String {
-    format!("{}/{}", stage_dir.trim_matches('/'), name.trim_matches('/'))
+/// an upstream stage it read: the output's store key (`units/<unit>/train/adapter/...`,
+/// `variants/<variant>/sample/responses.parquet`). [`stale_reason`] compares exactly these entries.
+pub fn upstream_input_key(upstream: &StageRef, name: &str) -> String {
+    layout::output(upstream, name)
 }
 
 /// The staleness rule, the one place it is decided (the worker's skip decision, the executors'
@@ -101,24 +116,24 @@ pub fn upstream_input_key(stage_dir: &str, name: &str) -> String {
 /// [`Store::read_done_chain`](crate::Store::read_done_chain)).
 ///
 /// `manifest` is a valid `DONE.json`; `upstream` gives the current state of every stage before it
-/// (its stage directory and what [`Store::read_done_chain`](crate::Store::read_done_chain) found).
-/// For every input the manifest recorded under an upstream stage's directory
+/// (the stage and what [`Store::read_done_chain`](crate::Store::read_done_chain) found).
+/// For every input the manifest recorded under an upstream stage's prefix
 /// ([`upstream_input_key`]), that stage must still be [`DoneState::Valid`] and list the output
 /// with the same SHA-256; otherwise the reason names the input, the hash the stage read and what
 /// the upstream stage lists now. Inputs under no upstream directory (the model, the dataset, the
-/// questions: content-addressed by the cell itself) are not compared here.
+/// questions: content-addressed by the identities themselves) are not compared here.
 pub fn stale_reason<'a>(
     manifest: &Manifest,
-    upstream: impl IntoIterator<Item = (&'a str, &'a DoneState)>,
+    upstream: impl IntoIterator<Item = (&'a StageRef, &'a DoneState)>,
 ) -> Option<String> {
-    for (dir, state) in upstream {
-        let dir = dir.trim_matches('/');
-        let prefix = format!("{dir}/");
+    for (stage, state) in upstream {
+        let prefix = format!("{}/", layout::stage_prefix(stage));
+        let dir = stage.to_string();
         for (input, read) in &manifest.inputs {
             let Some(name) = input.strip_prefix(&prefix) else {
                 continue;
             };
-            let done = crate::layout::done(&manifest.cell_key, dir);
+            let done = layout::done(stage);
             let now = match state {
                 DoneState::Valid(m) => match m.output(name) {
                     Some(out) if out.sha256 == *read => continue,
@@ -147,19 +162,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ALREADY_COMMITTED, Store, StoreError, layout};
+    use crate::{ALREADY_COMMITTED, JudgmentKey, Store, StoreError, UnitKey, VariantKey, layout};
+
+    fn hex(c: char) -> String {
+        std::iter::repeat_n(c, 64).collect()
+    }
+
+    fn train(c: char) -> StageRef {
+        StageRef::Train(UnitKey::parse(&hex(c)).unwrap())
+    }
+
+    fn sample(c: char) -> StageRef {
+        StageRef::Sample(VariantKey::parse(&hex(c)).unwrap())
+    }
+
+    fn judge(c: char) -> StageRef {
+        StageRef::Judge(JudgmentKey::parse(&hex(c)).unwrap())
+    }
 
     fn manifest(
-        cell: &str,
-        stage_dir: &str,
+        owner: &StageRef,
         outputs: Vec<OutputEntry>,
         inputs: &[(String, String)],
     ) -> Manifest {
         let now = Utc::now();
         Manifest {
-            cell_key: cell.into(),
-            stage: stage_dir.split('/').next().unwrap().into(),
-            stage_dir: stage_dir.into(),
+            owner: owner.clone(),
             outputs,
             inputs: inputs.iter().cloned().collect(),
             seeds: BTreeMap::new(),
@@ -175,16 +203,13 @@ mod tests {
     /// given inputs); returns the manifest.
     fn commit(
         store: &Store,
-        cell: &str,
-        stage_dir: &str,
+        owner: &StageRef,
         name: &str,
         bytes: &[u8],
         inputs: &[(String, String)],
     ) -> Manifest {
-        let entry = store
-            .put_output(cell, stage_dir, name, bytes.to_vec())
-            .unwrap();
-        let m = manifest(cell, stage_dir, vec![entry], inputs);
+        let entry = store.put_output(owner, name, bytes.to_vec()).unwrap();
+        let m = manifest(owner, vec![entry], inputs);
         store.commit_stage(&m).unwrap();
         m
     }
@@ -200,12 +225,38 @@ mod tests {
     }
 
     #[test]
+    fn a_manifest_knows_its_stage_prefix_and_output_keys() {
+        let m = manifest(&judge('c'), vec![], &[]);
+        let c = hex('c');
+        assert_eq!(m.stage(), Stage::Judge);
+        assert_eq!(m.prefix(), format!("judgments/{c}/judge"));
+        assert_eq!(
+            m.output_key("scores.parquet"),
+            format!("judgments/{c}/judge/scores.parquet")
+        );
+        // The owner serialises as {"stage": ..., "key": ...} and reads back as the same stage.
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json["owner"],
+            serde_json::json!({"stage": "judge", "key": c})
+        );
+        let back: Manifest = serde_json::from_value(json).unwrap();
+        assert_eq!(back.owner, judge('c'));
+        // An upstream input is recorded under the output's full store key.
+        assert_eq!(
+            upstream_input_key(&train('a'), "adapter/adapter_model.safetensors"),
+            format!("units/{}/train/adapter/adapter_model.safetensors", hex('a'))
+        );
+    }
+
+    #[test]
     fn a_tampered_output_of_the_same_size_is_refused_with_both_hashes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("file://{}", dir.path().display())).unwrap();
-        let (cell, name) = ("c1", "responses.parquet");
-        let m = commit(&store, cell, "sample/final", name, b"good bytes", &[]);
-        let key = layout::stage_key(cell, "sample/final", name);
+        let (owner, name) = (sample('1'), "responses.parquet");
+        let m = commit(&store, &owner, name, b"good bytes", &[]);
+        let key = layout::output(&owner, name);
+        assert_eq!(key, format!("variants/{}/sample/{name}", hex('1')));
         assert_eq!(store.get_verified(&m, name).unwrap(), &b"good bytes"[..]);
         let out = dir.path().join("copy/responses.parquet");
         store.get_to_file_verified(&m, name, &out).unwrap();
@@ -213,16 +264,17 @@ mod tests {
 
         // Same size, other bytes: the size check of read_done cannot see it, the reader does.
         store.put(&key, &b"evil bytes"[..]).unwrap();
-        assert!(store.read_done(cell, "sample/final").unwrap().is_valid());
+        assert!(store.read_done(&owner).unwrap().is_valid());
         let reason = integrity_reason(store.get_verified(&m, name).unwrap_err(), &key);
         for part in [
-            sha256_hex(b"evil bytes").as_str(),
-            sha256_hex(b"good bytes").as_str(),
-            "cells/c1/sample/final/DONE.json",
-            "--force",
-            "emorg-worker sample",
+            sha256_hex(b"evil bytes"),
+            sha256_hex(b"good bytes"),
+            format!("variants/{}/sample/DONE.json", hex('1')),
+            "--force".into(),
+            "emorg-worker sample".into(),
+            format!("--key {}", hex('1')),
         ] {
-            assert!(reason.contains(part), "{part} in {reason}");
+            assert!(reason.contains(&part), "{part} in {reason}");
         }
         let msg = StoreError::Integrity {
             key: key.clone(),
@@ -241,35 +293,38 @@ mod tests {
             1
         );
 
-        // An output the manifest does not list is refused too.
-        let ghost = layout::stage_key(cell, "sample/final", "ghost.bin");
+        // An output the manifest does not list is refused too, naming what it lists.
+        let ghost = layout::output(&owner, "ghost.bin");
         let reason = integrity_reason(store.get_verified(&m, "ghost.bin").unwrap_err(), &ghost);
-        assert!(reason.contains("does not list it"), "{reason}");
+        assert!(
+            reason.contains("does not list it") && reason.contains("responses.parquet"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn a_manifest_without_outputs_is_invalid_and_is_not_committed() {
         let store = Store::open("memory://").unwrap();
+        let owner = train('2');
+        let done = format!("units/{}/train/DONE.json", hex('2'));
+        assert_eq!(layout::done(&owner), done);
         let err = store
-            .commit_stage(&manifest("c2", "train", vec![], &[]))
+            .commit_stage(&manifest(&owner, vec![], &[]))
             .unwrap_err();
         assert!(
             matches!(&err, StoreError::Commit { key, reason }
-                if key == "cells/c2/train/DONE.json" && reason.contains("lists no outputs")),
+                if *key == done && reason.contains("lists no outputs")),
             "{err:?}"
         );
-        assert!(!store.exists(&layout::done("c2", "train")).unwrap());
+        assert!(!store.exists(&done).unwrap());
 
         // Written behind the protocol's back (an older or foreign writer): invalid, not done.
         store
-            .put_json(
-                &layout::done("c2", "train"),
-                &manifest("c2", "train", vec![], &[]),
-            )
+            .put_json(&done, &manifest(&owner, vec![], &[]))
             .unwrap();
-        match store.read_done("c2", "train").unwrap() {
+        match store.read_done(&owner).unwrap() {
             DoneState::Invalid { reason } => assert!(
-                reason.contains("lists no outputs") && reason.contains("cells/c2/train/DONE.json"),
+                reason.contains("lists no outputs") && reason.contains(&done),
                 "{reason}"
             ),
             other => panic!("expected Invalid, got {other:?}"),
@@ -279,63 +334,57 @@ mod tests {
     #[test]
     fn a_second_commit_of_a_stage_is_refused_as_already_committed() {
         let store = Store::open("memory://").unwrap();
-        let first = commit(&store, "c3", "judge/final", "scores.parquet", b"one", &[]);
+        let owner = judge('3');
+        let first = commit(&store, &owner, "scores.parquet", b"one", &[]);
         let entry = store
-            .put_output("c3", "judge/final", "scores.parquet", b"two".to_vec())
+            .put_output(&owner, "scores.parquet", b"two".to_vec())
             .unwrap();
-        let second = manifest("c3", "judge/final", vec![entry], &[]);
+        let second = manifest(&owner, vec![entry], &[]);
         let err = store.commit_stage(&second).unwrap_err();
         assert!(err.is_already_committed(), "{err:?}");
+        let msg = err.to_string();
         assert!(
-            err.to_string().contains("cells/c3/judge/final/DONE.json")
-                && err.to_string().contains(ALREADY_COMMITTED),
-            "{err}"
+            msg.contains(&format!("judgments/{}/judge/DONE.json", hex('3')))
+                && msg.contains(ALREADY_COMMITTED),
+            "{msg}"
         );
         // The first run's manifest stands.
-        let kept: Manifest = store.get_json(&layout::done("c3", "judge/final")).unwrap();
+        let kept: Manifest = store.get_json(&layout::done(&owner)).unwrap();
         assert_eq!(kept.outputs, first.outputs);
-        // Other commit errors are not "already committed".
+        // Other commit errors are not "already committed": the same entry listed for another
+        // stage, where no such output exists.
         let missing = store
-            .commit_stage(&manifest(
-                "c3",
-                "sample/final",
-                vec![first.outputs[0].clone()],
-                &[],
-            ))
+            .commit_stage(&manifest(&sample('3'), vec![first.outputs[0].clone()], &[]))
             .unwrap_err();
         assert!(!missing.is_already_committed(), "{missing:?}");
+        assert!(
+            matches!(&missing, StoreError::Commit { key, .. }
+                if *key == layout::output(&sample('3'), "scores.parquet")),
+            "{missing:?}"
+        );
     }
 
-    const DIRS: [&str; 3] = ["train", "sample/final", "judge/final"];
     const ADAPTER: &str = "adapter/adapter_model.safetensors";
 
+    /// The chain of one row: unit `a`'s train, variant `b`'s sample, judgment `c`'s judge.
+    fn chain() -> [StageRef; 3] {
+        [train('a'), sample('b'), judge('c')]
+    }
+
     /// train -> sample -> judge, each recording the hash of what it read upstream.
-    fn pipeline(store: &Store, cell: &str, adapter: &[u8]) {
-        let train = commit(store, cell, "train", ADAPTER, adapter, &[]);
+    fn pipeline(store: &Store, adapter: &[u8]) {
+        let [t, s, j] = chain();
+        let train = commit(store, &t, ADAPTER, adapter, &[]);
         let read = [(
-            upstream_input_key("train", ADAPTER),
+            upstream_input_key(&t, ADAPTER),
             train.outputs[0].sha256.clone(),
         )];
-        let sample = commit(
-            store,
-            cell,
-            "sample/final",
-            "responses.parquet",
-            b"answers",
-            &read,
-        );
+        let sample = commit(store, &s, "responses.parquet", b"answers", &read);
         let read = [(
-            upstream_input_key("sample/final", "responses.parquet"),
+            upstream_input_key(&s, "responses.parquet"),
             sample.outputs[0].sha256.clone(),
         )];
-        commit(
-            store,
-            cell,
-            "judge/final",
-            "scores.parquet",
-            b"scores",
-            &read,
-        );
+        commit(store, &j, "scores.parquet", b"scores", &read);
     }
 
     fn stale(state: &DoneState) -> &str {
@@ -348,67 +397,135 @@ mod tests {
     #[test]
     fn a_redone_upstream_stage_makes_the_stages_built_on_it_stale() {
         let store = Store::open("memory://").unwrap();
-        let cell = "c4";
-        pipeline(&store, cell, b"adapter A");
-        let states = store.read_done_chain(cell, &DIRS).unwrap();
+        let chain = chain();
+        let [t, s, _] = &chain;
+        pipeline(&store, b"adapter A");
+        let states = store.read_done_chain(&chain).unwrap();
+        assert_eq!(states.len(), 3);
         assert!(states.iter().all(DoneState::is_valid), "{states:?}");
 
         // Train redone with other results (other hardware, or another worker build).
-        store.delete(&layout::done(cell, "train")).unwrap();
-        commit(&store, cell, "train", ADAPTER, b"adapter B", &[]);
-        let states = store.read_done_chain(cell, &DIRS).unwrap();
+        store.delete(&layout::done(t)).unwrap();
+        commit(&store, t, ADAPTER, b"adapter B", &[]);
+        let states = store.read_done_chain(&chain).unwrap();
         assert!(states[0].is_valid());
         let reason = stale(&states[1]);
         for part in [
-            "train/adapter/adapter_model.safetensors".to_string(),
+            format!("units/{}/train/adapter/adapter_model.safetensors", hex('a')),
             sha256_hex(b"adapter A"),
             sha256_hex(b"adapter B"),
-            "cells/c4/train/DONE.json".to_string(),
+            format!("units/{}/train/DONE.json", hex('a')),
         ] {
             assert!(reason.contains(&part), "{part} in {reason}");
         }
         // Transitively: the judge read the stale sample's answers.
         let reason = stale(&states[2]);
         assert!(
-            reason.contains("sample/final/responses.parquet")
-                && reason.contains("stage sample/final is stale"),
+            reason.contains(&upstream_input_key(s, "responses.parquet"))
+                && reason.contains(&format!("stage {s} is stale")),
             "{reason}"
         );
         assert!(states[2].manifest().is_none(), "stale is not valid");
 
         // The same bytes again (a deterministic retrain) change nothing.
-        store.delete(&layout::done(cell, "train")).unwrap();
-        commit(&store, cell, "train", ADAPTER, b"adapter A", &[]);
-        let states = store.read_done_chain(cell, &DIRS).unwrap();
+        store.delete(&layout::done(t)).unwrap();
+        commit(&store, t, ADAPTER, b"adapter A", &[]);
+        let states = store.read_done_chain(&chain).unwrap();
         assert!(states.iter().all(DoneState::is_valid), "{states:?}");
 
-        // An upstream stage no longer done (a forced rerun that failed) leaves nothing to trust.
-        store.delete(&layout::done(cell, "train")).unwrap();
-        let states = store.read_done_chain(cell, &DIRS).unwrap();
-        assert!(matches!(states[0], DoneState::Missing));
-        assert!(stale(&states[1]).contains("no longer done"));
+        // Train redone without the output the sample read: "no longer lists it".
+        store.delete(&layout::done(t)).unwrap();
+        commit(&store, t, "model/model.safetensors", b"full weights", &[]);
+        let states = store.read_done_chain(&chain).unwrap();
+        assert!(states[0].is_valid());
+        assert!(
+            stale(&states[1]).contains("no longer lists it"),
+            "{states:?}"
+        );
         assert!(matches!(states[2], DoneState::Stale { .. }));
+
+        // An upstream stage no longer done (a forced rerun that failed) leaves nothing to trust.
+        store.delete(&layout::done(t)).unwrap();
+        let states = store.read_done_chain(&chain).unwrap();
+        assert!(matches!(states[0], DoneState::Missing));
+        let reason = stale(&states[1]);
+        assert!(
+            reason.contains("no longer done") && reason.contains(&t.to_string()),
+            "{reason}"
+        );
+        assert!(matches!(states[2], DoneState::Stale { .. }));
+
+        // An invalid upstream stage (an output gone) makes its readers stale, naming why.
+        commit(&store, t, ADAPTER, b"adapter A", &[]);
+        assert!(store.read_done_chain(&chain).unwrap()[1].is_valid());
+        store.delete(&layout::output(t, ADAPTER)).unwrap();
+        let states = store.read_done_chain(&chain).unwrap();
+        assert!(matches!(states[0], DoneState::Invalid { .. }));
+        let reason = stale(&states[1]);
+        assert!(
+            reason.contains(&format!("stage {t} is invalid")) && reason.contains("missing"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn only_inputs_under_a_stage_of_the_chain_are_compared() {
+        let store = Store::open("memory://").unwrap();
+        let [t, s, j] = chain();
+        // A sample that read unit `a`'s adapter, and was then asked about under another unit's
+        // train (`d`): an input under no stage of that chain is not compared.
+        let adapter = commit(&store, &t, ADAPTER, b"adapter A", &[]);
+        let read = [(
+            upstream_input_key(&t, ADAPTER),
+            adapter.outputs[0].sha256.clone(),
+        )];
+        let m = commit(&store, &s, "responses.parquet", b"answers", &read);
+        assert_eq!(stale_reason(&m, [(&train('d'), &DoneState::Missing)]), None);
+        // The same stage is compared: its prefix matches the recorded key exactly.
+        assert!(stale_reason(&m, [(&t, &DoneState::Missing)]).is_some());
+        // A judgment's sample (another variant `e` with the same outputs) is not the one it read.
+        let jm = commit(
+            &store,
+            &j,
+            "scores.parquet",
+            b"scores",
+            &[(upstream_input_key(&s, "responses.parquet"), "00".repeat(32))],
+        );
+        assert_eq!(
+            stale_reason(&jm, [(&sample('e'), &DoneState::Missing)]),
+            None
+        );
+        let reason = stale_reason(&jm, [(&s, &store.read_done(&s).unwrap())]).unwrap();
+        assert!(
+            reason.contains(&"00".repeat(32)) && reason.contains(&sha256_hex(b"answers")),
+            "{reason}"
+        );
     }
 
     #[test]
     fn a_stage_that_read_nothing_upstream_is_not_stale() {
-        // A base cell: no train stage, and its sample recorded only content-addressed inputs.
+        // A base model's unit: no train stage, and its sample recorded only content-addressed
+        // inputs.
         let store = Store::open("memory://").unwrap();
+        let chain = chain();
         let m = commit(
             &store,
-            "c5",
-            "sample/final",
+            &chain[1],
             "responses.parquet",
             b"answers",
             &[("model".into(), "ab".repeat(32))],
         );
-        let states = store.read_done_chain("c5", &DIRS).unwrap();
+        let states = store.read_done_chain(&chain).unwrap();
         assert!(matches!(states[0], DoneState::Missing));
         assert!(states[1].is_valid());
+        assert!(matches!(states[2], DoneState::Missing));
         assert_eq!(
-            stale_reason(&m, [("train", &DoneState::Missing)]),
+            stale_reason(&m, [(&chain[0], &DoneState::Missing)]),
             None,
-            "inputs under no upstream directory are not compared"
+            "inputs under no upstream stage are not compared"
         );
+        // The chain without the train stage reads the same.
+        let states = store.read_done_chain(&chain[1..]).unwrap();
+        assert!(states[0].is_valid() && matches!(states[1], DoneState::Missing));
     }
 }

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use emorg_store::{
-    DoneState, MULTIPART_THRESHOLD, Manifest, OutputEntry, Store, StoreError, layout, sha256_hex,
+    DoneState, JudgmentKey, MULTIPART_THRESHOLD, Manifest, OutputEntry, StageRef, Store,
+    StoreError, UnitKey, layout, sha256_hex,
 };
 use object_store::ObjectStoreExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
@@ -90,12 +91,22 @@ fn raw_client(url: &str, secret: Option<&str>) -> (AmazonS3, String) {
     )
 }
 
-fn manifest(cell: &str, stage_dir: &str, outputs: Vec<OutputEntry>) -> Manifest {
+fn hex(c: char) -> String {
+    std::iter::repeat_n(c, 64).collect()
+}
+
+fn train(c: char) -> StageRef {
+    StageRef::Train(UnitKey::parse(&hex(c)).unwrap())
+}
+
+fn judge(c: char) -> StageRef {
+    StageRef::Judge(JudgmentKey::parse(&hex(c)).unwrap())
+}
+
+fn manifest(owner: &StageRef, outputs: Vec<OutputEntry>) -> Manifest {
     let now = Utc::now();
     Manifest {
-        cell_key: cell.into(),
-        stage: stage_dir.split('/').next().unwrap().into(),
-        stage_dir: stage_dir.into(),
+        owner: owner.clone(),
         outputs,
         inputs: BTreeMap::from([("dataset".to_string(), "cd".repeat(32))]),
         seeds: BTreeMap::from([("sampling".to_string(), 11)]),
@@ -128,28 +139,26 @@ fn s3_commit_protocol_round_trip() {
         return;
     };
     let store = &s.store;
-    let (cell, stage_dir) = ("5eed", "judge/final");
+    let stage = judge('5');
     assert!(matches!(
-        store.read_done(cell, stage_dir).unwrap(),
+        store.read_done(&stage).unwrap(),
         DoneState::Missing
     ));
 
     let scores = b"scores-bytes".to_vec();
     let e1 = store
-        .put_output(cell, stage_dir, "scores.parquet", scores.clone())
+        .put_output(&stage, "scores.parquet", scores.clone())
         .unwrap();
     assert_eq!(e1.sha256, sha256_hex(&scores));
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("judge.log");
     std::fs::write(&log, b"a log of things").unwrap();
-    let e2 = store
-        .put_output_file(cell, stage_dir, "judge.log", &log)
-        .unwrap();
+    let e2 = store.put_output_file(&stage, "judge.log", &log).unwrap();
     assert_eq!((e2.name.as_str(), e2.size), ("judge.log", 15));
 
     // outputs alone are not a commit
     assert!(matches!(
-        store.read_done(cell, stage_dir).unwrap(),
+        store.read_done(&stage).unwrap(),
         DoneState::Missing
     ));
 
@@ -160,9 +169,9 @@ fn s3_commit_protocol_round_trip() {
         sha256: "00".into(),
     };
     let err = store
-        .commit_stage(&manifest(cell, stage_dir, vec![e1.clone(), ghost]))
+        .commit_stage(&manifest(&stage, vec![e1.clone(), ghost]))
         .unwrap_err();
-    let ghost_key = layout::stage_key(cell, stage_dir, "ghost.bin");
+    let ghost_key = layout::output(&stage, "ghost.bin");
     assert!(
         matches!(&err, StoreError::Commit { key, .. } if *key == ghost_key),
         "{err:?}"
@@ -172,41 +181,41 @@ fn s3_commit_protocol_round_trip() {
         ..e1.clone()
     };
     let err = store
-        .commit_stage(&manifest(cell, stage_dir, vec![long]))
+        .commit_stage(&manifest(&stage, vec![long]))
         .unwrap_err();
     assert!(err.to_string().contains("scores.parquet"), "{err}");
-    assert!(!store.exists(&layout::done(cell, stage_dir)).unwrap());
+    assert!(!store.exists(&layout::done(&stage)).unwrap());
 
     store
-        .commit_stage(&manifest(cell, stage_dir, vec![e1.clone(), e2.clone()]))
+        .commit_stage(&manifest(&stage, vec![e1.clone(), e2.clone()]))
         .unwrap();
     // a second handle (a fresh client) sees the commit: it is on the server, not in a cache
     let other = Store::open(store.url()).unwrap();
-    let state = other.verify_done(cell, stage_dir).unwrap();
+    let state = other.verify_done(&stage).unwrap();
     let DoneState::Valid(read) = &state else {
         panic!("expected Valid, got {state:?}")
     };
     assert_eq!(read.outputs, vec![e1.clone(), e2.clone()]);
     assert_eq!(read.seeds["sampling"], 11);
     assert_eq!(
-        store.list(&layout::stage_prefix(cell, stage_dir)).unwrap(),
+        store.list(&layout::stage_prefix(&stage)).unwrap(),
         vec![
-            layout::done(cell, stage_dir),
-            layout::stage_key(cell, stage_dir, "judge.log"),
-            layout::stage_key(cell, stage_dir, "scores.parquet"),
+            layout::done(&stage),
+            layout::output(&stage, "judge.log"),
+            layout::output(&stage, "scores.parquet"),
         ]
     );
 
     // an output replaced by a shorter one -> Invalid, naming its key
-    let scores_key = layout::stage_key(cell, stage_dir, "scores.parquet");
+    let scores_key = layout::output(&stage, "scores.parquet");
     store.put(&scores_key, "short").unwrap();
-    let reason = invalid_reason(store.read_done(cell, stage_dir).unwrap());
+    let reason = invalid_reason(store.read_done(&stage).unwrap());
     assert!(reason.contains(&scores_key), "{reason}");
 
     // same size, other bytes: only verify_done (which hashes) sees it
     store.put(&scores_key, "SCORES-BYTES").unwrap();
-    assert!(store.read_done(cell, stage_dir).unwrap().is_valid());
-    let reason = invalid_reason(store.verify_done(cell, stage_dir).unwrap());
+    assert!(store.read_done(&stage).unwrap().is_valid());
+    let reason = invalid_reason(store.verify_done(&stage).unwrap());
     assert!(
         reason.contains("sha256") && reason.contains(&scores_key),
         "{reason}"
@@ -214,20 +223,18 @@ fn s3_commit_protocol_round_trip() {
 
     // a deleted output -> Invalid
     store.put(&scores_key, scores).unwrap();
-    assert!(store.verify_done(cell, stage_dir).unwrap().is_valid());
-    store
-        .delete(&layout::stage_key(cell, stage_dir, "judge.log"))
-        .unwrap();
-    let reason = invalid_reason(store.read_done(cell, stage_dir).unwrap());
+    assert!(store.verify_done(&stage).unwrap().is_valid());
+    store.delete(&layout::output(&stage, "judge.log")).unwrap();
+    let reason = invalid_reason(store.read_done(&stage).unwrap());
     assert!(
         reason.contains("judge.log") && reason.contains("missing"),
         "{reason}"
     );
 
     // an unparsable DONE.json -> Invalid naming it
-    store.put(&layout::done(cell, stage_dir), "{").unwrap();
-    let reason = invalid_reason(store.read_done(cell, stage_dir).unwrap());
-    assert!(reason.contains(&layout::done(cell, stage_dir)), "{reason}");
+    store.put(&layout::done(&stage), "{").unwrap();
+    let reason = invalid_reason(store.read_done(&stage).unwrap());
+    assert!(reason.contains(&layout::done(&stage)), "{reason}");
 }
 
 /// `put_file` at and around the multipart threshold: a file of `MULTIPART_THRESHOLD - 1` bytes is
@@ -235,7 +242,11 @@ fn s3_commit_protocol_round_trip() {
 /// one comes back byte for byte with the size and SHA-256 that `put_file` reported.
 #[test]
 fn s3_large_put_file_is_multipart_and_round_trips() {
-    let Some(s) = Scratch::open("multipart") else {
+    // Short names throughout: s3s-fs keeps a multipart upload's metadata in one file named after
+    // the base64 of bucket and key, so a key longer than about 125 bytes (prefix included) fails
+    // there with "File name too long" (HTTP 500); AWS S3 takes 1024-byte keys. A step adapter's key
+    // alone is 92 bytes before the file name.
+    let Some(s) = Scratch::open("mp") else {
         return;
     };
     let store = &s.store;
@@ -258,21 +269,23 @@ fn s3_large_put_file_is_multipart_and_round_trips() {
     };
 
     let cases = [
-        ("empty.bin", 0, false),
-        ("below.bin", MULTIPART_THRESHOLD - 1, false),
-        ("two-parts.bin", MULTIPART_THRESHOLD + 4321, true),
-        ("three-parts.bin", 2 * MULTIPART_THRESHOLD + 12_345, true),
+        ("empty", 0, false),
+        ("below", MULTIPART_THRESHOLD - 1, false),
+        ("two", MULTIPART_THRESHOLD + 4321, true),
+        ("three", 2 * MULTIPART_THRESHOLD + 12_345, true),
     ];
     for (name, n, multipart) in cases {
         let data = pattern(n);
         let src = dir.path().join(name);
         std::fs::write(&src, &data).unwrap();
-        let entry = store
-            .put_output_file("big", "train/ckpt/10", name, &src)
-            .unwrap();
+        // An adapter kept at a step: a train output under `steps/<step:08>/`.
+        let stage = train('b');
+        let output = layout::step_adapter_name(10, name);
+        let entry = store.put_output_file(&stage, &output, &src).unwrap();
+        assert_eq!(entry.name, output, "{name}");
         assert_eq!(entry.size, n as u64, "{name}");
         assert_eq!(entry.sha256, sha256_hex(&data), "{name}");
-        let key = layout::stage_key("big", "train/ckpt/10", name);
+        let key = layout::output(&stage, &output);
         assert_eq!(store.size(&key).unwrap(), Some(n as u64), "{name}");
         assert_eq!(store.sha256_of(&key).unwrap(), entry.sha256, "{name}");
 
@@ -309,16 +322,16 @@ fn s3_prefixes_are_isolated() {
     };
     let a = Scratch::at(&url);
     let b = Scratch::at(&format!("{url}0"));
-    a.store.put("cells/k1/x.json", "{}").unwrap();
-    a.store.put("cells/k10/y.json", "{}").unwrap();
-    b.store.put("cells/k1/z.json", "{}").unwrap();
+    a.store.put("units/k1/x.json", "{}").unwrap();
+    a.store.put("units/k10/y.json", "{}").unwrap();
+    b.store.put("units/k1/z.json", "{}").unwrap();
     assert_eq!(
         a.store.list("").unwrap(),
-        vec!["cells/k1/x.json", "cells/k10/y.json"]
+        vec!["units/k1/x.json", "units/k10/y.json"]
     );
-    assert_eq!(a.store.list("cells/k1").unwrap(), vec!["cells/k1/x.json"]);
-    assert_eq!(b.store.list("").unwrap(), vec!["cells/k1/z.json"]);
-    assert!(!b.store.exists("cells/k1/x.json").unwrap());
+    assert_eq!(a.store.list("units/k1").unwrap(), vec!["units/k1/x.json"]);
+    assert_eq!(b.store.list("").unwrap(), vec!["units/k1/z.json"]);
+    assert!(!b.store.exists("units/k1/x.json").unwrap());
 }
 
 /// The server the tests run against checks request signatures, so a credentials bug in the store
@@ -390,9 +403,9 @@ fn s3_put_new_writes_once() {
         return;
     };
     let store = &s.store;
-    assert!(store.put_new("cells/k/train/CLAIM.json", "one").unwrap());
-    assert!(!store.put_new("cells/k/train/CLAIM.json", "two").unwrap());
-    assert_eq!(&store.get("cells/k/train/CLAIM.json").unwrap()[..], b"one");
+    assert!(store.put_new(&layout::claim(&train('e')), "one").unwrap());
+    assert!(!store.put_new(&layout::claim(&train('e')), "two").unwrap());
+    assert_eq!(&store.get(&layout::claim(&train('e'))).unwrap()[..], b"one");
 }
 
 /// The claim race on the S3 server (crates/store/src/conditional.rs): sequentially a replace of a
@@ -405,7 +418,7 @@ fn claim_race_on_s3_leaves_one_holder_after_the_writes_land() {
     let Some(s) = Scratch::open("claim-race") else {
         return;
     };
-    let key = "cells/k/train/CLAIM.json";
+    let key = &layout::claim(&train('e'));
     s.store.put(key, "stale").unwrap();
     let v = s.store.get_versioned(key).unwrap().unwrap().version;
     assert!(s.store.put_if_unchanged(key, &v, "first").unwrap());
@@ -442,4 +455,42 @@ fn claim_race_on_s3_leaves_one_holder_after_the_writes_land() {
         .filter(|i| &last[..] == format!("run-{i}").as_bytes())
         .collect();
     assert_eq!(holders.len(), 1, "{winners:?}: {last:?}");
+}
+
+/// The layout version on S3: under a prefix (a `PrefixStore`), an empty store passes
+/// `check_layout` and `ensure_layout` writes `layout.json` once; a store holding `cells/` keys of
+/// layout 1 is refused by both, naming layout 1, and nothing is written to it.
+#[test]
+fn s3_layout_version_is_written_once_and_layout_1_is_refused() {
+    let Some(url) = s3_url("layout") else {
+        return;
+    };
+    let fresh = Scratch::at(&url);
+    let store = &fresh.store;
+    store.check_layout().unwrap();
+    assert!(store.list("").unwrap().is_empty());
+    store.ensure_layout().unwrap();
+    store.ensure_layout().unwrap();
+    assert_eq!(store.list("").unwrap(), vec![layout::LAYOUT_FILE]);
+    let json: serde_json::Value = store.get_json(layout::LAYOUT_FILE).unwrap();
+    assert_eq!(json, serde_json::json!({"version": layout::LAYOUT_VERSION}));
+    assert_eq!(store.layout_version().unwrap(), Some(2));
+
+    let old = Scratch::at(&format!("{url}-v1"));
+    let store = &old.store;
+    store.put("cells/x/cell.json", "{}").unwrap();
+    assert_eq!(store.layout_version().unwrap(), Some(1));
+    for err in [
+        store.check_layout().unwrap_err(),
+        store.ensure_layout().unwrap_err(),
+    ] {
+        let msg = err.to_string();
+        assert!(
+            matches!(err, StoreError::Layout { .. }) && msg.contains("layout 1"),
+            "{msg}"
+        );
+    }
+    assert_eq!(store.list("").unwrap(), vec!["cells/x/cell.json"]);
+    // The two stores' prefixes share a beginning: the fresh one still holds only its layout.json.
+    assert_eq!(fresh.store.layout_version().unwrap(), Some(2));
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use emorg_store::arrow::array::{Array, Float64Array, RecordBatch, StringArray, UInt32Array};
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
-use emorg_store::{DoneState, Manifest, OutputEntry, Store, StoreError, layout, sha256_hex, table};
+use emorg_store::{
+    DoneState, JudgmentKey, Manifest, OutputEntry, StageRef, Store, StoreError, UnitKey,
+    VariantKey, layout, sha256_hex, table,
+};
 use serde::{Deserialize, Serialize};
 
 fn file_store() -> (tempfile::TempDir, Store) {
@@ -16,12 +19,26 @@ fn file_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn manifest(cell: &str, stage_dir: &str, outputs: Vec<OutputEntry>) -> Manifest {
+fn hex(c: char) -> String {
+    std::iter::repeat_n(c, 64).collect()
+}
+
+fn train(c: char) -> StageRef {
+    StageRef::Train(UnitKey::parse(&hex(c)).unwrap())
+}
+
+fn sample(c: char) -> StageRef {
+    StageRef::Sample(VariantKey::parse(&hex(c)).unwrap())
+}
+
+fn judge(c: char) -> StageRef {
+    StageRef::Judge(JudgmentKey::parse(&hex(c)).unwrap())
+}
+
+fn manifest(owner: &StageRef, outputs: Vec<OutputEntry>) -> Manifest {
     let now = Utc::now();
     Manifest {
-        cell_key: cell.into(),
-        stage: stage_dir.split('/').next().unwrap().into(),
-        stage_dir: stage_dir.into(),
+        owner: owner.clone(),
         outputs,
         inputs: BTreeMap::from([("dataset".to_string(), "ab".repeat(32))]),
         seeds: BTreeMap::from([("sampling".to_string(), 7)]),
@@ -122,13 +139,13 @@ fn memory_store_roundtrip() {
 #[test]
 fn missing_key_error_names_the_key() {
     let (_dir, store) = file_store();
-    let err = store.get("cells/abc/train/metrics.parquet").unwrap_err();
+    let err = store.get("units/abc/train/metrics.parquet").unwrap_err();
     assert!(
-        matches!(&err, StoreError::NotFound { key } if key == "cells/abc/train/metrics.parquet"),
+        matches!(&err, StoreError::NotFound { key } if key == "units/abc/train/metrics.parquet"),
         "{err:?}"
     );
     assert!(
-        err.to_string().contains("cells/abc/train/metrics.parquet"),
+        err.to_string().contains("units/abc/train/metrics.parquet"),
         "{err}"
     );
     assert!(err.is_not_found());
@@ -175,16 +192,15 @@ fn bad_keys_are_rejected() {
 #[test]
 fn commit_protocol_on_file_store() {
     let (_dir, store) = file_store();
-    let cell = "c0ffee";
-    let stage_dir = "judge/final";
+    let stage = judge('c');
     assert!(matches!(
-        store.read_done(cell, stage_dir).unwrap(),
+        store.read_done(&stage).unwrap(),
         DoneState::Missing
     ));
 
     let scores = b"scores-bytes".to_vec();
     let e1 = store
-        .put_output(cell, stage_dir, "scores.parquet", scores.clone())
+        .put_output(&stage, "scores.parquet", scores.clone())
         .unwrap();
     assert_eq!(
         e1,
@@ -194,17 +210,17 @@ fn commit_protocol_on_file_store() {
             sha256: sha256_hex(&scores)
         }
     );
+    let scores_key = layout::output(&stage, "scores.parquet");
     assert_eq!(
-        store
-            .get(&layout::stage_key(cell, stage_dir, "scores.parquet"))
-            .unwrap(),
-        scores
+        scores_key,
+        format!("judgments/{}/judge/scores.parquet", hex('c'))
     );
+    assert_eq!(store.get(&scores_key).unwrap(), scores);
 
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), b"a log of things").unwrap();
     let e2 = store
-        .put_output_file(cell, stage_dir, "judge.log", tmp.path())
+        .put_output_file(&stage, "judge.log", tmp.path())
         .unwrap();
     assert_eq!(e2.name, "judge.log");
     assert_eq!(e2.size, 15);
@@ -212,33 +228,45 @@ fn commit_protocol_on_file_store() {
 
     // still not done: DONE.json comes last
     assert!(matches!(
-        store.read_done(cell, stage_dir).unwrap(),
+        store.read_done(&stage).unwrap(),
         DoneState::Missing
     ));
 
-    let m = manifest(cell, stage_dir, vec![e1.clone(), e2.clone()]);
+    let m = manifest(&stage, vec![e1.clone(), e2.clone()]);
     store.commit_stage(&m).unwrap();
-    let state = store.read_done(cell, stage_dir).unwrap();
+    assert!(
+        store
+            .local_root()
+            .unwrap()
+            .join(format!("judgments/{}/judge/DONE.json", hex('c')))
+            .is_file()
+    );
+    let state = store.read_done(&stage).unwrap();
     let DoneState::Valid(read) = &state else {
         panic!("expected Valid, got {state:?}")
     };
+    assert_eq!(read.owner, stage);
     assert_eq!(read.outputs, vec![e1.clone(), e2.clone()]);
     assert_eq!(read.seeds["sampling"], 7);
-    assert!(store.verify_done(cell, stage_dir).unwrap().is_valid());
+    assert!(store.verify_done(&stage).unwrap().is_valid());
+    // The same key's other stages are not done by it.
+    assert!(matches!(
+        store.read_done(&sample('c')).unwrap(),
+        DoneState::Missing
+    ));
 
     // truncate an output on disk -> Invalid, and the reason names the key
-    let scores_key = layout::stage_key(cell, stage_dir, "scores.parquet");
     let on_disk = store.local_root().unwrap().join(&scores_key);
     std::fs::write(&on_disk, b"short").unwrap();
-    match store.read_done(cell, stage_dir).unwrap() {
+    match store.read_done(&stage).unwrap() {
         DoneState::Invalid { reason } => assert!(reason.contains(&scores_key), "{reason}"),
         other => panic!("expected Invalid, got {other:?}"),
     }
 
     // same size, different content: read_done cannot see it, verify_done can
     std::fs::write(&on_disk, b"SCORES-BYTES").unwrap();
-    assert!(store.read_done(cell, stage_dir).unwrap().is_valid());
-    match store.verify_done(cell, stage_dir).unwrap() {
+    assert!(store.read_done(&stage).unwrap().is_valid());
+    match store.verify_done(&stage).unwrap() {
         DoneState::Invalid { reason } => assert!(
             reason.contains("sha256") && reason.contains(&scores_key),
             "{reason}"
@@ -247,10 +275,8 @@ fn commit_protocol_on_file_store() {
     }
 
     // delete an output -> Invalid
-    store
-        .delete(&layout::stage_key(cell, stage_dir, "judge.log"))
-        .unwrap();
-    match store.read_done(cell, stage_dir).unwrap() {
+    store.delete(&layout::output(&stage, "judge.log")).unwrap();
+    match store.read_done(&stage).unwrap() {
         DoneState::Invalid { reason } => assert!(
             reason.contains("judge.log") && reason.contains("missing"),
             "{reason}"
@@ -259,31 +285,111 @@ fn commit_protocol_on_file_store() {
     }
 
     // unparsable DONE.json -> Invalid naming DONE.json
-    store.put(&layout::done(cell, stage_dir), "{").unwrap();
-    match store.read_done(cell, stage_dir).unwrap() {
+    store.put(&layout::done(&stage), "{").unwrap();
+    match store.read_done(&stage).unwrap() {
         DoneState::Invalid { reason } => {
-            assert!(reason.contains(&layout::done(cell, stage_dir)), "{reason}")
+            assert!(reason.contains(&layout::done(&stage)), "{reason}")
         }
         other => panic!("expected Invalid, got {other:?}"),
     }
+}
 
-    // a DONE.json copied from another cell is foreign
-    let other = manifest("other", stage_dir, vec![]);
-    store
-        .put_json(&layout::done(cell, stage_dir), &other)
+/// A `DONE.json` whose `owner` is another stage (copied from another judgment, or from the
+/// sample stage of a variant whose key happens to be spelled the same) is Invalid, even when every
+/// output it lists is there with the listed size.
+#[test]
+fn a_done_json_of_another_owner_is_invalid() {
+    let store = Store::open("memory://").unwrap();
+    let stage = judge('c');
+    let e = store
+        .put_output(&stage, "scores.parquet", b"scores".to_vec())
         .unwrap();
-    assert!(matches!(
-        store.read_done(cell, stage_dir).unwrap(),
-        DoneState::Invalid { .. }
-    ));
+    store
+        .commit_stage(&manifest(&stage, vec![e.clone()]))
+        .unwrap();
+    assert!(store.read_done(&stage).unwrap().is_valid());
+
+    for other in [judge('d'), sample('c'), train('c')] {
+        let foreign = manifest(&other, vec![e.clone()]);
+        store.put_json(&layout::done(&stage), &foreign).unwrap();
+        match store.read_done(&stage).unwrap() {
+            DoneState::Invalid { reason } => assert!(
+                reason.contains(&layout::done(&stage))
+                    && reason.contains("belongs to")
+                    && reason.contains(&other.to_string())
+                    && reason.contains(other.key()),
+                "{other}: {reason}"
+            ),
+            state => panic!("{other}: expected Invalid, got {state:?}"),
+        }
+        assert!(matches!(
+            store.verify_done(&stage).unwrap(),
+            DoneState::Invalid { .. }
+        ));
+        assert!(matches!(
+            store.read_done_chain(std::slice::from_ref(&stage)).unwrap()[..],
+            [DoneState::Invalid { .. }]
+        ));
+    }
+
+    // A DONE.json whose owner does not parse as a stage (an unknown stage, a bad key) is Invalid.
+    let mut json = serde_json::to_value(manifest(&stage, vec![e])).unwrap();
+    for owner in [
+        serde_json::json!({"stage": "eval", "key": hex('c')}),
+        serde_json::json!({"stage": "judge", "key": "C".repeat(64)}),
+        serde_json::json!(hex('c')),
+    ] {
+        json["owner"] = owner.clone();
+        store.put_json(&layout::done(&stage), &json).unwrap();
+        match store.read_done(&stage).unwrap() {
+            DoneState::Invalid { reason } => assert!(
+                reason.contains("does not parse as a manifest"),
+                "{owner}: {reason}"
+            ),
+            state => panic!("{owner}: expected Invalid, got {state:?}"),
+        }
+    }
+}
+
+/// A `DONE.json` (written behind the protocol's back) listing an output whose name makes no valid
+/// key is Invalid, naming it: not an error, which would stop every reader of the store.
+#[test]
+fn a_done_json_listing_an_output_name_that_is_no_key_is_invalid() {
+    let store = Store::open("memory://").unwrap();
+    let stage = sample('a');
+    let good = store
+        .put_output(&stage, "responses.parquet", b"answers".to_vec())
+        .unwrap();
+    for name in ["../../x", "a//b", "steps/./x", ".."] {
+        let bad = OutputEntry::of_bytes(name, b"x");
+        store
+            .put_json(
+                &layout::done(&stage),
+                &manifest(&stage, vec![good.clone(), bad]),
+            )
+            .unwrap();
+        match store.read_done(&stage).unwrap() {
+            DoneState::Invalid { reason } => assert!(
+                reason.contains(&format!("{name:?}"))
+                    && reason.contains("not a valid store key")
+                    && reason.contains(&layout::done(&stage)),
+                "{name}: {reason}"
+            ),
+            state => panic!("{name}: expected Invalid, got {state:?}"),
+        }
+        assert!(matches!(
+            store.verify_done(&stage).unwrap(),
+            DoneState::Invalid { .. }
+        ));
+    }
 }
 
 #[test]
 fn commit_refuses_missing_or_short_outputs() {
     let store = Store::open("memory://").unwrap();
-    let cell = "k1";
+    let stage = train('1');
     let entry = store
-        .put_output(cell, "train", "metrics.parquet", vec![0u8; 100])
+        .put_output(&stage, "metrics.parquet", vec![0u8; 100])
         .unwrap();
 
     let missing = OutputEntry {
@@ -292,33 +398,35 @@ fn commit_refuses_missing_or_short_outputs() {
         sha256: "00".into(),
     };
     let err = store
-        .commit_stage(&manifest(cell, "train", vec![entry.clone(), missing]))
+        .commit_stage(&manifest(&stage, vec![entry.clone(), missing]))
         .unwrap_err();
-    let want = layout::stage_key(cell, "train", "adapter.safetensors");
+    let want = layout::output(&stage, "adapter.safetensors");
+    assert_eq!(
+        want,
+        format!("units/{}/train/adapter.safetensors", hex('1'))
+    );
     assert!(
         matches!(&err, StoreError::Commit { key, .. } if *key == want),
         "{err:?}"
     );
     assert!(err.to_string().contains(&want));
-    assert!(!store.exists(&layout::done(cell, "train")).unwrap());
+    assert!(!store.exists(&layout::done(&stage)).unwrap());
 
     let short = OutputEntry {
         size: 101,
         ..entry.clone()
     };
     let err = store
-        .commit_stage(&manifest(cell, "train", vec![short]))
+        .commit_stage(&manifest(&stage, vec![short]))
         .unwrap_err();
     assert!(err.to_string().contains("metrics.parquet"), "{err}");
     assert!(matches!(
-        store.read_done(cell, "train").unwrap(),
+        store.read_done(&stage).unwrap(),
         DoneState::Missing
     ));
 
-    store
-        .commit_stage(&manifest(cell, "train", vec![entry]))
-        .unwrap();
-    assert!(store.read_done(cell, "train").unwrap().is_valid());
+    store.commit_stage(&manifest(&stage, vec![entry])).unwrap();
+    assert!(store.read_done(&stage).unwrap().is_valid());
 }
 
 #[test]
@@ -332,12 +440,22 @@ fn large_file_goes_up_multipart_and_comes_back() {
     let src = dir.path().join("big.bin");
     std::fs::write(&src, &data).unwrap();
 
-    let entry = store
-        .put_output_file("big", "train/ckpt/10", "adapter_model.safetensors", &src)
-        .unwrap();
+    // An adapter kept at a step: a train output under `steps/<step:08>/`.
+    let stage = train('b');
+    let name = layout::step_adapter_name(10, "adapter_model.safetensors");
+    let entry = store.put_output_file(&stage, &name, &src).unwrap();
+    assert_eq!(entry.name, name);
     assert_eq!(entry.size, n as u64);
     assert_eq!(entry.sha256, sha256_hex(&data));
-    let key = layout::stage_key("big", "train/ckpt/10", "adapter_model.safetensors");
+    let key = layout::output(&stage, &name);
+    assert_eq!(
+        key,
+        format!(
+            "units/{}/train/steps/00000010/adapter_model.safetensors",
+            hex('b')
+        )
+    );
+    assert_eq!(layout::checkpoint_step(&key), Some(10));
     assert_eq!(store.size(&key).unwrap(), Some(n as u64));
     assert_eq!(store.sha256_of(&key).unwrap(), entry.sha256);
 
@@ -438,14 +556,12 @@ fn s3_store_when_configured() {
         store.delete(&key).unwrap();
     }
     roundtrip(&store);
-    let cell = "s3cell";
+    let stage = train('5');
     let e = store
-        .put_output(cell, "train", "metrics.parquet", vec![9u8; 1000])
+        .put_output(&stage, "metrics.parquet", vec![9u8; 1000])
         .unwrap();
-    store
-        .commit_stage(&manifest(cell, "train", vec![e]))
-        .unwrap();
-    assert!(store.verify_done(cell, "train").unwrap().is_valid());
+    store.commit_stage(&manifest(&stage, vec![e])).unwrap();
+    assert!(store.verify_done(&stage).unwrap().is_valid());
 
     let dir = tempfile::tempdir().unwrap();
     let n = emorg_store::MULTIPART_THRESHOLD + 4321;
@@ -467,12 +583,13 @@ fn s3_store_when_configured() {
 fn put_new_writes_once() {
     let (_d, file) = file_store();
     let memory = Store::open("memory://").unwrap();
+    let claim = layout::claim(&train('e'));
     for store in [&file, &memory] {
-        assert!(store.put_new("cells/k/train/CLAIM.json", "one").unwrap());
-        assert!(!store.put_new("cells/k/train/CLAIM.json", "two").unwrap());
-        assert_eq!(&store.get("cells/k/train/CLAIM.json").unwrap()[..], b"one");
-        store.delete("cells/k/train/CLAIM.json").unwrap();
-        assert!(store.put_new("cells/k/train/CLAIM.json", "three").unwrap());
+        assert!(store.put_new(&claim, "one").unwrap());
+        assert!(!store.put_new(&claim, "two").unwrap());
+        assert_eq!(&store.get(&claim).unwrap()[..], b"one");
+        store.delete(&claim).unwrap();
+        assert!(store.put_new(&claim, "three").unwrap());
     }
 }
 

@@ -9,8 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::expand::Point;
 use super::{Files, InputFile, InputKind, Problems};
-use crate::cell::{Axes, DatasetRef};
+use crate::cell::DatasetRef;
 use crate::load::Sweep;
 use crate::papers::{PAPER_DATASETS, how_to_obtain, paper_dataset};
 use crate::schema::DatasetDef;
@@ -82,7 +83,7 @@ fn check_paper(problems: &mut Problems, name: &str, d: &DatasetDef, paper: &str)
 /// The datasets of the cells, hashed and checked against their pins.
 pub(super) fn lookup<'a>(
     sweep: &Sweep,
-    axes: &'a BTreeSet<Axes>,
+    axes: &'a BTreeSet<Point>,
     files: &mut Files,
     problems: &mut Problems,
 ) -> Datasets<'a> {

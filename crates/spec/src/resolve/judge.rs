@@ -1,4 +1,8 @@
-//! Pass 3, the judge: `[judge]` (static) and its model.
+//! Pass 3, the judges: `[judge]` and `[judges.NAME]` (static) and their models.
+//!
+//! Every function takes one judge ([`Judge`]: its name and effective settings, `[judge]` under
+//! its `[judges.NAME]` table); a problem is located at the line that set the value (the judge's
+//! table, else `[judge]`).
 //!
 //! Takes the parsed sweep. [`check`] reports a bad method, pruning threshold, metrics, EM
 //! thresholds, and a `base_url` with the local backend; [`check_api`] the connection settings of
@@ -15,17 +19,101 @@ use super::{Problems, Resolver};
 use crate::cell::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec};
 use crate::error::{Diagnostic, Location};
 use crate::load::Sweep;
-use crate::schema::{JUDGE_METHODS, JudgeBackendKind, SweepFile};
+use crate::schema::{JUDGE_METHODS, JudgeBackendKind, JudgeConfig};
 use crate::suggest::did_you_mean;
 
-/// `[judge]`, except the API's connection settings ([`check_api`]).
-pub(super) fn check(sweep: &Sweep, problems: &mut Problems) {
-    let j = &sweep.file.judge;
+/// One judge of the sweep.
+pub(super) struct Judge {
+    pub(super) name: String,
+    /// `judge` or `judges.NAME`.
+    table: String,
+    pub(super) cfg: JudgeConfig,
+}
+
+impl Judge {
+    /// The sweep's judges, sorted by name.
+    pub(super) fn all(sweep: &Sweep) -> Vec<Judge> {
+        sweep
+            .file
+            .judges()
+            .into_iter()
+            .map(|(name, table, cfg)| Judge { name, table, cfg })
+            .collect()
+    }
+
+    /// The key path of `field` where it was set: the judge's table when it sets it, else
+    /// `[judge]`.
+    fn key(&self, sweep: &Sweep, field: &str) -> String {
+        let own = format!("{}.{field}", self.table);
+        if self.table != "judge" && sweep.locate(&own) == Location::Default {
+            format!("judge.{field}")
+        } else {
+            own
+        }
+    }
+}
+
+/// Two judges with the same settings under two names would judge every variant twice into the
+/// same judgment: refused, naming both.
+pub(super) fn check_distinct(sweep: &Sweep, problems: &mut Problems) {
+    let judges = Judge::all(sweep);
+    for (i, a) in judges.iter().enumerate() {
+        for b in &judges[..i] {
+            let same = |x: &JudgeConfig, y: &JudgeConfig| {
+                x.backend == y.backend
+                    && x.model == y.model
+                    && x.method == y.method
+                    && x.prune_below == y.prune_below
+                    && x.metrics == y.metrics
+                    && x.base_url == y.base_url
+                    && x.api_key_env == y.api_key_env
+            };
+            if same(&a.cfg, &b.cfg) {
+                problems.bad(
+                    &a.table,
+                    format!(
+                        "`{}` and `{}` are the same judge (same backend, model, method, \
+                         metrics): give one a different setting or remove it",
+                        b.table, a.table
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Two judges whose settings differ as written but resolve to the same [`JudgeSpec`] (a model by
+/// its `[models]` name and by its registry name, a `base_url` with and without its trailing
+/// slash, an `api_key_env` on a local judge) would give every variant one judgment under two
+/// names: refused, naming both, at the later judge's table.
+pub(super) fn check_distinct_specs(judges: &[(Judge, JudgeSpec)], problems: &mut Problems) {
+    for (i, (a, spec_a)) in judges.iter().enumerate() {
+        if let Some((b, _)) = judges[..i].iter().find(|(_, spec_b)| spec_b == spec_a) {
+            problems.bad(
+                &a.table,
+                format!(
+                    "`{}` and `{}` are the same judge once resolved (backend, model `{}`, \
+                     method, metrics): give one a different setting or remove it",
+                    b.table,
+                    a.table,
+                    spec_a.model_name()
+                ),
+            );
+        }
+    }
+}
+
+/// A judge's settings, except the API's connection settings ([`check_api`]); the EM thresholds
+/// (one per sweep) with the default judge only.
+pub(super) fn check(sweep: &Sweep, judge: &Judge, problems: &mut Problems) {
+    let j = &judge.cfg;
+    let key = |field: &str| judge.key(sweep, field);
     if !JUDGE_METHODS.contains(&j.method.as_str()) {
+        let k = key("method");
         problems.bad(
-            "judge.method",
+            &k,
             format!(
-                "bad value for `judge.method`: unknown method `{}`, expected one of {}{}",
+                "bad value for `{k}`: unknown method `{}`, expected one of {}{}",
                 j.method,
                 JUDGE_METHODS.join(", "),
                 did_you_mean(&j.method, JUDGE_METHODS.iter())
@@ -33,22 +121,28 @@ pub(super) fn check(sweep: &Sweep, problems: &mut Problems) {
         );
     }
     if !(0.0..1.0).contains(&j.prune_below) {
+        let k = key("prune_below");
         problems.bad(
-            "judge.prune_below",
+            &k,
             format!(
-                "bad value for `judge.prune_below`: must be in [0, 1) (got {})",
+                "bad value for `{k}`: must be in [0, 1) (got {})",
                 j.prune_below
             ),
         );
     }
     if j.metrics.is_empty() {
-        problems.bad("judge.metrics", "`judge.metrics` is empty".to_string());
+        let k = key("metrics");
+        problems.bad(&k, format!("`{k}` is empty"));
     }
     if j.backend == JudgeBackendKind::Local && j.base_url.is_some() {
+        let (k, b) = (key("base_url"), key("backend"));
         problems.bad(
-            "judge.base_url",
-            "`judge.base_url` is set but `judge.backend` is \"local\": set `judge.backend = \"openai\"` to judge over an API, or remove `base_url`".to_string(),
+            &k,
+            format!("`{k}` is set but `{b}` is \"local\": set `{b} = \"openai\"` to judge over an API, or remove `base_url`"),
         );
+    }
+    if judge.table != "judge" {
+        return;
     }
     for (field, v) in [
         ("em_aligned_below", j.em_aligned_below),
@@ -65,18 +159,18 @@ pub(super) fn check(sweep: &Sweep, problems: &mut Problems) {
 
 /// With `backend = "openai"`, its connection settings. A missing value has no line of its own:
 /// it is located at the line that chose the backend.
-pub(super) fn check_api(sweep: &Sweep, problems: &mut Problems) {
-    if sweep.file.judge.backend != JudgeBackendKind::Openai {
+pub(super) fn check_api(sweep: &Sweep, judge: &Judge, problems: &mut Problems) {
+    if judge.cfg.backend != JudgeBackendKind::Openai {
         return;
     }
-    for (key, message) in openai_judge_problems(sweep) {
-        let at = match sweep.locate(key) {
-            Location::Default => sweep.locate("judge.backend"),
+    for (key, message) in openai_judge_problems(sweep, judge) {
+        let at = match sweep.locate(&key) {
+            Location::Default => sweep.locate(&judge.key(sweep, "backend")),
             here => here,
         };
         problems.list.push(Diagnostic {
             location: at,
-            key: Some(key.to_string()),
+            key: Some(key),
             message,
         });
     }
@@ -113,19 +207,21 @@ fn env_var_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Problems of a `[judge]` with `backend = "openai"`: (key, message).
-fn openai_judge_problems(sweep: &Sweep) -> Vec<(&'static str, String)> {
-    let j = &sweep.file.judge;
+/// Problems of a judge with `backend = "openai"`: (key, message). The messages name `[judge]`'s
+/// fields; the key says which table.
+fn openai_judge_problems(sweep: &Sweep, judge: &Judge) -> Vec<(String, String)> {
+    let j = &judge.cfg;
+    let key = |field: &str| judge.key(sweep, field);
     let mut out = Vec::new();
     match &j.base_url {
         None => out.push((
-            "judge.base_url",
+            key("base_url"),
             "missing `judge.base_url`: `judge.backend = \"openai\"` needs the server's API root, e.g. `base_url = \"https://api.openai.com/v1\"` or `base_url = \"http://127.0.0.1:9124/v1\"`".to_string(),
         )),
         Some(url) => {
             if let Err(why) = check_base_url(url) {
                 out.push((
-                    "judge.base_url",
+                    key("base_url"),
                     format!("bad value for `judge.base_url`: {why}; expected http(s)://host[:port]/v1"),
                 ));
             }
@@ -134,21 +230,21 @@ fn openai_judge_problems(sweep: &Sweep) -> Vec<(&'static str, String)> {
     if !env_var_name(&j.api_key_env) {
         // The value is not repeated: a key pasted here by mistake must not reach a log.
         out.push((
-            "judge.api_key_env",
+            key("api_key_env"),
             "bad value for `judge.api_key_env`: expected the NAME of an environment variable (letters, digits, `_`), such as OPENAI_API_KEY; never write the key itself in a sweep".to_string(),
         ));
     }
     if j.method == "exact-number" {
         out.push((
-            "judge.method",
+            key("method"),
             "bad value for `judge.method`: `exact-number` needs the local judge (it reads each digit after a forced prefix, which a chat API cannot give); with `judge.backend = \"openai\"` set `judge.method = \"top20-first-token\"` (the papers' rule)".to_string(),
         ));
     }
     if j.model.trim().is_empty() {
-        out.push(("judge.model", "`judge.model` is empty".to_string()));
-    } else if sweep.locate("judge.model") == Location::Default {
+        out.push((key("model"), "`judge.model` is empty".to_string()));
+    } else if sweep.locate(&key("model")) == Location::Default {
         out.push((
-            "judge.model",
+            key("model"),
             format!(
                 "missing `judge.model`: with `judge.backend = \"openai\"` it must name the served model (e.g. \"gpt-4o-2024-08-06\"); the default `{}` names a local registry model",
                 j.model
@@ -157,13 +253,13 @@ fn openai_judge_problems(sweep: &Sweep) -> Vec<(&'static str, String)> {
     }
     if j.concurrency == 0 {
         out.push((
-            "judge.concurrency",
+            key("concurrency"),
             "bad value for `judge.concurrency`: must be >= 1".to_string(),
         ));
     }
     if j.timeout_s == 0 {
         out.push((
-            "judge.timeout_s",
+            key("timeout_s"),
             "bad value for `judge.timeout_s`: must be >= 1".to_string(),
         ));
     }
@@ -174,10 +270,11 @@ fn openai_judge_problems(sweep: &Sweep) -> Vec<(&'static str, String)> {
 /// settings were validated by [`check_api`].
 pub(super) fn lookup(
     sweep: &Sweep,
+    judge: &Judge,
     resolver: &dyn Resolver,
     problems: &mut Problems,
 ) -> Option<JudgeBackend> {
-    let j = &sweep.file.judge;
+    let j = &judge.cfg;
     match j.backend {
         JudgeBackendKind::Openai => Some(JudgeBackend::OpenAi(OpenAiJudgeSpec {
             model: j.model.clone(),
@@ -206,10 +303,11 @@ pub(super) fn lookup(
                 Err(e) => {
                     let mut candidates: Vec<String> = models.keys().cloned().collect();
                     candidates.extend(resolver.model_names());
+                    let k = judge.key(sweep, "model");
                     problems.bad(
-                        "judge.model",
+                        &k,
                         format!(
-                            "bad value for `judge.model`: `{}` is neither a [models] name nor a registry model ({e}){}",
+                            "bad value for `{k}`: `{}` is neither a [models] name nor a registry model ({e}){}",
                             j.model,
                             did_you_mean(&j.model, candidates.iter())
                         ),
@@ -227,6 +325,7 @@ pub(super) fn lookup(
 /// the prompts (an unreadable file is reported by the question-file check).
 pub(super) fn check_prompts(
     sweep: &Sweep,
+    judge: &Judge,
     resolver: &dyn Resolver,
     questions_path: &Path,
     problems: &mut Problems,
@@ -246,7 +345,7 @@ pub(super) fn check_prompts(
             .collect()
     };
     let named: BTreeSet<&String> = prompts.values().flatten().collect();
-    for metric in &f.judge.metrics {
+    for metric in &judge.cfg.metrics {
         let missing: Vec<&str> = asked
             .iter()
             .filter(|q| !prompts[**q].contains(metric))
@@ -265,10 +364,11 @@ pub(super) fn check_prompts(
         if missing.len() > SHOWN {
             list.push_str(&format!(" and {} more", missing.len() - SHOWN));
         }
+        let k = judge.key(sweep, "metrics");
         problems.bad(
-            "judge.metrics",
+            &k,
             format!(
-                "judge metric `{metric}` has no judge prompt in the question file `{}` for {} of the {} questions the cells ask ({list}): add a `{metric}:` prompt (a template with {{question}} and {{answer}}) under `judge_prompts` of each, or remove `{metric}` from `judge.metrics`{}",
+                "judge metric `{metric}` has no judge prompt in the question file `{}` for {} of the {} questions the cells ask ({list}): add a `{metric}:` prompt (a template with {{question}} and {{answer}}) under `judge_prompts` of each, or remove `{metric}` from `{k}`{}",
                 f.eval.questions,
                 missing.len(),
                 asked.len(),
@@ -278,12 +378,12 @@ pub(super) fn check_prompts(
     }
 }
 
-/// The cells' judging settings.
-pub(super) fn spec(f: &SweepFile, backend: JudgeBackend) -> JudgeSpec {
+/// A judge's settings in the judgments.
+pub(super) fn spec(judge: &Judge, backend: JudgeBackend) -> JudgeSpec {
     JudgeSpec {
         backend,
-        method: f.judge.method.clone(),
-        prune_below: f.judge.prune_below,
-        metrics: f.judge.metrics.clone(),
+        method: judge.cfg.method.clone(),
+        prune_below: judge.cfg.prune_below,
+        metrics: judge.cfg.metrics.clone(),
     }
 }

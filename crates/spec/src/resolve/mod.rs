@@ -70,6 +70,11 @@ pub trait Resolver {
     fn judge_prompt_metrics(&self, _path: &Path) -> Option<Result<QuestionMetrics, String>> {
         None
     }
+    /// The number of rows of a chat JSONL dataset, when the resolver can count them (used to
+    /// know a unit's last step for `eval.checkpoints`); `None` when it cannot.
+    fn dataset_rows(&self, _path: &Path) -> Option<Result<usize, String>> {
+        None
+    }
 }
 
 /// Question id -> the metrics its `judge_prompts` name ([`Resolver::judge_prompt_metrics`]).
@@ -115,11 +120,17 @@ pub(crate) fn check_static(sweep: &Sweep) -> Vec<Diagnostic> {
     train::check(sweep, &mut problems);
     datasets::check(sweep, &mut problems);
     eval::check(sweep, &mut problems);
-    judge::check(sweep, &mut problems);
+    let judges = judge::Judge::all(sweep);
+    for j in &judges {
+        judge::check(sweep, j, &mut problems);
+    }
+    judge::check_distinct(sweep, &mut problems);
     executor::check(sweep, &mut problems);
     // Located on their own (a missing value points at the line that chose the backend); listed
     // after the others.
-    judge::check_api(sweep, &mut problems);
+    for j in &judges {
+        judge::check_api(sweep, j, &mut problems);
+    }
     let mut out = problems.list;
     out.extend(crate::slurm::check_slurm(sweep));
     // The secrets check never quotes a secret; another check's message about the same value
@@ -136,36 +147,59 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
     if !expand::check_size(sweep, &mut problems) {
         return Err(problems.into_error());
     }
-    let axes = expand::axes(sweep);
-    if axes.is_empty() {
+    let points = expand::points(sweep);
+    if points.is_empty() {
         problems.bad("matrix", "the matrix gives no cells");
         return Err(problems.into_error());
     }
 
     // Pass 3 through the resolver, over what the cells use. The order is the order of the report.
     let mut files = Files::new(resolver);
-    let models = models::lookup(sweep, &axes, resolver, &mut problems);
-    let judge_backend = judge::lookup(sweep, resolver, &mut problems);
+    let models = models::lookup(sweep, &points, resolver, &mut problems);
+    let judges: Vec<_> = judge::Judge::all(sweep)
+        .into_iter()
+        .map(|j| {
+            let backend = judge::lookup(sweep, &j, resolver, &mut problems);
+            (j, backend)
+        })
+        .collect();
     let questions_sha = eval::lookup(sweep, resolver, &mut files, &mut problems);
-    let datasets = datasets::lookup(sweep, &axes, &mut files, &mut problems);
-    let layers = protocols::lookup_layers(sweep, &axes, &models, &mut problems);
+    let datasets = datasets::lookup(sweep, &points, &mut files, &mut problems);
+    let layers = protocols::lookup_layers(sweep, &points, &models, &mut problems);
+    eval::check_kinds(sweep, &points, &mut problems);
+    let weights = eval::weights(sweep, &points, &datasets, resolver, &mut problems);
     if !problems.list.is_empty() {
         return Err(problems.into_error());
     }
-    let (Some(judge_backend), Some(questions_sha)) = (judge_backend, questions_sha) else {
+    let Some(questions_sha256) = questions_sha else {
         unreachable!("problems were reported above")
     };
+    let judges: Vec<_> = judges
+        .into_iter()
+        .map(|(j, backend)| {
+            let spec = judge::spec(&j, backend.expect("problems were reported above"));
+            (j, spec)
+        })
+        .collect();
+    judge::check_distinct_specs(&judges, &mut problems);
+    if !problems.list.is_empty() {
+        return Err(problems.into_error());
+    }
+    let judges = judges.into_iter().map(|(j, spec)| (j.name, spec)).collect();
 
     // Pass 4.
     let found = expand::Found {
         models,
         datasets,
         layers,
-        eval: eval::spec(&sweep.file, questions_sha),
-        judge: judge::spec(&sweep.file, judge_backend),
+        sampler: eval::sampler(&sweep.file),
+        questions_sha256,
+        scales: eval::scales(&sweep.file),
+        weights,
+        judges,
     };
     Ok(Resolution {
-        cells: expand::cells(sweep, &axes, &found),
+        cells: expand::cells(sweep, &points, &found),
         inputs: files.inputs.into_iter().collect(),
     })
 }

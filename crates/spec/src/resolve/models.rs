@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::expand::Point;
 use super::{Problems, Resolver};
-use crate::cell::{Axes, ModelRef};
+use crate::cell::ModelRef;
 use crate::load::Sweep;
 use crate::suggest::did_you_mean;
 
@@ -18,7 +19,7 @@ pub(super) type Models<'a> = BTreeMap<&'a str, (ModelRef, usize)>;
 /// Every model of the cells, once.
 pub(super) fn lookup<'a>(
     sweep: &Sweep,
-    axes: &'a BTreeSet<Axes>,
+    axes: &'a BTreeSet<Point>,
     resolver: &dyn Resolver,
     problems: &mut Problems,
 ) -> Models<'a> {

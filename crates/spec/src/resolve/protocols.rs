@@ -11,9 +11,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::defaults::protocol_train;
+use super::expand::Point;
 use super::models::Models;
 use super::{Problems, train};
-use crate::cell::{Axes, ProtocolKind};
+use crate::cell::ProtocolKind;
 use crate::load::Sweep;
 use crate::schema::{LORA_MODULES, LayerSel, ProtocolDef, TrainOverrides};
 use crate::suggest::did_you_mean;
@@ -188,7 +189,7 @@ impl Expanded<'_> {
 /// lookup failed are skipped: that is reported already).
 pub(super) fn lookup_layers<'a>(
     sweep: &Sweep,
-    axes: &'a BTreeSet<Axes>,
+    axes: &'a BTreeSet<Point>,
     models: &Models<'_>,
     problems: &mut Problems,
 ) -> Layers<'a> {

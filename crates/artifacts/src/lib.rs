@@ -1,0 +1,8 @@
+//! The artifact contract between the launcher, the workers and the readers of results: the typed
+//! keys of the three identities ([`keys`]), the stage each owns, and where every artifact lives in
+//! the store ([`layout`]). Writers and readers use these, never string literals.
+
+pub mod keys;
+pub mod layout;
+
+pub use keys::{BadKey, JudgmentKey, Stage, StageRef, UnitKey, VariantKey};
