@@ -125,25 +125,11 @@ pub fn records(cell: &Cell) -> [(String, String); 3] {
 #[cfg(test)]
 pub(crate) mod fixtures {
     use emorg_spec::StageRef;
-    use emorg_store::{Manifest, OutputEntry, Store};
+    use emorg_store::Store;
 
     /// Commits `stage` with one output, as a worker would.
     pub fn commit(store: &Store, stage: &StageRef) {
-        let entry: OutputEntry = store.put_output(stage, "out.txt", &b"x"[..]).unwrap();
-        let now = chrono::Utc::now();
-        store
-            .commit_stage(&Manifest {
-                owner: stage.clone(),
-                outputs: vec![entry],
-                inputs: Default::default(),
-                seeds: Default::default(),
-                worker_version: "test".into(),
-                started_at: now,
-                finished_at: now,
-                host: "test".into(),
-                metrics: serde_json::Value::Null,
-            })
-            .unwrap();
+        emorg_store::testing::commit_one(store, stage, "out.txt", &b"x"[..], Default::default());
     }
 
     use emorg_spec::{

@@ -219,7 +219,7 @@ mod tests {
     use emorg_spec::{Axes, Weights};
     use emorg_store::arrow::array::{Float32Array, UInt32Array};
     use emorg_store::arrow::datatypes::{Field, Schema};
-    use emorg_store::{JudgmentKey, Manifest, UnitKey, VariantKey, table, upstream_input_key};
+    use emorg_store::{JudgmentKey, UnitKey, VariantKey, table, upstream_input_key};
 
     use super::*;
 
@@ -270,31 +270,7 @@ mod tests {
         StageRef::Sample(row.variant_key.clone())
     }
 
-    /// Commits `name` as the one output of `stage`, recording `inputs`; returns its sha256.
-    fn commit(
-        store: &Store,
-        stage: &StageRef,
-        name: &str,
-        bytes: Vec<u8>,
-        inputs: BTreeMap<String, String>,
-    ) -> String {
-        let entry = store.put_output(stage, name, bytes).unwrap();
-        let sha = entry.sha256.clone();
-        let now = chrono::Utc::now();
-        let manifest = Manifest {
-            owner: stage.clone(),
-            outputs: vec![entry],
-            inputs,
-            seeds: BTreeMap::new(),
-            worker_version: "test".into(),
-            started_at: now,
-            finished_at: now,
-            host: "h".into(),
-            metrics: serde_json::Value::Null,
-        };
-        store.commit_stage(&manifest).unwrap();
-        sha
-    }
+    use emorg_store::testing::commit_one as commit;
 
     fn commit_scores(store: &Store, row: &RowRef, bytes: Vec<u8>) {
         commit(store, &judge(row), SCORES_FILE, bytes, BTreeMap::new());

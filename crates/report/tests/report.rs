@@ -12,7 +12,7 @@ use emorg_store::arrow::array::{
     Array, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
 use emorg_store::arrow::datatypes::{DataType, Field, Schema};
-use emorg_store::{Manifest, Store, layout, table, upstream_input_key};
+use emorg_store::{Store, layout, table, upstream_input_key};
 
 fn scores(n: usize, em_every: usize) -> Vec<ScoreRow> {
     (0..n)
@@ -289,32 +289,7 @@ fn file_store_report_has_a_local_page() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Commits `name` as the one output of `stage`, recording `inputs`; returns its sha256.
-fn commit(
-    store: &Store,
-    stage: &StageRef,
-    name: &str,
-    bytes: Vec<u8>,
-    inputs: BTreeMap<String, String>,
-) -> String {
-    let entry = store.put_output(stage, name, bytes).unwrap();
-    let sha = entry.sha256.clone();
-    let now = chrono::Utc::now();
-    store
-        .commit_stage(&Manifest {
-            owner: stage.clone(),
-            outputs: vec![entry],
-            inputs,
-            seeds: BTreeMap::new(),
-            worker_version: "test".into(),
-            started_at: now,
-            finished_at: now,
-            host: "h".into(),
-            metrics: serde_json::json!({}),
-        })
-        .unwrap();
-    sha
-}
+use emorg_store::testing::commit_one as commit;
 
 fn scores_parquet(rows: &[ScoreRow]) -> Vec<u8> {
     let schema = Arc::new(Schema::new(vec![

@@ -41,6 +41,7 @@ pub mod claim;
 mod conditional;
 mod manifest;
 pub mod table;
+pub mod testing;
 mod version;
 
 use std::fmt;
