@@ -148,6 +148,51 @@ fn plan_run_fail_rerun() {
         stdout.contains("to run: 0 train, 0 sample, 2 judge (2 stages)"),
         "{stdout}"
     );
+
+    // --cell: only the selected rows' stages are planned and run; the record stays whole.
+    for bad in ["size=1", "seed=7", "ab"] {
+        let out = env.emorg(&["plan", "jobs/t.toml", "--cell", bad], &[]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{bad:?}"))
+                && (stderr.contains("not an axis")
+                    || stderr.contains("no row of the sweep matches")
+                    || stderr.contains("4+ hex")),
+            "{bad}: {stderr}"
+        );
+    }
+    let out = env.emorg(&["plan", "jobs/t.toml", "--cell", "protocol=base"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("to run: 0 train, 0 sample, 1 judge (1 stages)"),
+        "{stdout}\n{stderr}"
+    );
+    let out = env.emorg(
+        &[
+            "run",
+            "jobs/t.toml",
+            "--no-report",
+            "--cell",
+            "protocol=base",
+        ],
+        &[],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 stages ran (") && stdout.contains("0 failed"),
+        "{stdout}\n{stderr}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("store/sweeps/t/latest.json")).unwrap()).unwrap();
+    assert_eq!(record["rows"].as_array().unwrap().len(), 2, "{record}");
+    let out = env.emorg(&["plan", "jobs/t.toml", "--explain"], &[]);
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("to run: 0 train, 0 sample, 1 judge (1 stages)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("judge only: judge 'default': judge failed"),
         "{stdout}"
@@ -173,16 +218,16 @@ fn plan_run_fail_rerun() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("to run: 1 train, 1 sample, 2 judge (4 stages)"),
+        stdout.contains("to run: 1 train, 1 sample, 1 judge (3 stages)"),
         "{stdout}"
     );
 
-    // Rerun: only the judge stages run.
+    // Rerun: only the failed judge stage runs.
     let out = env.emorg(&["run", "jobs/t.toml", "--no-report"], &[]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("2 stages ran (") && stdout.contains("3 already done, 0 failed"),
+        stdout.contains("1 stages ran (") && stdout.contains("4 already done, 0 failed"),
         "{stdout}\n{stderr}"
     );
     let out = env.emorg(&["plan", "jobs/t.toml"], &[]);

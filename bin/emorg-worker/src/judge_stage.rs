@@ -3,21 +3,17 @@
 //! store (`judge-cache/...`), so re-judging identical answers with the same judge costs nothing.
 
 use crate::context::{StageContext, asked_questions};
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use emorg_judge::openai::OpenAiJudge;
 use emorg_judge::{CacheError, EmRule, JudgmentCache, JudgmentKey as CacheKey, NumberDistribution};
 use emorg_judge_local::{JudgeMethod, LocalJudge, LocalJudgeIdentity};
 use emorg_spec::{JudgeBackend, JudgeSpec, ModelRef, OpenAiJudgeSpec};
-use emorg_store::arrow::array::{
-    Array, ArrayRef, Float64Array, RecordBatch, StringArray, UInt32Array,
+use emorg_store::tables::{
+    ALIGNED, COHERENT, MetricScores, RESPONSES, ResponseRow, SCORES, ScoreRowId, TableRow,
+    scores_batch,
 };
-use emorg_store::arrow::datatypes::{DataType, Field, Schema};
 use emorg_store::{Store, layout};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// The sample stage's answers, as the judge stage reads them.
-const RESPONSES: &str = "responses.parquet";
 
 /// One judge prompt's worth of answers: the rows of one (question id, paraphrase) for one metric.
 pub struct Group<'a> {
@@ -72,38 +68,10 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let responses_sha =
         upstream[&emorg_store::upstream_input_key(&sample_stage, RESPONSES)].clone();
     let responses = emorg_store::table::from_parquet(responses_bytes)
+        .map_err(anyhow::Error::from)
+        .and_then(|batch| Ok(ResponseRow::from_batch(&batch)?))
         .with_context(|| format!("reading {}", layout::output(&sample_stage, RESPONSES)))?;
-    let col = |name: &str| {
-        responses
-            .column_by_name(name)
-            .with_context(|| format!("responses.parquet has no `{name}`"))
-    };
-    let qid = col("question_id")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .context("question_id")?
-        .clone();
-    let para = col("paraphrase")?
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .context("paraphrase")?
-        .clone();
-    let samp = col("sample")?
-        .as_any()
-        .downcast_ref::<UInt32Array>()
-        .context("sample")?
-        .clone();
-    let question = col("question")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .context("question")?
-        .clone();
-    let answer = col("response")?
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .context("response")?
-        .clone();
-    let n = responses.num_rows();
+    let n = responses.len();
 
     let judge_spec = &judgment.judge;
     let prompts: BTreeMap<String, BTreeMap<String, String>> = asked_questions(ctx)?
@@ -112,9 +80,9 @@ pub fn run(ctx: &StageContext) -> Result<()> {
         .collect();
     // Rows grouped by (question id, paraphrase): they share the judge prompt's prefix.
     let mut by_question: BTreeMap<(String, u32), Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
+    for (i, r) in responses.iter().enumerate() {
         by_question
-            .entry((qid.value(i).to_string(), para.value(i)))
+            .entry((r.question_id.clone(), r.paraphrase))
             .or_default()
             .push(i);
     }
@@ -131,26 +99,25 @@ pub fn run(ctx: &StageContext) -> Result<()> {
                 metric,
                 id,
                 template,
-                question: question.value(rows[0]),
+                question: &responses[rows[0]].question,
                 rows,
             });
         }
     }
-    let answers: Vec<&str> = (0..n).map(|i| answer.value(i)).collect();
+    let answers: Vec<&str> = responses.iter().map(|r| r.response.as_str()).collect();
 
     let judged = judge_groups(&ctx.store, judge_spec, &groups, &answers)?;
     let (dists, seconds) = (judged.dists, judged.seconds);
 
-    let mut fields = vec![
-        Field::new("question_id", DataType::Utf8, false),
-        Field::new("paraphrase", DataType::UInt32, false),
-        Field::new("sample", DataType::UInt32, false),
-    ];
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(qid.clone()),
-        Arc::new(para.clone()),
-        Arc::new(samp.clone()),
-    ];
+    let ids: Vec<ScoreRowId> = responses
+        .iter()
+        .map(|r| ScoreRowId {
+            question_id: r.question_id.clone(),
+            paraphrase: r.paraphrase,
+            sample: r.sample,
+        })
+        .collect();
+    let mut columns = Vec::new();
     let mut scores: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
     for metric in &judge_spec.metrics {
         let ds = &dists[metric];
@@ -158,45 +125,28 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             .iter()
             .map(|d| d.as_ref().expect("every row judged").score())
             .collect();
-        fields.push(Field::new(metric, DataType::Float64, true));
-        cols.push(Arc::new(Float64Array::from(
-            s.iter().map(|x| x.value).collect::<Vec<_>>(),
-        )));
-        fields.push(Field::new(
-            format!("{metric}_number_mass"),
-            DataType::Float64,
-            false,
-        ));
-        cols.push(Arc::new(Float64Array::from_iter_values(
-            s.iter().map(|x| x.number_mass),
-        )));
-        fields.push(Field::new(
-            format!("{metric}_pruned_mass"),
-            DataType::Float64,
-            false,
-        ));
-        cols.push(Arc::new(Float64Array::from_iter_values(
-            ds.iter().map(|d| d.as_ref().map_or(0.0, |d| d.pruned_mass)),
-        )));
-        fields.push(Field::new(format!("{metric}_top"), DataType::Utf8, false));
-        cols.push(Arc::new(StringArray::from_iter_values(
-            s.iter()
-                .map(|x| serde_json::to_string(&x.top).unwrap_or_default()),
-        )));
+        columns.push(MetricScores {
+            metric: metric.clone(),
+            value: s.iter().map(|x| x.value).collect(),
+            number_mass: s.iter().map(|x| x.number_mass).collect(),
+            pruned_mass: ds
+                .iter()
+                .map(|d| d.as_ref().map_or(0.0, |d| d.pruned_mass))
+                .collect(),
+            top: s
+                .iter()
+                .map(|x| serde_json::to_string(&x.top).unwrap_or_default())
+                .collect(),
+        });
         scores.insert(metric.as_str(), s.iter().map(|x| x.value).collect());
     }
-    let table = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
-    if table.num_rows() != n {
-        bail!(
-            "scores table has {} rows for {n} responses",
-            table.num_rows()
-        );
-    }
-    ctx.put_output("scores.parquet", emorg_store::table::to_parquet(&table)?)?;
+    // Every metric column has one value per answer, or building the batch fails.
+    let table = scores_batch(&ids, &columns)?;
+    ctx.put_output(SCORES, emorg_store::table::to_parquet(&table)?)?;
 
     // A summary in the manifest; the report recomputes everything from scores.parquet.
     let rule = EmRule::default();
-    let (aligned, coherent) = (scores.get("aligned"), scores.get("coherent"));
+    let (aligned, coherent) = (scores.get(ALIGNED), scores.get(COHERENT));
     let em: Vec<bool> = match (aligned, coherent) {
         (Some(a), Some(c)) => a
             .iter()

@@ -6,81 +6,76 @@ use anyhow::{Context as _, Result, bail};
 use emorg_lm::generate::{SampleParams, sample_batch};
 use emorg_lm::{LoraSet, Message, ModelFiles, WeightMode};
 use emorg_spec::{ProtocolKind, Weights};
-use emorg_store::arrow::array::{
-    ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
-};
-use emorg_store::arrow::datatypes::{DataType, Field, Schema};
+use emorg_store::tables::{self, ResponseRow, TableRow};
 use emorg_store::{Manifest, layout};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The train stage's final LoRA adapter, as the sample stage reads it.
 const ADAPTER: &str = "adapter/adapter_model.safetensors";
 /// The adapter file under `steps/<step:08>/`.
 const STEP_ADAPTER_FILE: &str = "adapter_model.safetensors";
 
-struct Row {
-    question_id: String,
-    paraphrase: u32,
-    sample: u32,
-    seed: u64,
-    question: String,
-    response: String,
-    n_tokens: u32,
-    finished: bool,
-}
-
-/// The steps whose adapter a train DONE.json lists (`steps/<step:08>/adapter_model.safetensors`).
-fn listed_steps(train: &Manifest) -> Vec<usize> {
+/// The steps at which a train DONE.json lists `file` (`steps/<step:08>/<file>`).
+fn listed_steps(train: &Manifest, file: &str) -> Vec<usize> {
     let mut steps: Vec<usize> = train
         .outputs
         .iter()
         .filter_map(|o| {
             let rest = o.name.strip_prefix("steps/")?;
-            let (step, file) = rest.split_once('/')?;
-            (file == STEP_ADAPTER_FILE).then(|| step.parse().ok())?
+            let (step, name) = rest.split_once('/')?;
+            (name == file).then(|| step.parse().ok())?
         })
         .collect();
     steps.sort_unstable();
     steps
 }
 
-/// The name of the train output a variant samples with (full weights or a LoRA adapter).
+/// The name of the train output a variant samples with (full weights or a LoRA adapter, final or
+/// kept at a step).
 fn weights_output(ctx: &StageContext, train: &Manifest, full: bool) -> Result<String> {
     let variant = ctx.variant()?;
-    match (variant.weights, full) {
-        (Weights::Final, true) => Ok(crate::train_stage::FULL_MODEL.to_string()),
-        (Weights::Final, false) => Ok(ADAPTER.to_string()),
-        (Weights::Step(n), true) => bail!(
-            "{} asks for the weights at step {n} of training unit {}, a full fine-tune: only its \
-             final weights are kept",
-            ctx.stage,
-            ctx.unit_key().short()
-        ),
-        (Weights::Step(n), false) => {
-            let name = layout::step_adapter_name(n, STEP_ADAPTER_FILE);
-            if train.output(&name).is_none() {
-                let steps = listed_steps(train);
-                let has = if steps.is_empty() {
-                    "none (train.checkpoint_every is 0)".to_string()
-                } else {
-                    steps
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                bail!(
-                    "{} asks for the adapter at step {n} of training unit {}, which kept no \
-                     adapter at that step: its train DONE.json ({}) lists the steps {has}",
-                    ctx.stage,
-                    ctx.unit_key(),
-                    layout::done(&train.owner)
-                );
-            }
-            Ok(name)
+    let (file, what, none) = if full {
+        (
+            crate::train_stage::FULL_STEP_FILE,
+            "full weights",
+            "none (the unit's keep_steps is empty)",
+        )
+    } else {
+        (
+            STEP_ADAPTER_FILE,
+            "adapter",
+            "none (train.checkpoint_every is 0)",
+        )
+    };
+    let Weights::Step(n) = variant.weights else {
+        return Ok(if full {
+            crate::train_stage::FULL_MODEL
+        } else {
+            ADAPTER
         }
+        .to_string());
+    };
+    let name = layout::step_adapter_name(n, file);
+    if train.output(&name).is_none() {
+        let steps = listed_steps(train, file);
+        let has = if steps.is_empty() {
+            none.to_string()
+        } else {
+            steps
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        bail!(
+            "{} asks for the {what} at step {n} of training unit {}, which kept none at that \
+             step: its train DONE.json ({}) lists the steps {has}",
+            ctx.stage,
+            ctx.unit_key(),
+            layout::done(&train.owner)
+        );
     }
+    Ok(name)
 }
 
 pub fn run(ctx: &StageContext) -> Result<()> {
@@ -223,7 +218,7 @@ pub fn run(ctx: &StageContext) -> Result<()> {
                     t0.elapsed().as_secs_f64()
                 );
                 for ((i, seed), o) in chunk.iter().zip(&seeds).zip(outs) {
-                    rows.push(Row {
+                    rows.push(ResponseRow {
                         question_id: id.to_string(),
                         paraphrase: q.paraphrase_index as u32,
                         sample: *i,
@@ -239,8 +234,8 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     ctx.put_output(
-        "responses.parquet",
-        emorg_store::table::to_parquet(&table(&rows)?)?,
+        tables::RESPONSES,
+        emorg_store::table::to_parquet(&ResponseRow::to_batch(&rows)?)?,
     )?;
     // Every sample's seed is in responses.parquet (derive_seed(variant key, "sample",
     // "<question id>/<i>")).
@@ -255,40 +250,4 @@ pub fn run(ctx: &StageContext) -> Result<()> {
             "unfinished": rows.iter().filter(|r| !r.finished).count(),
         }),
     )
-}
-
-fn table(rows: &[Row]) -> Result<RecordBatch> {
-    let schema = Schema::new(vec![
-        Field::new("question_id", DataType::Utf8, false),
-        Field::new("paraphrase", DataType::UInt32, false),
-        Field::new("sample", DataType::UInt32, false),
-        Field::new("seed", DataType::UInt64, false),
-        Field::new("question", DataType::Utf8, false),
-        Field::new("response", DataType::Utf8, false),
-        Field::new("n_tokens", DataType::UInt32, false),
-        Field::new("finished", DataType::Boolean, false),
-    ]);
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.question_id.as_str()),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.paraphrase),
-        )),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.sample))),
-        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.seed))),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.question.as_str()),
-        )),
-        Arc::new(StringArray::from_iter_values(
-            rows.iter().map(|r| r.response.as_str()),
-        )),
-        Arc::new(UInt32Array::from_iter_values(
-            rows.iter().map(|r| r.n_tokens),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|r| r.finished).collect::<Vec<_>>(),
-        )),
-    ];
-    Ok(RecordBatch::try_new(Arc::new(schema), cols)?)
 }

@@ -11,19 +11,18 @@
 //! (step 0) and after every N-th step is uploaded at once as output `steps/<step:08>/...`, kept for
 //! good (the trainer-state retention does not touch them) for variants that sample a checkpoint.
 //! A resumed run lists those an earlier run uploaded up to its resume step. They only read the
-//! adapter, so the final adapter's bytes do not depend on them.
+//! adapter, so the final adapter's bytes do not depend on them. A full fine-tune keeps its whole
+//! weights (f32, `steps/<step:08>/model.safetensors`) at exactly the steps its unit lists
+//! (`keep_steps`, the steps the sweep's `eval.checkpoints` asks for, within the plan's budget).
 
 use crate::context::StageContext;
 use anyhow::{Context as _, Result, bail};
 use emorg_lm::candle_core::DType;
 use emorg_lm::{Decoder, LoraSet, Message, ModelFiles, WeightMode};
 use emorg_spec::ProtocolKind;
-use emorg_store::arrow::array::{
-    ArrayRef, BooleanArray, Float32Builder, Float64Array, ListBuilder, RecordBatch, StringArray,
-    UInt32Array, UInt64Array,
-};
-use emorg_store::arrow::datatypes::{DataType, Field, Schema};
+use emorg_store::arrow::array::RecordBatch;
 use emorg_store::layout;
+use emorg_store::tables::{self, TableRow, TrainMetricsRow, TrajectoryRow};
 use emorg_train::checkpoint::{self, MANIFEST, STATE};
 use emorg_train::{
     AdamWConfig, Params, Schedule, StepMetrics, StepView, TrainConfig, TrainEnd, prepare_examples,
@@ -234,13 +233,25 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     }
     let resumed_from = resume.as_ref().map(|r| r.step);
     let mut step_adapters = match resumed_from {
-        Some(at) if step_every > 0 => keep_step_adapters(ctx, at, step_every)?,
+        Some(at) if step_every > 0 => {
+            keep_step_outputs(ctx, (0..=at).step_by(step_every), &ADAPTER_FILES)?
+        }
+        Some(at) if lora.is_none() => keep_step_outputs(
+            ctx,
+            unit.keep_steps.iter().copied().filter(|s| *s <= at),
+            &[FULL_STEP_FILE],
+        )?,
         _ => Vec::new(),
     };
     if let Some(files) = initial_adapter
         && !step_adapters.contains(&0)
     {
         put_step_adapter(ctx, 0, files)?;
+        step_adapters.insert(0, 0);
+    }
+    // A full fine-tune's step 0 is the model before any update.
+    if lora.is_none() && unit.keep_steps.contains(&0) && !step_adapters.contains(&0) {
+        put_full_step(ctx, &model, &full_params, 0)?;
         step_adapters.insert(0, 0);
     }
     let hold_before = match hold_before {
@@ -297,6 +308,12 @@ pub fn run(ctx: &StageContext) -> Result<()> {
                 made.map_err(&mut fail)?;
                 step_adapters.push(m.step);
             }
+            if lora.is_none() && unit.keep_steps.contains(&m.step) {
+                put_full_step(ctx, &model, &full_params, m.step)
+                    .with_context(|| format!("uploading the weights at step {}", m.step))
+                    .map_err(&mut fail)?;
+                step_adapters.push(m.step);
+            }
             let every = spec.checkpoint_every > 0 && m.step.is_multiple_of(spec.checkpoint_every);
             if (every && m.step < total) || v.stopping {
                 ctx.check_claim().map_err(&mut fail)?;
@@ -333,15 +350,15 @@ pub fn run(ctx: &StageContext) -> Result<()> {
 
     match &lora {
         Some(l) => write_adapter(ctx, "adapter", l, &base_name)?,
-        None => write_full_model(ctx, &model, &full_params)?,
+        None => write_full_model(ctx, &model, &full_params, FULL_MODEL)?,
     }
     ctx.put_output(
-        "metrics.parquet",
+        tables::TRAIN_METRICS,
         emorg_store::table::to_parquet(&metrics_table(&rows)?)?,
     )?;
     if rank1 {
         ctx.put_output(
-            "trajectory.parquet",
+            tables::TRAJECTORY,
             emorg_store::table::to_parquet(&trajectory_table(
                 &trajectory,
                 lora.as_ref().context("rank 1 is LoRA")?,
@@ -620,69 +637,57 @@ fn trajectory_from_safetensors(
 
 /// `trajectory.parquet`: one row per (step, adapter): step, layer, module, a, b, |a|, |b|.
 fn trajectory_table(steps: &[TrajectoryStep], lora: &LoraSet) -> Result<RecordBatch> {
-    let n = steps.len() * lora.adapters.len();
-    let mut step = Vec::with_capacity(n);
-    let mut layer = Vec::with_capacity(n);
-    let mut module = Vec::with_capacity(n);
-    let mut a_norm = Vec::with_capacity(n);
-    let mut b_norm = Vec::with_capacity(n);
-    let mut a_col = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
-        "item",
-        DataType::Float32,
-        false,
-    )));
-    let mut b_col = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
-        "item",
-        DataType::Float32,
-        false,
-    )));
     let norm = |v: &[f32]| {
         v.iter()
             .map(|x| (*x as f64) * (*x as f64))
             .sum::<f64>()
             .sqrt()
     };
-    for s in steps {
-        for (ad, (a, b)) in lora.adapters.iter().zip(&s.vectors) {
-            step.push(s.step as u64);
-            layer.push(ad.layer as u32);
-            module.push(ad.module.hf_name());
-            a_norm.push(norm(a));
-            b_norm.push(norm(b));
-            a_col.values().append_slice(a);
-            a_col.append(true);
-            b_col.values().append_slice(b);
-            b_col.append(true);
-        }
-    }
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
-    let fields = vec![
-        Field::new("step", DataType::UInt64, false),
-        Field::new("layer", DataType::UInt32, false),
-        Field::new("module", DataType::Utf8, false),
-        Field::new("a", DataType::List(item.clone()), false),
-        Field::new("b", DataType::List(item), false),
-        Field::new("a_norm", DataType::Float64, false),
-        Field::new("b_norm", DataType::Float64, false),
-    ];
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from(step)),
-        Arc::new(UInt32Array::from(layer)),
-        Arc::new(StringArray::from(module)),
-        Arc::new(a_col.finish()),
-        Arc::new(b_col.finish()),
-        Arc::new(Float64Array::from(a_norm)),
-        Arc::new(Float64Array::from(b_norm)),
-    ];
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    let rows: Vec<TrajectoryRow> = steps
+        .iter()
+        .flat_map(|s| {
+            lora.adapters
+                .iter()
+                .zip(&s.vectors)
+                .map(|(ad, (a, b))| TrajectoryRow {
+                    step: s.step as u64,
+                    layer: ad.layer as u32,
+                    module: ad.module.hf_name().to_string(),
+                    a: a.clone(),
+                    b: b.clone(),
+                    a_norm: norm(a),
+                    b_norm: norm(b),
+                })
+        })
+        .collect();
+    Ok(TrajectoryRow::to_batch(&rows)?)
 }
 
-/// A full fine-tune as `model/model.safetensors` under HF tensor names (q/k in the HF layout,
-/// gemma norms without llama.cpp's +1), every weight in f32.
+/// A full fine-tune's weights kept at `step` (`unit.keep_steps`), as train output
+/// `steps/<step:08>/model.safetensors`.
+fn put_full_step(
+    ctx: &StageContext,
+    model: &Decoder,
+    params: &[(String, emorg_lm::candle_core::Var)],
+    step: usize,
+) -> Result<()> {
+    write_full_model(
+        ctx,
+        model,
+        params,
+        &layout::step_adapter_name(step, FULL_STEP_FILE),
+    )?;
+    tracing::info!("full weights at step {step} uploaded");
+    Ok(())
+}
+
+/// A full fine-tune as `name` (`model/model.safetensors` at the end) under HF tensor names (q/k in
+/// the HF layout, gemma norms without llama.cpp's +1), every weight in f32.
 fn write_full_model(
     ctx: &StageContext,
     model: &Decoder,
     params: &[(String, emorg_lm::candle_core::Var)],
+    name: &str,
 ) -> Result<()> {
     let mut tensors: BTreeMap<String, emorg_lm::candle_core::Tensor> = BTreeMap::new();
     for (name, var) in params {
@@ -701,7 +706,7 @@ fn write_full_model(
     meta.insert("format".to_string(), "pt".to_string());
     let bytes =
         safetensors::tensor::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), Some(meta))?;
-    ctx.put_output(FULL_MODEL, bytes)?;
+    ctx.put_output(name, bytes)?;
     Ok(())
 }
 
@@ -761,6 +766,8 @@ fn full_memory_line(
 
 /// Where a full fine-tune's weights go under the train stage.
 pub const FULL_MODEL: &str = "model/model.safetensors";
+/// A full fine-tune's weights kept at a step, under `steps/<step:08>/`.
+pub const FULL_STEP_FILE: &str = "model.safetensors";
 
 fn write_adapter(ctx: &StageContext, dir: &str, set: &LoraSet, base: &str) -> Result<()> {
     for (file, bytes) in adapter_files(set, base)? {
@@ -793,29 +800,37 @@ fn put_step_adapter(
     Ok(())
 }
 
-/// On a resume from step `at`: lists the step adapters an earlier run uploaded at steps up to
-/// `at` (re-hashed from the store) and returns their steps; later ones are made again.
-fn keep_step_adapters(ctx: &StageContext, at: usize, every: usize) -> Result<Vec<usize>> {
+/// On a resume: lists the step outputs (`files` under `steps/<step:08>/`) an earlier run
+/// uploaded at `steps` (re-hashed from the store) and returns those steps; later ones are made
+/// again.
+fn keep_step_outputs(
+    ctx: &StageContext,
+    steps: impl Iterator<Item = usize>,
+    files: &[&str],
+) -> Result<Vec<usize>> {
     let prefix = layout::step_adapters_prefix(&ctx.unit_key());
     let keys = ctx.store.list(&prefix)?;
     let mut kept = Vec::new();
-    for step in (0..=at).step_by(every) {
-        let names = ADAPTER_FILES.map(|f| layout::step_adapter_name(step, f));
+    for step in steps {
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| layout::step_adapter_name(step, f))
+            .collect();
         let present = names
             .iter()
             .all(|n| keys.contains(&layout::output(&ctx.stage, n)));
         if !present {
             // Uploaded before the trainer state of any later step, so this is gone by hand.
             tracing::warn!(
-                "the adapter at step {step} is missing from {prefix}: it is not kept (a variant \
-                 at that step needs a forced retrain)"
+                "the weights at step {step} are missing from {prefix}: they are not kept (a \
+                 variant at that step needs a forced retrain)"
             );
             continue;
         }
         for name in &names {
             ctx.keep_output(name)?;
         }
-        tracing::info!("adapter at step {step} listed from an earlier run");
+        tracing::info!("weights at step {step} listed from an earlier run");
         kept.push(step);
     }
     Ok(kept)
@@ -839,59 +854,33 @@ fn holdout_loss(model: &Decoder, data: &[emorg_train::Example], pad: u32) -> Res
 }
 
 fn metrics_table(rows: &[StepMetrics]) -> Result<RecordBatch> {
-    let mut fields = vec![
-        Field::new("step", DataType::UInt64, false),
-        Field::new("loss", DataType::Float64, false),
-        Field::new("lr", DataType::Float64, false),
-        Field::new("grad_norm", DataType::Float64, false),
-        Field::new("clipped", DataType::Boolean, false),
-        Field::new("tokens", DataType::UInt64, false),
-        Field::new("target_tokens", DataType::UInt64, false),
-        Field::new("seconds", DataType::Float64, false),
-    ];
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.step as u64),
-        )),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.loss))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.lr))),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.grad_norm),
-        )),
-        Arc::new(BooleanArray::from(
-            rows.iter().map(|r| r.clipped).collect::<Vec<_>>(),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.tokens as u64),
-        )),
-        Arc::new(UInt64Array::from_iter_values(
-            rows.iter().map(|r| r.target_tokens as u64),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.seconds),
-        )),
-    ];
+    let fixed: Vec<TrainMetricsRow> = rows
+        .iter()
+        .map(|r| TrainMetricsRow {
+            step: r.step as u64,
+            loss: r.loss,
+            lr: r.lr,
+            grad_norm: r.grad_norm,
+            clipped: r.clipped,
+            tokens: r.tokens as u64,
+            target_tokens: r.target_tokens as u64,
+            seconds: r.seconds,
+        })
+        .collect();
     let names: Vec<String> = rows
         .first()
         .map(|r| r.adapter_norms.iter().map(|a| a.0.clone()).collect())
         .unwrap_or_default();
-    for (i, name) in names.iter().enumerate() {
-        fields.push(Field::new(
-            format!("a_norm/{name}"),
-            DataType::Float64,
-            false,
-        ));
-        cols.push(Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.adapter_norms[i].1),
-        )));
-        fields.push(Field::new(
-            format!("b_norm/{name}"),
-            DataType::Float64,
-            false,
-        ));
-        cols.push(Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.adapter_norms[i].2),
-        )));
-    }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    let norms: Vec<(String, Vec<f64>, Vec<f64>)> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            (
+                name,
+                rows.iter().map(|r| r.adapter_norms[i].1).collect(),
+                rows.iter().map(|r| r.adapter_norms[i].2).collect(),
+            )
+        })
+        .collect();
+    Ok(tables::train_metrics_batch(&fixed, &norms)?)
 }

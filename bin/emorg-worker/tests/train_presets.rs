@@ -7,10 +7,9 @@
 mod common;
 
 use common::{have_smollm2, one_cell_sweep, planted_store, run_stage};
-use emorg_spec::StageRef;
-use emorg_store::arrow::array::AsArray;
-use emorg_store::arrow::datatypes::{UInt32Type, UInt64Type};
+use emorg_spec::{StageRef, Weights};
 use emorg_store::layout;
+use emorg_store::tables::{self, TableRow, TrainMetricsRow, TrajectoryRow};
 
 fn sweep(preset: &str, steps: usize) -> String {
     one_cell_sweep(
@@ -48,20 +47,14 @@ fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
     let train = planted.train();
     run_stage(&train, dir.path());
     let t = store
-        .get_table(&layout::output(&train, "trajectory.parquet"))
+        .get_table(&layout::output(&train, tables::TRAJECTORY))
         .unwrap();
-    assert_eq!(t.num_rows(), 2 * 9);
-    let layers = t
-        .column_by_name("layer")
-        .unwrap()
-        .as_primitive::<UInt32Type>();
-    let steps = t
-        .column_by_name("step")
-        .unwrap()
-        .as_primitive::<UInt64Type>();
-    let step1: Vec<u32> = (0..t.num_rows())
-        .filter(|i| steps.value(*i) == 1)
-        .map(|i| layers.value(i))
+    let rows = TrajectoryRow::from_batch(&t).unwrap();
+    assert_eq!(rows.len(), 2 * 9);
+    let step1: Vec<u32> = rows
+        .iter()
+        .filter(|r| r.step == 1)
+        .map(|r| r.layer)
         .collect();
     assert_eq!(step1, vec![9, 10, 11, 13, 14, 15, 16, 17, 18]);
     let config: serde_json::Value = store
@@ -81,7 +74,7 @@ fn nine_rank1_adapters_and_rank32_everywhere_train_on_smollm2() {
     assert_eq!(d["metrics"]["trained_params"], 30 * per_layer, "{d}");
     assert!(
         !store
-            .exists(&layout::output(&train, "trajectory.parquet"))
+            .exists(&layout::output(&train, tables::TRAJECTORY))
             .unwrap()
     );
 }
@@ -92,10 +85,13 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let text =
-        sweep("full-sft", 4).replace("warmup_steps = 1", "warmup_steps = 1\nlearning_rate = 1e-4");
+    // Step 2 of 4 asked for: the unit keeps the whole weights there (and nowhere else).
+    let text = sweep("full-sft", 4)
+        .replace("warmup_steps = 1", "warmup_steps = 1\nlearning_rate = 1e-4")
+        .replace("[eval]\n", "[eval]\ncheckpoints = [2, \"final\"]\n");
     let (store, planted) = planted_store(dir.path(), &text);
-    let (train, sample) = (planted.train(), planted.sample());
+    let train = planted.train();
+    assert_eq!(planted.cells[0].unit.keep_steps, vec![2]);
     let log = run_stage(&train, dir.path());
     assert!(log.contains("need about"), "memory estimate printed: {log}");
     let d = done(&store, &train);
@@ -121,12 +117,41 @@ fn full_fine_tuning_of_smollm2_trains_saves_hf_weights_and_samples() {
             .shape(),
         &[192, 576]
     );
+    // The weights at step 2: listed in DONE.json, the same tensors, other values than final.
+    let outputs: Vec<&str> = d["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    let steps: Vec<&&str> = outputs.iter().filter(|n| n.starts_with("steps/")).collect();
+    assert_eq!(steps, vec![&"steps/00000002/model.safetensors"], "{d}");
+    let at2 = store
+        .get(&layout::output(&train, "steps/00000002/model.safetensors"))
+        .unwrap();
+    assert_eq!(at2.len(), bytes.len());
+    assert_ne!(at2, bytes, "step 2 is not the final weights");
 
-    let log = run_stage(&sample, dir.path());
-    let d: serde_json::Value = store
-        .get_json(&layout::done(&sample))
-        .unwrap_or_else(|e| panic!("{e}\n{log}"));
-    assert!(d["inputs"]["weights"].is_string(), "{d}");
+    // Each variant samples its own weights.
+    let train_done = d.clone();
+    for (checkpoint, weights) in [
+        (Weights::Step(2), "steps/00000002/model.safetensors"),
+        (Weights::Final, "model/model.safetensors"),
+    ] {
+        let sample = StageRef::Sample(planted.row(|a| a.checkpoint == checkpoint).variant_key());
+        let log = run_stage(&sample, dir.path());
+        let d: serde_json::Value = store
+            .get_json(&layout::done(&sample))
+            .unwrap_or_else(|e| panic!("{e}\n{log}"));
+        let sha = train_done["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == weights)
+            .map(|o| o["sha256"].clone())
+            .unwrap();
+        assert_eq!(d["inputs"]["weights"], sha, "{checkpoint}: {d}");
+    }
 }
 
 /// bf16 full fine-tuning with f32 master weights and activation checkpointing through the worker
@@ -239,14 +264,13 @@ fn every_preset_lowers_the_loss_on_smollm2() {
         let train = planted.train();
         run_stage(&train, dir.path());
         let t = store
-            .get_table(&layout::output(&train, "metrics.parquet"))
+            .get_table(&layout::output(&train, tables::TRAIN_METRICS))
             .unwrap();
-        let losses: Vec<f64> = t
-            .column_by_name("loss")
+        let losses: Vec<f64> = TrainMetricsRow::from_batch(&t)
             .unwrap()
-            .as_primitive::<emorg_store::arrow::datatypes::Float64Type>()
-            .values()
-            .to_vec();
+            .iter()
+            .map(|r| r.loss)
+            .collect();
         assert_eq!(losses.len(), 8, "{preset}: {losses:?}");
         let first = (losses[0] + losses[1]) / 2.0;
         let last = (losses[6] + losses[7]) / 2.0;

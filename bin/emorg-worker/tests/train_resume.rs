@@ -12,8 +12,7 @@ use std::process::{Command, Stdio};
 use common::{have_smollm2, one_cell_sweep, planted_store, worker};
 use emorg_spec::StageRef;
 use emorg_store::Store;
-use emorg_store::arrow::array::AsArray;
-use emorg_store::arrow::datatypes::{Float32Type, UInt64Type};
+use emorg_store::tables::{self, TableRow, TrajectoryRow};
 
 fn sweep() -> String {
     one_cell_sweep(
@@ -35,22 +34,12 @@ checkpoint_keep_every = 4"#,
 
 fn trajectory(store: &Store, train: &StageRef) -> Vec<(u64, Vec<f32>, Vec<f32>)> {
     let t = store
-        .get_table(&emorg_store::layout::output(train, "trajectory.parquet"))
+        .get_table(&emorg_store::layout::output(train, tables::TRAJECTORY))
         .unwrap();
-    let steps = t
-        .column_by_name("step")
+    TrajectoryRow::from_batch(&t)
         .unwrap()
-        .as_primitive::<UInt64Type>()
-        .clone();
-    let a = t.column_by_name("a").unwrap().as_list::<i32>().clone();
-    let b = t.column_by_name("b").unwrap().as_list::<i32>().clone();
-    (0..t.num_rows())
-        .map(|i| {
-            let v = |l: &emorg_store::arrow::array::ListArray| {
-                l.value(i).as_primitive::<Float32Type>().values().to_vec()
-            };
-            (steps.value(i), v(&a), v(&b))
-        })
+        .into_iter()
+        .map(|r| (r.step, r.a, r.b))
         .collect()
 }
 

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use common::{done_json, have_smollm2, planted_store, run_stage, worker};
 use emorg_spec::{Judgment, StageRef, Weights};
-use emorg_store::arrow::array::AsArray;
+use emorg_store::tables::{self, ResponseRow, TableRow};
 use emorg_store::{Manifest, Store, layout, upstream_input_key};
 
 const ADAPTER: &str = "adapter/adapter_model.safetensors";
@@ -300,13 +300,12 @@ fn variants_sample_kept_steps_and_scales_and_rejudging_hits_the_cache() {
     // (c)
     let responses = |stage: &StageRef| -> Vec<String> {
         let t = store
-            .get_table(&layout::output(stage, "responses.parquet"))
+            .get_table(&layout::output(stage, tables::RESPONSES))
             .unwrap();
-        t.column_by_name("response")
+        ResponseRow::from_batch(&t)
             .unwrap()
-            .as_string::<i32>()
-            .iter()
-            .map(|r| r.unwrap().to_string())
+            .into_iter()
+            .map(|r| r.response)
             .collect()
     };
     let one = planted.row(|a| a.checkpoint == Weights::Final && a.scale == "1");
@@ -363,7 +362,7 @@ fn variants_sample_kept_steps_and_scales_and_rejudging_hits_the_cache() {
     assert_eq!(second["metrics"]["cache_misses"], 0, "{second}");
     let scores = |stage: &StageRef| {
         store
-            .get_table(&layout::output(stage, "scores.parquet"))
+            .get_table(&layout::output(stage, tables::SCORES))
             .unwrap()
     };
     assert_eq!(scores(&judge), scores(&judge2), "the same scores");

@@ -214,6 +214,13 @@ pub struct RerunOpts {
     /// judgments of the same answers (`judge`).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub only: Option<OnlyLevel>,
+    /// Launch only the stages of these rows (repeatable; a row matching any is launched): a key
+    /// prefix (4+ hex characters) of a training unit, sample variant or judgment, or
+    /// AXIS=VALUE[,AXIS=VALUE] (model, protocol, dataset, seed, checkpoint, scale, judge,
+    /// replicate). With --only, only that level and after. The sweep record stays the whole
+    /// sweep.
+    #[arg(long = "cell", value_name = "SELECTOR")]
+    pub cells: Vec<String>,
 }
 
 impl RerunOpts {
@@ -239,6 +246,22 @@ impl RerunOpts {
     /// The first level launched, with --only.
     pub fn level(&self) -> Option<Stage> {
         self.only.map(OnlyLevel::stage)
+    }
+
+    /// What `--only` and `--cell` leave to launch of `graph` (`None`: everything). A selector
+    /// that is malformed or matches no row of `cells` is an error.
+    pub fn selection(
+        &self,
+        store: &emorg_store::Store,
+        graph: &emorg_exec::WorkGraph,
+        cells: &[emorg_spec::Cell],
+    ) -> anyhow::Result<Option<emorg_exec::LevelSelection>> {
+        let rows = if self.cells.is_empty() {
+            None
+        } else {
+            Some(emorg_exec::rows::select_indices(cells, &self.cells)?)
+        };
+        emorg_exec::select_launch(store, graph, self.level(), rows.as_ref())
     }
 }
 

@@ -12,8 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use emorg_exec::{
-    LocalResolver, RecordRow, StageState, SweepRecord, WorkGraph, open_store, select_level,
-    stage_state,
+    LocalResolver, RecordRow, StageState, SweepRecord, WorkGraph, open_store, stage_state,
 };
 use emorg_spec::{Axes, Cell, Stage, StageRef, Weights, explain_values};
 
@@ -237,14 +236,10 @@ pub fn plan(args: &PlanArgs) -> Result<ExitCode> {
         .iter()
         .map(|t| stage_state(&store, &graph.chain(&t.stage)))
         .collect::<Result<_>>()?;
-    // What would run: every stage not done, within --only's selection when given.
-    let (launched, waiting) = match args.rerun.level() {
-        None => (None, 0),
-        Some(level) => {
-            let selection = select_level(&store, &graph, level)?;
-            (Some(selection.only), selection.waiting.len())
-        }
-    };
+    // What would run: every stage not done, within --only's and --cell's selection when given.
+    let selection = args.rerun.selection(&store, &graph, &cells)?;
+    let waiting = selection.as_ref().map_or(0, |s| s.waiting.len());
+    let launched = selection.map(|s| s.only);
     let runs: Vec<bool> = graph
         .tasks
         .iter()
@@ -277,11 +272,10 @@ pub fn plan(args: &PlanArgs) -> Result<ExitCode> {
         run_count(Stage::Judge),
         sweep.file.store.url
     );
-    if waiting > 0 {
+    if let (Some(level), true) = (args.rerun.level(), waiting > 0) {
         println!(
-            "--only {}: {waiting} stages left out, since a stage before that level they need is \
-             not done",
-            args.rerun.level().expect("waiting only with --only")
+            "--only {level}: {waiting} stages left out, since a stage before that level they need \
+             is not done"
         );
     }
 
@@ -494,6 +488,7 @@ mod tests {
             Ok(ModelInfo {
                 gguf_sha256: if name == "small" { "a" } else { "b" }.repeat(64),
                 n_layers: 30,
+                n_params: 134_515_008,
             })
         }
         fn file_sha256(&self, _path: &Path) -> Result<String, String> {

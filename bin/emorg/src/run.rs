@@ -1,14 +1,12 @@
 //! `emorg run`: resolve the sweep, prepare it (inputs checked and uploaded, models fetched), save
 //! the sweep record, run its work graph with the local executor (`--only`: one level and those
-//! after it), print the summary per level and build the report.
+//! after it; `--cell`: those rows' stages), print the summary per level and build the report.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use emorg_exec::local::{LocalRun, StageResult, log_root};
-use emorg_exec::{
-    Executor, LocalExecutor, LocalResolver, SweepRecord, prepare, select_level, worker_path,
-};
+use emorg_exec::{Executor, LocalExecutor, LocalResolver, SweepRecord, prepare, worker_path};
 use emorg_spec::Stage;
 
 use crate::RunArgs;
@@ -34,22 +32,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     record.save(&prepared.store)?;
     tracing::info!("sweep {}: run {}", sweep.file.name, record.run_id);
 
-    // --only LEVEL: that level and those after it, where the levels before are done.
-    let mut waiting = 0;
-    let only = match args.rerun.level() {
-        None => None,
-        Some(level) => {
-            let selection = select_level(&prepared.store, &prepared.graph, level)?;
-            waiting = selection.waiting.len();
-            if waiting > 0 {
-                tracing::warn!(
-                    "--only {level}: {waiting} stages are left out, since a stage before the \
-                     {level} level that they need is not done (run without --only to run it)"
-                );
-            }
-            Some(selection.only)
-        }
-    };
+    // --only LEVEL: that level and those after it, where the levels before are done; --cell:
+    // the stages of those rows.
+    let selection = args
+        .rerun
+        .selection(&prepared.store, &prepared.graph, &prepared.cells)?;
+    let waiting = selection.as_ref().map_or(0, |s| s.waiting.len());
+    if let (Some(level), true) = (args.rerun.level(), waiting > 0) {
+        tracing::warn!(
+            "--only {level}: {waiting} stages are left out, since a stage before the {level} \
+             level that they need is not done (run without --only to run it)"
+        );
+    }
+    let only = selection.map(|s| s.only);
 
     let progress = logging::Bars;
     let executor = LocalExecutor {

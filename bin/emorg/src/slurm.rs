@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use emorg_exec::{
-    Executor, LocalResolver, SweepRecord, WorkGraph, open_store, prepare, select_level,
-};
+use emorg_exec::{Executor, LocalResolver, SweepRecord, WorkGraph, open_store, prepare, rows};
 use emorg_slurm::{
     DEFAULT_MAX_ARRAY_SIZE, SlurmExecutor, StatusReport, absolute_store_url, cli, collect_status,
     placements, shell_quote, submissions,
@@ -80,9 +78,9 @@ pub fn submit_sweep(
     submit_sweep_with(sweep_args, &crate::RerunOpts::default(), only, wait)
 }
 
-/// [`submit_sweep`] with `--replicate N` (the identities' salts) and `--only LEVEL` (that level
-/// and those after it, where the levels before it are done: [`select_level`]; within `only` when
-/// both are given).
+/// [`submit_sweep`] with `--replicate N` (the identities' salts), `--only LEVEL` (that level
+/// and those after it, where the levels before it are done) and `--cell` (those rows' stages):
+/// `RerunOpts::selection`, within `only` when both are given.
 pub fn submit_sweep_with(
     sweep_args: &SweepArgs,
     rerun: &crate::RerunOpts,
@@ -96,11 +94,11 @@ pub fn submit_sweep_with(
     let executor = SlurmExecutor::new(&sweep, cli::max_array_size()?)?;
     let prepared = prepare(sweep, resolution, &resolver)?;
     let sweep = &prepared.sweep;
-    let level_only = match rerun.level() {
+    let selection = rerun.selection(&prepared.store, &prepared.graph, &prepared.cells)?;
+    let level_only = match selection {
         None => None,
-        Some(level) => {
-            let selection = select_level(&prepared.store, &prepared.graph, level)?;
-            if !selection.waiting.is_empty() {
+        Some(selection) => {
+            if let (Some(level), false) = (rerun.level(), selection.waiting.is_empty()) {
                 eprintln!(
                     "warning: --only {level}: {} stages are left out, since a stage before the \
                      {level} level that they need is not done (submit without --only to run it)",
@@ -233,80 +231,6 @@ pub fn print_status(sweep: &Sweep, report: &StatusReport) {
     );
 }
 
-/// The axes a selector may name.
-const AXES: &[&str] = &[
-    "model",
-    "protocol",
-    "dataset",
-    "seed",
-    "checkpoint",
-    "scale",
-    "judge",
-    "replicate",
-];
-
-/// A row selector: a key prefix (hex, 4+ characters) of a row's training unit, sample variant or
-/// judgment, or `axis=value[,axis=value]` over the axes ([`AXES`]).
-pub fn select<'a>(cells: &'a [Cell], selector: &str) -> Result<Vec<&'a Cell>> {
-    let selector = selector.trim();
-    let matched: Vec<&Cell> = if selector.contains('=') {
-        let mut want: Vec<(&str, &str)> = Vec::new();
-        for part in selector.split(',') {
-            let (k, v) = part
-                .split_once('=')
-                .with_context(|| format!("bad row selector part {part:?}: expected AXIS=VALUE"))?;
-            let k = k.trim();
-            if !AXES.contains(&k) {
-                bail!(
-                    "bad row selector {selector:?}: `{k}` is not an axis ({})",
-                    AXES.join(", ")
-                );
-            }
-            want.push((k, v.trim()));
-        }
-        cells
-            .iter()
-            .filter(|c| {
-                let a = &c.axes;
-                want.iter().all(|(k, v)| match *k {
-                    "model" => a.model == *v,
-                    "protocol" => a.protocol == *v,
-                    "dataset" => a.dataset == *v,
-                    "seed" => a.seed.to_string() == *v,
-                    "checkpoint" => {
-                        a.checkpoint.label() == *v
-                            || a.checkpoint.step().is_some_and(|s| s.to_string() == *v)
-                    }
-                    "scale" => a.scale == *v,
-                    "judge" => a.judge == *v,
-                    _ => a.replicate.to_string() == *v,
-                })
-            })
-            .collect()
-    } else {
-        if selector.len() < 4 || !selector.chars().all(|c| c.is_ascii_hexdigit()) {
-            bail!(
-                "bad row selector {selector:?}: give a key prefix of 4+ hex characters (of a \
-                 training unit, sample variant or judgment) or AXIS=VALUE[,AXIS=VALUE] ({})",
-                AXES.join(", ")
-            );
-        }
-        let s = selector.to_ascii_lowercase();
-        cells
-            .iter()
-            .filter(|c| {
-                c.unit_key().as_str().starts_with(&s)
-                    || c.variant_key().as_str().starts_with(&s)
-                    || c.judgment_key().as_str().starts_with(&s)
-            })
-            .collect()
-    };
-    if matched.is_empty() {
-        bail!("no row of the sweep matches {selector:?}");
-    }
-    Ok(matched)
-}
-
 pub fn status(args: &crate::StatusArgs) -> Result<ExitCode> {
     let (sweep, resolution) = load_and_resolve(&args.sweep, &[], &LocalResolver::from_env())?;
     let store = open_store(&sweep.file.store.url)?;
@@ -316,7 +240,7 @@ pub fn status(args: &crate::StatusArgs) -> Result<ExitCode> {
         let mut keys = BTreeSet::new();
         let mut out = Vec::new();
         for sel in &args.cell {
-            for c in select(&resolution.cells, sel)? {
+            for c in rows::select(&resolution.cells, sel)? {
                 if keys.insert(c.judgment_key()) {
                     out.push(c.clone());
                 }
@@ -353,7 +277,7 @@ fn row_label(c: &Cell) -> String {
 pub fn logs(args: &crate::LogsArgs) -> Result<ExitCode> {
     let (sweep, resolution) = load_and_resolve(&args.sweep, &[], &LocalResolver::from_env())?;
     let store = open_store(&sweep.file.store.url)?;
-    let matched = select(&resolution.cells, &args.cell)?;
+    let matched = rows::select(&resolution.cells, &args.cell)?;
     let wanted: Option<Stage> = match &args.stage {
         Some(s) => Some(
             Stage::parse(s)

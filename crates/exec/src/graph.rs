@@ -194,6 +194,7 @@ pub(crate) mod fixtures {
             }),
             seed: if lora { seed } else { 0 },
             replicate: 0,
+            keep_steps: Vec::new(),
             worker_version: "test".into(),
         };
         let variant = SampleVariant {

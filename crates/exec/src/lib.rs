@@ -8,7 +8,7 @@
 //! the emorg-slurm crate (job arrays through sbatch). Both read and write only through the store,
 //! so they share only what is here: preparing a sweep ([`prepare`]), its work graph ([`graph`]),
 //! the sweep record ([`record`]), the state of a stage in the store and the `--only` selection
-//! ([`state`]), and the model and file resolver ([`resolver`]). Neither executor imports the
+//! ([`state`]), row selectors (`--cell`, [`rows`]), and the model and file resolver ([`resolver`]). Neither executor imports the
 //! other.
 
 pub mod graph;
@@ -16,6 +16,7 @@ pub mod local;
 pub mod prepare;
 pub mod record;
 pub mod resolver;
+pub mod rows;
 pub mod state;
 
 use std::collections::BTreeSet;
@@ -27,7 +28,10 @@ pub use local::{LocalExecutor, LocalRun, LogProgress, Progress, stage_label};
 pub use prepare::{Prepared, ensure_models, prepare, worker_path};
 pub use record::{RecordRow, SweepRecord, em_rule, open_store};
 pub use resolver::LocalResolver;
-pub use state::{LevelSelection, StageState, cell_states, select_level, stage_state};
+pub use rows::{RowSelector, SelectorError};
+pub use state::{
+    LevelSelection, StageState, cell_states, select_launch, select_level, stage_state,
+};
 
 /// Launches the work of a prepared sweep.
 pub trait Executor {

@@ -27,6 +27,7 @@ impl Resolver for LocalResolver {
             .map(|m| ModelInfo {
                 gguf_sha256: m.sha256.clone(),
                 n_layers: m.arch.n_layers,
+                n_params: m.arch.n_params,
             })
             .ok_or_else(|| {
                 format!(

@@ -126,6 +126,31 @@ pub fn select_level(store: &Store, graph: &WorkGraph, level: Stage) -> Result<Le
     Ok(selection)
 }
 
+/// What `--only LEVEL` and `--cell SELECTOR...` (the row indices `rows`) leave to launch: the
+/// level's selection ([`select_level`]) restricted to the stages that serve the rows
+/// ([`crate::rows::stages_of_rows`]). `None` when neither is given (launch everything).
+pub fn select_launch(
+    store: &Store,
+    graph: &WorkGraph,
+    level: Option<Stage>,
+    rows: Option<&BTreeSet<usize>>,
+) -> Result<Option<LevelSelection>> {
+    let of_rows = rows.map(|r| crate::rows::stages_of_rows(graph, r));
+    let mut selection = match (level, &of_rows) {
+        (None, None) => return Ok(None),
+        (Some(level), _) => select_level(store, graph, level)?,
+        (None, Some(stages)) => LevelSelection {
+            only: stages.clone(),
+            waiting: Vec::new(),
+        },
+    };
+    if let Some(stages) = &of_rows {
+        selection.only.retain(|s| stages.contains(s));
+        selection.waiting.retain(|s| stages.contains(s));
+    }
+    Ok(Some(selection))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +198,46 @@ mod tests {
             .collect();
         assert_eq!(sel.only, judges);
         assert_eq!(judges.len(), 2);
+    }
+
+    #[test]
+    fn cells_restrict_the_level_selection_to_their_stages() {
+        let cells = rows(&[0, 1]);
+        let graph = WorkGraph::new(&cells);
+        let store = Store::open("memory://").unwrap();
+        assert!(select_launch(&store, &graph, None, None).unwrap().is_none());
+        let seed0 = crate::rows::select_indices(&cells, &["seed=0".to_string()]).unwrap();
+        let of_seed0 = crate::rows::stages_of_rows(&graph, &seed0);
+
+        // --cell alone: every stage of those rows, at every level.
+        let sel = select_launch(&store, &graph, None, Some(&seed0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(sel.only, of_seed0);
+        assert!(sel.only.len() < graph.tasks.len());
+
+        // --only sample --cell seed=0 with seed 0's train done: its samples and judges only.
+        let train0 = graph
+            .level(Stage::Train)
+            .find(|t| cells[t.rows[0]].axes.seed == 0)
+            .unwrap()
+            .stage
+            .clone();
+        commit(&store, &train0);
+        let sel = select_launch(&store, &graph, Some(Stage::Sample), Some(&seed0))
+            .unwrap()
+            .unwrap();
+        let level = select_level(&store, &graph, Stage::Sample).unwrap();
+        assert!(!sel.only.is_empty());
+        assert_eq!(
+            sel.only,
+            level
+                .only
+                .intersection(&of_seed0)
+                .cloned()
+                .collect::<BTreeSet<_>>()
+        );
+        assert!(sel.only.iter().all(|s| s.stage() >= Stage::Sample));
+        assert!(sel.waiting.iter().all(|s| of_seed0.contains(s)));
     }
 }

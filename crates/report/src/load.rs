@@ -2,15 +2,14 @@
 
 use std::collections::HashMap;
 
-use emorg_store::arrow::array::{Array, Float64Array, RecordBatch, StringArray};
-use emorg_store::arrow::compute::cast;
-use emorg_store::arrow::datatypes::DataType;
+use emorg_store::arrow::array::RecordBatch;
+use emorg_store::tables::{self, ALIGNED, COHERENT};
 use emorg_store::{DoneState, StageRef, Store, layout, stale_reason};
 
 use crate::{CellResult, CellStatus, ReportError, Result, RowRef, ScoreRow};
 
 /// File name of the scores table among the judge stage's outputs.
-pub const SCORES_FILE: &str = "scores.parquet";
+pub const SCORES_FILE: &str = tables::SCORES;
 
 /// The judged scores of one row (see [`load_rows`] for every row of a sweep, with statuses).
 ///
@@ -155,60 +154,20 @@ fn failure_reason(store: &Store, stage: &StageRef) -> Result<Option<String>> {
 }
 
 /// Extracts [`ScoreRow`]s from a scores table (any string type for `question_id`, any numeric
-/// type for the scores; NaN counts as missing).
+/// type for the scores; NaN counts as missing). Columns as `emorg_store::tables` names them.
 pub fn scores_from_batch(batch: &RecordBatch) -> std::result::Result<Vec<ScoreRow>, String> {
-    let column = |name: &str, to: &DataType| {
-        let col = batch
-            .column_by_name(name)
-            .ok_or_else(|| format!("no column {name:?} (columns: {})", column_names(batch)))?;
-        cast(col, to).map_err(|e| {
-            format!(
-                "column {name:?} of type {} is not usable as {to}: {e}",
-                col.data_type()
-            )
-        })
-    };
-    let qid = column("question_id", &DataType::Utf8)?;
-    let aligned = column("aligned", &DataType::Float64)?;
-    let coherent = column("coherent", &DataType::Float64)?;
-    let qid = qid
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .ok_or("question_id did not cast to Utf8")?;
-    let aligned = aligned
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .ok_or("aligned did not cast to Float64")?;
-    let coherent = coherent
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .ok_or("coherent did not cast to Float64")?;
-    let value = |a: &Float64Array, i: usize| {
-        (!a.is_null(i))
-            .then(|| a.value(i))
-            .filter(|v| v.is_finite())
-    };
-    Ok((0..batch.num_rows())
-        .map(|i| ScoreRow {
-            question_id: if qid.is_null(i) {
-                String::new()
-            } else {
-                qid.value(i).to_string()
-            },
-            aligned: value(aligned, i),
-            coherent: value(coherent, i),
+    let ids = tables::question_ids(batch).map_err(|e| e.to_string())?;
+    let aligned = tables::metric_values(batch, ALIGNED).map_err(|e| e.to_string())?;
+    let coherent = tables::metric_values(batch, COHERENT).map_err(|e| e.to_string())?;
+    Ok(ids
+        .into_iter()
+        .zip(aligned.into_iter().zip(coherent))
+        .map(|(question_id, (aligned, coherent))| ScoreRow {
+            question_id,
+            aligned,
+            coherent,
         })
         .collect())
-}
-
-fn column_names(batch: &RecordBatch) -> String {
-    batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
@@ -217,8 +176,8 @@ mod tests {
     use std::sync::Arc;
 
     use emorg_spec::{Axes, Weights};
-    use emorg_store::arrow::array::{Float32Array, UInt32Array};
-    use emorg_store::arrow::datatypes::{Field, Schema};
+    use emorg_store::arrow::array::{Float32Array, Float64Array, StringArray, UInt32Array};
+    use emorg_store::arrow::datatypes::{DataType, Field, Schema};
     use emorg_store::{JudgmentKey, UnitKey, VariantKey, table, upstream_input_key};
 
     use super::*;
@@ -375,7 +334,7 @@ mod tests {
         let train = StageRef::Train(r.unit_key.clone());
         let adapter = "adapter/adapter_model.safetensors";
         let trained = commit(&store, &train, adapter, b"w".to_vec(), BTreeMap::new());
-        let responses = "responses.parquet";
+        let responses = tables::RESPONSES;
         let read_adapter = BTreeMap::from([(upstream_input_key(&train, adapter), trained)]);
         let sha = commit(
             &store,

@@ -29,6 +29,7 @@ pub fn rows(units: usize, variants: usize, judges: usize, base: bool, protocol: 
             dataset: None,
             seed: u as u64,
             replicate: 0,
+            keep_steps: Vec::new(),
             worker_version: "test".into(),
         };
         let unit_key = unit.key();

@@ -49,6 +49,11 @@ pub struct TrainingUnit {
     /// `--replicate N`: the same work again with new seeds. Left out of the JSON at 0.
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub replicate: u32,
+    /// Full fine-tuning only: the steps whose whole weights are kept for evaluation, exactly the
+    /// steps `eval.checkpoints` asks of this unit (a full model per step is too big to keep
+    /// every N-th, as LoRA does). What training writes, so part of the key; left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_steps: Vec<usize>,
     pub worker_version: String,
 }
 

@@ -52,7 +52,7 @@
 //! [judge]     # backend, model, method, prune_below, metrics, em_* thresholds; for backend = "openai"
 //!             # also base_url, api_key_env, concurrency, max_retries, timeout_s (see JudgeConfig)
 //! [store]     # url
-//! [executor]  # parallel, threads_per_job, max_cells
+//! [executor]  # parallel, threads_per_job, max_cells, full_checkpoint_budget_gb
 //! [slurm]     # resources for `emorg submit`, per stage and per protocol (see crate::slurm)
 //! ```
 //!
@@ -730,6 +730,10 @@ pub struct ExecutorConfig {
     /// The most cells a sweep may have: plan, run and submit refuse a larger matrix before
     /// expanding it (a generated sweep with a very long axis once ran for minutes into gigabytes).
     pub max_cells: usize,
+    /// The most a full fine-tune's kept steps may take, in GB (1e9 bytes): each step
+    /// `eval.checkpoints` asks of a full fine-tune keeps the whole model in f32. Plan refuses a
+    /// sweep above it, giving the bytes.
+    pub full_checkpoint_budget_gb: f64,
 }
 
 /// Default `executor.max_cells`.
@@ -804,6 +808,7 @@ impl Default for Defaults {
                 parallel: 1,
                 threads_per_job: 2,
                 max_cells: DEFAULT_MAX_CELLS,
+                full_checkpoint_budget_gb: 50.0,
             },
         }
     }

@@ -14,10 +14,12 @@ impl Resolver for Fake {
             "smollm2-135m-instruct" => Ok(ModelInfo {
                 gguf_sha256: "a".repeat(64),
                 n_layers: 30,
+                n_params: 134_515_008,
             }),
             "qwen2.5-coder-1.5b-instruct" => Ok(ModelInfo {
                 gguf_sha256: "b".repeat(64),
                 n_layers: 28,
+                n_params: 1_777_088_000,
             }),
             _ => Err(format!("no model `{name}` in the registry")),
         }
@@ -1174,6 +1176,7 @@ impl Resolver for Deep {
             "deep-48" => Ok(ModelInfo {
                 gguf_sha256: "d".repeat(64),
                 n_layers: 48,
+                n_params: 1_000_000,
             }),
             _ => Fake.model(name),
         }
@@ -2064,6 +2067,49 @@ fn checkpoints_without_checkpoint_every_are_refused() {
 }
 
 #[test]
+fn a_full_fine_tune_keeps_exactly_the_steps_asked_for_within_the_budget() {
+    let full = EVAL
+        .replace("protocol = [\"r1\"]", "protocol = [\"full\"]")
+        .replace("adapter_scale = [1, 5]\n", "");
+    // every:8 of 32 steps: 0, 8, 16, 24 and final; the unit lists the steps it keeps, and a
+    // list that is not a multiple of checkpoint_every is fine (nothing is kept every N).
+    let rows = cells(&full);
+    let steps: Vec<Option<usize>> = rows.iter().map(|c| c.axes.checkpoint.step()).collect();
+    assert_eq!(steps, vec![None, Some(0), Some(8), Some(16), Some(24)]);
+    assert!(rows.iter().all(|c| c.unit.keep_steps == vec![0, 8, 16, 24]));
+    let listed = cells(&full.replace("\"every:8\"", "[12, \"final\"]"));
+    assert_eq!(listed[0].unit.keep_steps, vec![12]);
+    // The kept steps are what training writes, so they are in the unit key; `final` alone keeps
+    // none and leaves the key as it was before steps existed.
+    let final_only = cells(&full.replace("\"every:8\"", "\"final\""));
+    assert!(final_only[0].unit.keep_steps.is_empty());
+    assert!(!final_only[0].unit.canonical_json().contains("keep_steps"));
+    assert_ne!(final_only[0].unit_key(), rows[0].unit_key());
+    // LoRA units keep nothing this way (their adapters are kept every checkpoint_every).
+    assert!(cells(EVAL).iter().all(|c| c.unit.keep_steps.is_empty()));
+
+    // 4 steps x 134,515,008 params x 4 bytes = 2,152,240,128 bytes: over a 2 GB budget.
+    let tight = full.replace(
+        "[eval]\n",
+        "[executor]\nfull_checkpoint_budget_gb = 2.0\n\n[eval]\n",
+    );
+    refused_at(
+        &tight,
+        "eval.checkpoints",
+        "checkpoints = ",
+        &[
+            "538060032 bytes",
+            "the 4 steps asked for: 2152240128 bytes",
+            "`executor.full_checkpoint_budget_gb` = 2",
+        ],
+    );
+    assert_eq!(
+        cells(&tight.replace("\"every:8\"", "[8, 16, 24, \"final\"]")).len(),
+        4
+    );
+}
+
+#[test]
 fn every_n_without_a_known_step_count_is_refused() {
     // No max_steps, and rows the resolver cannot count (medical).
     let text = EVAL.replace("max_steps = 32\n", "");
@@ -2091,19 +2137,13 @@ fn scales_and_steps_on_units_without_adapters_are_refused() {
             "a base model has no adapter to scale",
         ],
     );
-    // And full fine-tuning, for scales and for steps.
+    // And full fine-tuning, for scales.
     let text = EVAL.replace("protocol = [\"r1\"]", "protocol = [\"full\"]");
     refused_at(
         &text,
         "eval.adapter_scale",
         "adapter_scale = ",
         &["full fine-tuning has no adapter to scale"],
-    );
-    refused_at(
-        &text,
-        "eval.checkpoints",
-        "checkpoints = ",
-        &["protocol `full` is full fine-tuning, which keeps no per-step weights"],
     );
     // A per-adapter factor alone scales too: refused where it was written.
     let text = eval_without_axes()

@@ -415,6 +415,7 @@ impl Resolver for Fake {
         Ok(ModelInfo {
             gguf_sha256: sha.repeat(64),
             n_layers,
+            n_params: 1_000_000,
         })
     }
     fn model_names(&self) -> Vec<String> {

@@ -54,6 +54,7 @@ pub use arrow;
 pub use bytes::Bytes;
 pub use conditional::{ObjectVersion, Versioned};
 pub use emorg_artifacts::layout;
+pub use emorg_artifacts::tables;
 pub use emorg_artifacts::{JudgmentKey, Stage, StageRef, UnitKey, VariantKey};
 use futures::StreamExt;
 pub use manifest::{

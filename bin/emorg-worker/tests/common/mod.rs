@@ -31,6 +31,7 @@ impl Resolver for RegistryResolver {
         Ok(ModelInfo {
             gguf_sha256: e.sha256.clone(),
             n_layers: e.arch.n_layers,
+            n_params: e.arch.n_params,
         })
     }
     fn file_sha256(&self, path: &Path) -> Result<String, String> {

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::datasets::Datasets;
 use super::defaults::cell_train;
 use super::expand::Point;
+use super::models::Models;
 use super::{Files, InputFile, InputKind, Problems, Resolver};
 use crate::cell::{ProtocolKind, SamplerSpec, Scales, TrainSpec, Weights};
 use crate::load::Sweep;
@@ -205,9 +206,8 @@ pub(crate) fn planned_steps(rows: usize, train: &TrainSpec) -> usize {
     }
 }
 
-/// Scales and checkpoints apply to adapters: a scale axis other than `[1]` with a protocol that
-/// has none (base, full) is refused, and so are checkpoints other than `final` with full
-/// fine-tuning (it keeps no per-step weights yet).
+/// Scales apply to adapters: a scale axis other than `[1]` with a protocol that has none (base,
+/// full) is refused.
 pub(super) fn check_kinds(sweep: &Sweep, points: &BTreeSet<Point>, problems: &mut Problems) {
     let f = &sweep.file;
     let scaled_all = f.eval.adapter_scale.values().iter().any(|v| *v != 1.0);
@@ -217,12 +217,6 @@ pub(super) fn check_kinds(sweep: &Sweep, points: &BTreeSet<Point>, problems: &mu
         "eval.adapter_scale"
     } else {
         "eval.adapter_scales"
-    };
-    let steps = match &f.eval.checkpoints {
-        CheckpointSel::Spec(s) => s != "final",
-        CheckpointSel::List(items) => items
-            .iter()
-            .any(|i| !matches!(i, CheckpointItem::Name(n) if n == "final")),
     };
     let mut reported = BTreeSet::new();
     for p in points {
@@ -248,15 +242,6 @@ pub(super) fn check_kinds(sweep: &Sweep, points: &BTreeSet<Point>, problems: &mu
                 ),
             );
         }
-        if kind == ProtocolKind::Full && steps && reported.insert((&p.protocol, "steps")) {
-            problems.bad(
-                "eval.checkpoints",
-                format!(
-                    "`eval.checkpoints` asks for steps, but protocol `{}` is full fine-tuning, which keeps no per-step weights for evaluation yet: evaluate it at \"final\" in a sweep of its own",
-                    p.protocol
-                ),
-            );
-        }
     }
 }
 
@@ -269,8 +254,9 @@ fn kind_name(kind: ProtocolKind) -> &'static str {
 }
 
 /// The checkpoints each training point's unit is evaluated at: `final` for a unit that does not
-/// train; else `eval.checkpoints`, every step checked against the unit's training: a multiple of
-/// `checkpoint_every` (the adapters kept), and not beyond its last step (`max_steps`, or the
+/// train; else `eval.checkpoints`, every step checked against the unit's training: for LoRA a
+/// multiple of `checkpoint_every` (the adapters kept; a full fine-tune keeps exactly the steps
+/// asked for, within `executor.full_checkpoint_budget_gb`), and not beyond its last step (`max_steps`, or the
 /// steps its dataset gives when the resolver can count rows). `every:N` gives 0, N, 2N, ...
 /// below the last step, and `final`. Its count is known only here, so the rows it gives are
 /// bounded here by `executor.max_cells` (before anything is expanded), as
@@ -279,6 +265,7 @@ pub(super) fn weights(
     sweep: &Sweep,
     points: &BTreeSet<Point>,
     datasets: &Datasets,
+    models: &Models<'_>,
     resolver: &dyn Resolver,
     problems: &mut Problems,
 ) -> BTreeMap<Point, Vec<Weights>> {
@@ -291,7 +278,8 @@ pub(super) fn weights(
             .protocols
             .get(&p.protocol)
             .and_then(|d| d.effective_kind());
-        if kind != Some(ProtocolKind::Lora) {
+        let full = kind == Some(ProtocolKind::Full);
+        if kind != Some(ProtocolKind::Lora) && !full {
             out.insert(p.clone(), vec![Weights::Final]);
             continue;
         }
@@ -311,7 +299,20 @@ pub(super) fn weights(
             None if train.max_steps > 0 => Some(train.max_steps),
             None => None,
         };
-        match unit_weights(&f.eval.checkpoints, &train, last, f.executor.max_cells) {
+        let weights = unit_weights(
+            &f.eval.checkpoints,
+            &train,
+            full,
+            last,
+            f.executor.max_cells,
+        )
+        .and_then(|w| match models.get(p.model.as_str()) {
+            Some((_, info)) if full => {
+                within_budget(w, info.n_params, f.executor.full_checkpoint_budget_gb)
+            }
+            _ => Ok(w),
+        });
+        match weights {
             Ok(w) => {
                 out.insert(p.clone(), w);
             }
@@ -332,6 +333,23 @@ pub(super) fn weights(
         check_rows(sweep, &out, problems);
     }
     out
+}
+
+/// A full fine-tune's kept steps `w` within `executor.full_checkpoint_budget_gb`: each kept step
+/// is the whole model in f32 (`n_params` x 4 bytes).
+fn within_budget(w: Vec<Weights>, n_params: u64, budget_gb: f64) -> Result<Vec<Weights>, String> {
+    let steps = w.iter().filter(|w| w.step().is_some()).count() as u64;
+    let bytes = steps.saturating_mul(n_params.saturating_mul(4));
+    let budget = (budget_gb.max(0.0) * 1e9) as u64;
+    if bytes > budget {
+        return Err(format!(
+            "full fine-tuning keeps the whole model (f32, {} bytes) at each of the {steps} steps \
+             asked for: {bytes} bytes, more than `executor.full_checkpoint_budget_gb` = \
+             {budget_gb} ({budget} bytes): ask for fewer steps, or raise the budget",
+            n_params * 4
+        ));
+    }
+    Ok(w)
 }
 
 /// The rows the checkpoints give (each unit's checkpoints x the scales x the judges) within
@@ -357,16 +375,22 @@ fn check_rows(sweep: &Sweep, weights: &BTreeMap<Point, Vec<Weights>>, problems: 
     }
 }
 
-/// The checkpoints of one LoRA unit whose last step is `last` (`None`: not known at plan time).
-/// `every:N` is refused when it alone gives more than `limit` checkpoints, before they are listed.
+/// The checkpoints of one unit whose last step is `last` (`None`: not known at plan time). A LoRA
+/// unit keeps the adapter of every `checkpoint_every`-th step, so steps must be multiples of it;
+/// a full fine-tune (`full`) keeps exactly the steps asked for. `every:N` is refused when it
+/// alone gives more than `limit` checkpoints, before they are listed.
 fn unit_weights(
     sel: &CheckpointSel,
     train: &TrainSpec,
+    full: bool,
     last: Option<usize>,
     limit: usize,
 ) -> Result<Vec<Weights>, String> {
     let every = train.checkpoint_every;
     let need_every = |step: usize| -> Result<(), String> {
+        if full {
+            return Ok(());
+        }
         if every == 0 {
             return Err(format!(
                 "step {step} needs the adapter kept at that step: set `train.checkpoint_every` (in `[train]` or the protocol's `train`) to a divisor of it"
@@ -382,7 +406,7 @@ fn unit_weights(
     let within = |step: usize| -> Result<(), String> {
         match last {
             Some(last) if step > last => Err(format!(
-                "step {step} is beyond the unit's last step {last} (from `train.max_steps` or the dataset's rows): no adapter can exist at it"
+                "step {step} is beyond the unit's last step {last} (from `train.max_steps` or the dataset's rows): no weights can exist at it"
             )),
             _ => Ok(()),
         }
@@ -416,10 +440,8 @@ fn unit_weights(
                 match item {
                     CheckpointItem::Step(n) => {
                         let step = *n as usize;
-                        if step > 0 {
+                        if step > 0 || every == 0 {
                             need_every(step)?;
-                        } else if every == 0 {
-                            need_every(0)?;
                         }
                         within(step)?;
                         w.push(Weights::Step(step));

@@ -227,6 +227,11 @@ fn unit(sweep: &Sweep, a: &Point, found: &Found) -> TrainingUnit {
             a.seed
         },
         replicate: sweep.replicate.unit,
+        keep_steps: if kind == ProtocolKind::Full {
+            found.weights[a].iter().filter_map(|w| w.step()).collect()
+        } else {
+            Vec::new()
+        },
         worker_version: WORKER_VERSION.to_string(),
     }
 }

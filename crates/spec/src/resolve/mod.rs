@@ -46,6 +46,8 @@ use crate::load::Sweep;
 pub struct ModelInfo {
     pub gguf_sha256: String,
     pub n_layers: usize,
+    /// Elements over all the weights (a full fine-tune keeps this many f32 values per kept step).
+    pub n_params: u64,
 }
 
 /// The outside world, as resolution sees it (implemented by the CLI over emorg-models and
@@ -167,7 +169,7 @@ pub fn resolve_full(sweep: &Sweep, resolver: &dyn Resolver) -> Result<Resolution
     let datasets = datasets::lookup(sweep, &points, &mut files, &mut problems);
     let layers = protocols::lookup_layers(sweep, &points, &models, &mut problems);
     eval::check_kinds(sweep, &points, &mut problems);
-    let weights = eval::weights(sweep, &points, &datasets, resolver, &mut problems);
+    let weights = eval::weights(sweep, &points, &datasets, &models, resolver, &mut problems);
     if !problems.list.is_empty() {
         return Err(problems.into_error());
     }

@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::expand::Point;
-use super::{Problems, Resolver};
+use super::{ModelInfo, Problems, Resolver};
 use crate::cell::ModelRef;
 use crate::load::Sweep;
 use crate::suggest::did_you_mean;
 
 /// Registry model and number of layers by table name, for the models the cells use.
-pub(super) type Models<'a> = BTreeMap<&'a str, (ModelRef, usize)>;
+pub(super) type Models<'a> = BTreeMap<&'a str, (ModelRef, ModelInfo)>;
 
 /// Every model of the cells, once.
 pub(super) fn lookup<'a>(
@@ -35,9 +35,9 @@ pub(super) fn lookup<'a>(
             Ok(info) => {
                 let model = ModelRef {
                     name: def.registry.clone(),
-                    gguf_sha256: info.gguf_sha256,
+                    gguf_sha256: info.gguf_sha256.clone(),
                 };
-                models.insert(&a.model, (model, info.n_layers));
+                models.insert(&a.model, (model, info));
             }
             Err(e) => {
                 let names = resolver.model_names();

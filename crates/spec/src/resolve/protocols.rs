@@ -196,7 +196,7 @@ pub(super) fn lookup_layers<'a>(
     let f = &sweep.file;
     let mut layers = Layers::new();
     for a in axes {
-        let (Some(p), Some((_, n_layers))) =
+        let (Some(p), Some((_, info))) =
             (f.protocols.get(&a.protocol), models.get(a.model.as_str()))
         else {
             continue;
@@ -208,7 +208,7 @@ pub(super) fn lookup_layers<'a>(
         }
         let Ok((p, _)) = p.expanded() else { continue };
         let sel = p.layers.clone().unwrap_or(LayerSel::All);
-        match sel.resolve(*n_layers) {
+        match sel.resolve(info.n_layers) {
             Ok(l) => {
                 layers.insert((&a.model, &a.protocol), l);
             }
