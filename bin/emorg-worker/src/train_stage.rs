@@ -234,12 +234,13 @@ pub fn run(ctx: &StageContext) -> Result<()> {
     let resumed_from = resume.as_ref().map(|r| r.step);
     let mut step_adapters = match resumed_from {
         Some(at) if step_every > 0 => {
-            keep_step_outputs(ctx, (0..=at).step_by(step_every), &ADAPTER_FILES)?
+            keep_step_outputs(ctx, (0..=at).step_by(step_every), &ADAPTER_FILES, "adapter")?
         }
         Some(at) if lora.is_none() => keep_step_outputs(
             ctx,
             unit.keep_steps.iter().copied().filter(|s| *s <= at),
             &[FULL_STEP_FILE],
+            "full weights",
         )?,
         _ => Vec::new(),
     };
@@ -807,6 +808,7 @@ fn keep_step_outputs(
     ctx: &StageContext,
     steps: impl Iterator<Item = usize>,
     files: &[&str],
+    what: &str,
 ) -> Result<Vec<usize>> {
     let prefix = layout::step_adapters_prefix(&ctx.unit_key());
     let keys = ctx.store.list(&prefix)?;
@@ -822,15 +824,15 @@ fn keep_step_outputs(
         if !present {
             // Uploaded before the trainer state of any later step, so this is gone by hand.
             tracing::warn!(
-                "the weights at step {step} are missing from {prefix}: they are not kept (a \
-                 variant at that step needs a forced retrain)"
+                "the {what} at step {step} is missing from {prefix}: it is not kept (a variant \
+                 at that step needs a forced retrain)"
             );
             continue;
         }
         for name in &names {
             ctx.keep_output(name)?;
         }
-        tracing::info!("weights at step {step} listed from an earlier run");
+        tracing::info!("{what} at step {step} listed from an earlier run");
         kept.push(step);
     }
     Ok(kept)
