@@ -48,12 +48,166 @@ pub struct ModelConfig {
     pub sliding_pattern: usize,
     /// Rope base of the local layers.
     pub rope_base_local: f64,
+    /// Frequency scaling of the global layers' rope (local, sliding-window layers are never
+    /// scaled, as in transformers and llama.cpp); `None` for plain rope.
+    #[serde(default)]
+    pub rope_scaling: Option<RopeScaling>,
+}
+
+/// How a model stretches its rope beyond the context it was trained at. Only these are
+/// implemented; a model asking for another kind is refused by name, never run unscaled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    /// Every frequency divided by `factor` (positions interpolated): transformers' `linear`,
+    /// llama.cpp's `rope.scaling.type = linear` (Gemma 3 >= 4B's global layers, factor 8).
+    Linear { factor: f64 },
+    /// Llama 3.1's rescaling: low frequencies (wavelength above `original_context /
+    /// low_freq_factor`) divided by `factor`, high ones (below `original_context /
+    /// high_freq_factor`) kept, the band between interpolated smoothly.
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_context: usize,
+    },
+    /// llama.cpp's `rope_freqs` tensor (what its converter writes for llama3 scaling): frequency
+    /// `i` divided by `factors[i]`.
+    FreqFactors { factors: Vec<f32> },
+}
+
+/// The names of the rope scaling kinds this decoder implements, for error messages.
+pub const ROPE_SCALINGS: &str = "linear, llama3 (and llama.cpp's rope_freqs tensor)";
+
+impl RopeScaling {
+    /// `inv` (one inverse frequency per pair of head dimensions, `1 / base^(2i/d)`) scaled.
+    /// `FreqFactors` has one factor per frequency (checked when the file is read).
+    pub fn apply(&self, inv: &mut [f32]) {
+        match self {
+            RopeScaling::Linear { factor } => {
+                for f in inv.iter_mut() {
+                    *f /= *factor as f32;
+                }
+            }
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context,
+            } => {
+                // transformers' `_compute_llama3_parameters`, in f32 as it computes.
+                let (factor, low, high) = (
+                    *factor as f32,
+                    *low_freq_factor as f32,
+                    *high_freq_factor as f32,
+                );
+                let old = *original_context as f32;
+                let (low_wavelen, high_wavelen) = (old / low, old / high);
+                for f in inv.iter_mut() {
+                    let wavelen = 2.0 * std::f32::consts::PI / *f;
+                    if wavelen > low_wavelen {
+                        *f /= factor;
+                    } else if wavelen >= high_wavelen {
+                        let smooth = (old / wavelen - low) / (high - low);
+                        *f = (1.0 - smooth) * *f / factor + smooth * *f;
+                    }
+                }
+            }
+            RopeScaling::FreqFactors { factors } => {
+                for (f, k) in inv.iter_mut().zip(factors) {
+                    *f /= *k;
+                }
+            }
+        }
+    }
 }
 
 impl ModelConfig {
     /// Whether layer `l` uses the sliding window (and the local rope base).
     pub fn is_local_layer(&self, l: usize) -> bool {
         self.sliding_window.is_some() && !(l + 1).is_multiple_of(self.sliding_pattern.max(1))
+    }
+}
+
+/// The rope frequency scaling of a GGUF's global layers, from `<arch>.rope.scaling.type` (`none`,
+/// or `linear` with `<arch>.rope.scaling.factor`; the legacy `<arch>.rope.scale_linear`) and
+/// llama.cpp's `rope_freqs.weight` tensor (llama3 scaling, as its converter writes it). Any other
+/// type (yarn, longrope, ...) is refused by name: run unscaled it would be wrong beyond the
+/// original context, and silently so.
+fn rope_scaling_from_gguf(
+    file: &GgufFile,
+    arch: &str,
+    head_dim: usize,
+) -> Result<Option<RopeScaling>> {
+    let key = |k: &str| format!("{arch}.{k}");
+    let bad = |k: &str, reason: String| LmError::Metadata {
+        path: file.path.clone(),
+        key: key(k),
+        reason,
+    };
+    let linear = match file.meta_str(&key("rope.scaling.type")).ok().as_deref() {
+        None | Some("none") => match file.meta_f64(&key("rope.scale_linear")) {
+            Ok(f) if f != 1.0 => Some(f),
+            _ => None,
+        },
+        Some("linear") => Some(file.meta_f64(&key("rope.scaling.factor")).map_err(|_| {
+            bad(
+                "rope.scaling.factor",
+                "is missing; `rope.scaling.type` linear needs it".into(),
+            )
+        })?),
+        Some(other) => {
+            return Err(bad(
+                "rope.scaling.type",
+                format!(
+                    "is `{other}`, which this decoder does not implement (it implements none, {ROPE_SCALINGS})"
+                ),
+            ));
+        }
+    };
+    if let Some(f) = linear
+        && !(f >= 1.0 && f.is_finite())
+    {
+        return Err(bad(
+            "rope.scaling.factor",
+            format!("is {f}; a rope scaling factor is a finite number >= 1"),
+        ));
+    }
+    let freqs = if file.has_tensor("rope_freqs.weight") {
+        let factors = file
+            .dense("rope_freqs.weight", &candle_core::Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let reason = if factors.len() != head_dim / 2 {
+            Some(format!(
+                "has {} factors, but the heads (size {head_dim}) have {} frequencies",
+                factors.len(),
+                head_dim / 2
+            ))
+        } else if factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+            Some("has a factor that is not a positive number".into())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(LmError::Tensor {
+                path: file.path.clone(),
+                name: "rope_freqs.weight".into(),
+                reason,
+            });
+        }
+        Some(factors)
+    } else {
+        None
+    };
+    match (linear, freqs) {
+        (None, None) => Ok(None),
+        (Some(factor), None) => Ok(Some(RopeScaling::Linear { factor })),
+        (None, Some(factors)) => Ok(Some(RopeScaling::FreqFactors { factors })),
+        (Some(_), Some(_)) => Err(bad(
+            "rope.scaling.type",
+            "is linear and the file also has a `rope_freqs.weight` tensor; the two together are not implemented".into(),
+        )),
     }
 }
 
@@ -160,6 +314,7 @@ impl ModelConfig {
                 ));
             }
         }
+        let rope_scaling = rope_scaling_from_gguf(file, &arch, head_dim)?;
         let vocab_size = match file.meta_u64(&key("vocab_size")) {
             Ok(v) => v as usize,
             Err(_) => file.meta_array_len("tokenizer.ggml.tokens")?,
@@ -195,6 +350,7 @@ impl ModelConfig {
             rope_base_local: file
                 .meta_f64(&key("rope.local_freq_base"))
                 .unwrap_or(10_000.0),
+            rope_scaling,
         })
     }
 

@@ -8,7 +8,7 @@
 //! at load (llama.cpp's converter stores `1 + w`, which the GGUF path uses as is).
 
 use crate::chat::ChatTemplate;
-use crate::config::{Family, ModelConfig};
+use crate::config::{Family, ModelConfig, ROPE_SCALINGS, RopeScaling};
 use crate::error::{LmError, Result};
 use crate::tokenizer::GgufTokenizer;
 use crate::weights::{FrozenWeight, WeightMode, WeightSource};
@@ -183,21 +183,52 @@ impl Fields<'_> {
     }
 }
 
-/// The rope base of a transformers `rope_parameters` / `rope_scaling` entry; only plain rope is
-/// implemented, so scaled variants are refused rather than silently run unscaled.
-fn plain_rope_theta(f: &Fields, key: &str, params: &Value) -> Result<Option<f64>> {
+/// The rope base and scaling of a transformers `rope_parameters` / `rope_scaling` entry: plain
+/// rope, `linear` and `llama3` are implemented; any other `rope_type` is refused by name rather
+/// than silently run unscaled.
+fn rope_entry(f: &Fields, key: &str, params: &Value) -> Result<(Option<f64>, Option<RopeScaling>)> {
     let kind = params
         .get("rope_type")
         .or_else(|| params.get("type"))
         .and_then(Value::as_str)
         .unwrap_or("default");
-    if kind != "default" {
+    let num = |name: &str| -> Result<f64> {
+        params.get(name).and_then(Value::as_f64).ok_or_else(|| {
+            f.err(
+                &format!("{key}.{name}"),
+                &format!("is missing or not a number; rope_type `{kind}` needs it"),
+            )
+        })
+    };
+    let scaling = match kind {
+        "default" => None,
+        "linear" => Some(RopeScaling::Linear {
+            factor: num("factor")?,
+        }),
+        "llama3" => Some(RopeScaling::Llama3 {
+            factor: num("factor")?,
+            low_freq_factor: num("low_freq_factor")?,
+            high_freq_factor: num("high_freq_factor")?,
+            original_context: num("original_max_position_embeddings")? as usize,
+        }),
+        other => {
+            return Err(f.err(
+                key,
+                &format!(
+                    "has rope_type `{other}`, which this decoder does not implement (it implements default, {ROPE_SCALINGS})"
+                ),
+            ));
+        }
+    };
+    if let Some(RopeScaling::Linear { factor } | RopeScaling::Llama3 { factor, .. }) = &scaling
+        && !(*factor >= 1.0 && factor.is_finite())
+    {
         return Err(f.err(
-            key,
-            &format!("has rope_type `{kind}`; only the default (unscaled) rope is supported"),
+            &format!("{key}.factor"),
+            &format!("is {factor}; a rope scaling factor is a finite number >= 1"),
         ));
     }
-    Ok(params.get("rope_theta").and_then(Value::as_f64))
+    Ok((params.get("rope_theta").and_then(Value::as_f64), scaling))
 }
 
 /// `ModelConfig` from an HF `config.json`.
@@ -283,25 +314,41 @@ pub fn config_from_json(path: &Path, json: &Value) -> Result<ModelConfig> {
     let default_theta = if gemma { 1_000_000.0 } else { 10_000.0 };
     let mut rope_base = f.f64_opt("rope_theta")?;
     let mut rope_base_local = f.f64_opt("rope_local_base_freq")?;
-    if let Some(scaling) = f.get("rope_scaling") {
-        plain_rope_theta(&f, "rope_scaling", scaling)?;
+    // Scaling applies to the global layers (every layer but Gemma 3's sliding ones).
+    let mut rope_scaling = None;
+    let local_unscaled = |key: &str, scaling: &Option<RopeScaling>| -> Result<()> {
+        match scaling {
+            Some(_) => Err(f.err(
+                key,
+                "scales the rope of the sliding-window layers, which this decoder does not implement (only the global layers' rope is scaled)",
+            )),
+            None => Ok(()),
+        }
+    };
+    if let Some(scaling) = f.get("rope_scaling").filter(|v| !v.is_null()) {
+        rope_scaling = rope_entry(&f, "rope_scaling", scaling)?.1;
     }
-    if let Some(params) = f.get("rope_parameters") {
+    if let Some(params) = f.get("rope_parameters").filter(|v| !v.is_null()) {
         match (
             params.get("full_attention"),
             params.get("sliding_attention"),
         ) {
             (None, None) => {
-                rope_base = plain_rope_theta(&f, "rope_parameters", params)?.or(rope_base);
+                let (theta, scaling) = rope_entry(&f, "rope_parameters", params)?;
+                rope_base = theta.or(rope_base);
+                rope_scaling = scaling.or(rope_scaling);
             }
             (full, sliding) => {
                 if let Some(p) = full {
-                    rope_base =
-                        plain_rope_theta(&f, "rope_parameters.full_attention", p)?.or(rope_base);
+                    let (theta, scaling) = rope_entry(&f, "rope_parameters.full_attention", p)?;
+                    rope_base = theta.or(rope_base);
+                    rope_scaling = scaling.or(rope_scaling);
                 }
                 if let Some(p) = sliding {
-                    rope_base_local = plain_rope_theta(&f, "rope_parameters.sliding_attention", p)?
-                        .or(rope_base_local);
+                    let key = "rope_parameters.sliding_attention";
+                    let (theta, scaling) = rope_entry(&f, key, p)?;
+                    local_unscaled(key, &scaling)?;
+                    rope_base_local = theta.or(rope_base_local);
                 }
             }
         }
@@ -390,6 +437,7 @@ pub fn config_from_json(path: &Path, json: &Value) -> Result<ModelConfig> {
         sliding_window,
         sliding_pattern,
         rope_base_local,
+        rope_scaling,
     })
 }
 

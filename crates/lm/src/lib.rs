@@ -26,7 +26,7 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use chat::{ChatTemplate, Message, RenderedChat};
-pub use config::{Family, ModelConfig};
+pub use config::{Family, ModelConfig, RopeScaling};
 pub use error::{LmError, Result};
 pub use files::{ModelFiles, ModelWeights};
 pub use hf::HfWeights;

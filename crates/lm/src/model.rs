@@ -1,7 +1,7 @@
 //! One decoder for the supported families. Family differences (q/k/v biases, tied head, rope
 //! layout) are data read from the model files; LoRA adapters attach to any (layer, module).
 
-use crate::config::{Family, ModelConfig};
+use crate::config::{Family, ModelConfig, RopeScaling};
 use crate::error::Result;
 use crate::lora::{LoraLinear, LoraSet, Module};
 use crate::weights::{FrozenWeight, WeightMode, WeightSource};
@@ -246,9 +246,16 @@ impl Decoder {
         }
         let norm = file.dense("output_norm.weight", device)?;
         let max_pos = cfg.context_length.min(8192);
-        let (cos, sin) = rope_tables(cfg.rope_base, cfg.head_dim, max_pos, device)?;
+        // Scaling stretches the global layers' rope only (as transformers and llama.cpp do).
+        let (cos, sin) = rope_tables(
+            cfg.rope_base,
+            cfg.head_dim,
+            max_pos,
+            cfg.rope_scaling.as_ref(),
+            device,
+        )?;
         let (cos_local, sin_local) =
-            rope_tables(cfg.rope_base_local, cfg.head_dim, max_pos, device)?;
+            rope_tables(cfg.rope_base_local, cfg.head_dim, max_pos, None, device)?;
         Ok(Decoder {
             cfg,
             embed,
@@ -704,12 +711,16 @@ fn rope_tables(
     base: f64,
     head_dim: usize,
     max_pos: usize,
+    scaling: Option<&RopeScaling>,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
     let half = head_dim / 2;
-    let inv: Vec<f32> = (0..half)
+    let mut inv: Vec<f32> = (0..half)
         .map(|i| 1.0 / (base as f32).powf(2.0 * i as f32 / head_dim as f32))
         .collect();
+    if let Some(scaling) = scaling {
+        scaling.apply(&mut inv);
+    }
     let inv = Tensor::from_vec(inv, (1, half), device)?;
     let pos = Tensor::arange(0u32, max_pos as u32, device)?
         .to_dtype(DType::F32)?

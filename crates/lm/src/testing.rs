@@ -160,6 +160,46 @@ pub fn write_tiny_gguf(path: &Path, spec: TinySpec) -> candle_core::Result<()> {
     candle_core::quantized::gguf_file::write(&mut file, &md, &ts)
 }
 
+/// Copies the GGUF at `src` to `dst` with `meta` added (or replacing keys of the same name) and
+/// the f32 `tensors` added: a model with rope scaling, say, from a plain tiny one.
+pub fn rewrite_gguf(
+    src: &Path,
+    dst: &Path,
+    meta: &[(String, Value)],
+    tensors: &[(String, Tensor)],
+) -> crate::Result<()> {
+    let file = crate::weights::GgufFile::open(src)?;
+    let mut md: Vec<(String, Value)> = file
+        .content
+        .metadata
+        .iter()
+        .filter(|(k, _)| !meta.iter().any(|(m, _)| m == *k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(meta.iter().cloned())
+        .collect();
+    md.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut names: Vec<&String> = file.content.tensor_infos.keys().collect();
+    names.sort();
+    let mut ts: Vec<(String, QTensor)> = Vec::new();
+    for name in names {
+        ts.push((name.clone(), file.qtensor(name)?));
+    }
+    for (name, t) in tensors {
+        ts.push((
+            name.clone(),
+            QTensor::quantize(t, candle_core::quantized::GgmlDType::F32)?,
+        ));
+    }
+    let mut out = std::fs::File::create(dst).map_err(|source| crate::LmError::Io {
+        path: dst.to_path_buf(),
+        source,
+    })?;
+    let md: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &QTensor)> = ts.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    candle_core::quantized::gguf_file::write(&mut out, &md, &ts)?;
+    Ok(())
+}
+
 fn ones(d: usize) -> candle_core::Result<QTensor> {
     QTensor::quantize(
         &Tensor::ones(d, candle_core::DType::F32, &Device::Cpu)?,
@@ -191,6 +231,10 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
     names.sort();
     let mut tensors = Vec::new();
     for name in names {
+        // Rope scaling is config, not a weight, in a checkpoint directory (written below).
+        if name == "rope_freqs.weight" {
+            continue;
+        }
         let mut t = file.dense(name, &Device::Cpu)?;
         if cfg.family == Family::Llama {
             if name.ends_with("attn_q.weight") {
@@ -263,6 +307,34 @@ pub fn write_hf_checkpoint_from_gguf(gguf: &Path, dir: &Path) -> crate::Result<(
         .as_object_mut()
         .expect("object")
         .extend(family_keys.as_object().expect("object").clone());
+    let scaling = match &cfg.rope_scaling {
+        None => None,
+        Some(crate::RopeScaling::Linear { factor }) => {
+            Some(serde_json::json!({ "rope_type": "linear", "factor": factor }))
+        }
+        Some(crate::RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_context,
+        }) => Some(serde_json::json!({
+            "rope_type": "llama3",
+            "factor": factor,
+            "low_freq_factor": low_freq_factor,
+            "high_freq_factor": high_freq_factor,
+            "original_max_position_embeddings": original_context,
+        })),
+        // llama.cpp's per-frequency factors have no transformers config of their own.
+        Some(crate::RopeScaling::FreqFactors { .. }) => {
+            return Err(crate::LmError::File {
+                path: gguf.to_path_buf(),
+                reason: "its rope_freqs tensor has no Hugging Face config equivalent; write `rope_scaling` by hand".into(),
+            });
+        }
+    };
+    if let Some(scaling) = scaling {
+        config["rope_scaling"] = scaling;
+    }
     write("config.json", config)?;
     let template = file.meta_str("tokenizer.chat_template").ok();
     write(

@@ -3,7 +3,9 @@
 //! `hf_checkpoint/make_checkpoints.py` (run with the reference venv's python, `EMORG_TEST_PY`) has
 //! transformers build small random Llama, Qwen2 and Gemma 3 models, save them with
 //! `save_pretrained` (one f32 and sharded, one f16 with biases and an untied head, one bf16 Gemma 3
-//! with a sliding window shorter than the input, one f32 Gemma 3), save a BPE tokenizer trained with
+//! with a sliding window shorter than the input, one f32 Gemma 3, a Llama with llama3 rope scaling
+//! and a Gemma 3 with linear scaling of its global layers, both run past their original
+//! context), save a BPE tokenizer trained with
 //! the `tokenizers` library through `PreTrainedTokenizerFast`, and record transformers' float32
 //! logits and token ids. emorg loads each directory through `ModelFiles::open` and must agree.
 //!
@@ -16,7 +18,7 @@
 //! The error-message tests write their own safetensors directories and need no Python.
 
 use emorg_lm::candle_core::{Device, Tensor};
-use emorg_lm::{Family, HfWeights, ModelFiles, OpsMode, WeightMode, WeightSource};
+use emorg_lm::{Family, HfWeights, ModelFiles, OpsMode, RopeScaling, WeightMode, WeightSource};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +29,8 @@ const MODELS: &[&str] = &[
     "qwen2-f16-untied",
     "gemma3-bf16-sliding",
     "gemma3-f32",
+    "llama3-rope-scaled",
+    "gemma3-rope-linear",
 ];
 const DENSE_TOLERANCE: f32 = 1e-3;
 const Q8_TOLERANCE: f32 = 0.3;
@@ -225,6 +229,62 @@ fn hf_checkpoint_layouts_are_read_as_saved() {
     assert!(diff.iter().all(|d| (d - 1.0).abs() < 1e-6), "{diff:?}");
 }
 
+/// The two scaled checkpoints are read with their scaling, and it matters: without it the logits
+/// past the first position are far outside the parity bound (so the parity above has teeth).
+#[test]
+fn rope_scaling_is_read_from_config_and_changes_the_logits() {
+    let Some(root) = checkpoints() else { return };
+    let llama = ModelFiles::open(&root.join("llama3-rope-scaled")).unwrap();
+    assert_eq!(
+        llama.config.rope_scaling,
+        Some(RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_context: 32
+        })
+    );
+    let gemma = ModelFiles::open(&root.join("gemma3-rope-linear")).unwrap();
+    assert_eq!(
+        gemma.config.rope_scaling,
+        Some(RopeScaling::Linear { factor: 8.0 })
+    );
+    assert_eq!(
+        (gemma.config.rope_base, gemma.config.rope_base_local),
+        (1e6, 1e4)
+    );
+    for name in ["llama3-rope-scaled", "gemma3-rope-linear"] {
+        let reference = reference(&root.join(name));
+        assert!(reference.input_ids.len() > 32, "past the original context");
+        // The same checkpoint with plain rope (same bases) in its config.json.
+        let tmp = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(root.join(name)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, tmp.path().join(path.file_name().unwrap())).unwrap();
+        }
+        let config_path = tmp.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+        let params = &mut config["rope_parameters"];
+        let scaled = if params.get("full_attention").is_some() {
+            &mut params["full_attention"]
+        } else {
+            params
+        };
+        let theta = scaled["rope_theta"].clone();
+        *scaled = serde_json::json!({ "rope_type": "default", "rope_theta": theta });
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let files = ModelFiles::open(tmp.path()).unwrap();
+        assert_eq!(files.config.rope_scaling, None);
+        let (unscaled, _) = logit_deltas(&files, &reference, WeightMode::Dense);
+        eprintln!("{name} without its rope scaling: max |delta logit| = {unscaled:.2e}");
+        assert!(
+            unscaled > 100.0 * DENSE_TOLERANCE,
+            "{name}: unscaled rope is as close as {unscaled}"
+        );
+    }
+}
+
 #[test]
 fn hf_tokenizer_and_template_match_transformers() {
     let Some(root) = checkpoints() else { return };
@@ -414,14 +474,14 @@ fn missing_config_key_names_file_and_key() {
         "{err}"
     );
     let mut cfg = llama_config();
-    cfg["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 32.0});
+    cfg["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 32.0});
     std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
     let err = HfWeights::open(tmp.path())
         .err()
         .expect("must fail")
         .to_string();
     assert!(
-        err.contains("`rope_scaling` has rope_type `llama3`"),
+        err.contains("`rope_scaling` has rope_type `yarn`, which this decoder does not implement"),
         "{err}"
     );
 }

@@ -112,7 +112,7 @@ def perturb(model, norm_mean: float) -> None:
 
 
 def write(name, out, model_cls, config, *, dtype, norm_mean, bos_first, template, shard=None,
-          template_in_config_list=False):
+          template_in_config_list=False, n_tokens=24):
     d = os.path.join(out, name)
     os.makedirs(d, exist_ok=True)
     tk = build_tokenizer(bos_first, qwen2=model_cls is Qwen2ForCausalLM)
@@ -154,7 +154,7 @@ def write(name, out, model_cls, config, *, dtype, norm_mean, bos_first, template
     loaded = model_cls.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
     tok = AutoTokenizer.from_pretrained(d)
     gen = torch.Generator().manual_seed(7)
-    ids = torch.randint(0, vocab, (1, 24), generator=gen)
+    ids = torch.randint(0, vocab, (1, n_tokens), generator=gen)
     with torch.no_grad():
         logits = loaded(input_ids=ids).logits[0].float()
     ref = {
@@ -246,6 +246,49 @@ def main(out: str) -> None:
         norm_mean=0.0,
         bos_first=True,
         template=CHATML_WITH_BOS,
+    )
+    # Rope scaling, with inputs longer than the original context: Llama 3.1's llama3 scaling
+    # (head size 16: the first frequency is high and kept, the second in the smoothed band, the
+    # rest divided by the factor), and Gemma 3's linear scaling of the global layers only.
+    write(
+        "llama3-rope-scaled",
+        out,
+        LlamaForCausalLM,
+        LlamaConfig(num_hidden_layers=2, num_key_value_heads=2, rms_norm_eps=1e-5,
+                    tie_word_embeddings=True,
+                    rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                                     "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 32},
+                    **common),
+        dtype=torch.float32,
+        norm_mean=1.0,
+        bos_first=False,
+        template=CHATML,
+        n_tokens=48,
+    )
+    write(
+        "gemma3-rope-linear",
+        out,
+        Gemma3ForCausalLM,
+        Gemma3TextConfig(
+            num_hidden_layers=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"] * 2,
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+            rms_norm_eps=1e-6,
+            **common,
+        ),
+        dtype=torch.float32,
+        norm_mean=0.0,
+        bos_first=True,
+        template=CHATML_WITH_BOS,
+        n_tokens=48,
     )
 
 
