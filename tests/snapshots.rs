@@ -218,3 +218,54 @@ fn errors_for_bad_datasets() {
         });
     }
 }
+
+/// `[slurm.models.M]` gives a model's cells their own scripts (profile `<model>@[protocol]`),
+/// under the protocol's table.
+#[test]
+fn a_models_slurm_table_gives_its_cells_their_own_resources() {
+    let env = Env::new();
+    env.fake_models();
+    let sweep = env.sweep("");
+    let mut text_ = fs::read_to_string(&sweep).unwrap();
+    text_.push_str(
+        "\n[slurm]\npartition = \"cpu\"\nmem = \"4G\"\n\n[slurm.models.smollm2]\npartition = \"gpu\"\ngpus = \"1\"\nmem = \"80G\"\n\n[slurm.protocols.r1-mid.train]\nmem = \"96G\"\n",
+    );
+    fs::write(&sweep, text_).unwrap();
+    let out = env.emorg(&["render", "jobs/t.toml", "--out", "rendered"], &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let scripts: Vec<(String, String)> = fs::read_dir(env.path("rendered"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sbatch"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(scripts.len(), 5, "{scripts:?}");
+    let script = |part: &str| {
+        &scripts
+            .iter()
+            .find(|(n, _)| n.contains(part))
+            .unwrap_or_else(|| panic!("no script with {part}: {scripts:?}"))
+            .1
+    };
+    // r1-mid's train: the model's partition and GPU, the protocol's memory.
+    let train = script("smollm2@r1-mid-train");
+    assert!(
+        train.contains("--partition=gpu")
+            && train.contains("--gpus=1")
+            && train.contains("--mem=96G"),
+        "{train}"
+    );
+    // The base model's sample: the model's table alone.
+    let base = script("smollm2@-sample");
+    assert!(
+        base.contains("--partition=gpu") && base.contains("--mem=80G"),
+        "{base}"
+    );
+    assert!(scripts.iter().all(|(_, s)| !s.contains("--partition=cpu")));
+}

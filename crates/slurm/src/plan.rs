@@ -50,7 +50,8 @@ pub struct PlannedArray {
     /// `<chunk>-<stage>[-v<slot>][-j<slot>][-<profile>]`: the script, keys file and logs.
     pub name: String,
     pub stage: Stage,
-    /// The resource profile: a `[slurm.protocols]` name or `default`.
+    /// The resource profile (`render::profile_of`): `default`, a `[slurm.protocols]` name, or
+    /// `<model>@[protocol]` for a `[slurm.models]` name.
     pub profile: String,
     /// (array index, the stage it runs), by ascending index.
     pub tasks: Vec<(usize, StageRef)>,

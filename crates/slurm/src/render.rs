@@ -40,14 +40,30 @@ pub fn state_dir(sweep: &Sweep) -> PathBuf {
     }
 }
 
-/// The resource profile of a task: the protocol of its first row when `[slurm.protocols]` names
-/// it, else `default`.
+/// The resource profile of a task, from the model and protocol of its first row (a unit's rows
+/// share both): `default` when `[slurm.models]` and `[slurm.protocols]` name neither, the protocol
+/// when only it is named, `<model>@` or `<model>@<protocol>` when the model is (`@` is refused in
+/// those names, so [`profile_parts`] reads it back).
 pub fn profile_of(sweep: &Sweep, cells: &[Cell], task: &Task) -> String {
-    let protocol = &cells[task.rows[0]].axes.protocol;
-    if sweep.file.slurm.protocols.contains_key(protocol) {
-        protocol.clone()
-    } else {
-        "default".to_string()
+    let axes = &cells[task.rows[0]].axes;
+    let slurm = &sweep.file.slurm;
+    let protocol = slurm
+        .protocols
+        .contains_key(&axes.protocol)
+        .then_some(axes.protocol.as_str());
+    match (slurm.models.contains_key(&axes.model), protocol) {
+        (false, None) => "default".to_string(),
+        (false, Some(p)) => p.to_string(),
+        (true, p) => format!("{}@{}", axes.model, p.unwrap_or_default()),
+    }
+}
+
+/// (model, protocol) of a profile named by [`profile_of`]; `""` for one it does not name.
+pub fn profile_parts(profile: &str) -> (&str, &str) {
+    match profile.split_once('@') {
+        Some(parts) => parts,
+        None if profile == "default" => ("", ""),
+        None => ("", profile),
     }
 }
 
@@ -113,12 +129,8 @@ pub fn write_scripts(
             }
             std::fs::write(&keys_file, keys)
                 .with_context(|| format!("cannot write {}", keys_file.display()))?;
-            let protocol = if array.profile == "default" {
-                ""
-            } else {
-                array.profile.as_str()
-            };
-            let r = s.effective(protocol, stage);
+            let (model, protocol) = profile_parts(&array.profile);
+            let r = s.effective(model, protocol, stage);
             let spec = array_spec(array.indices());
             let output = dir
                 .join("logs")

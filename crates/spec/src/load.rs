@@ -15,6 +15,9 @@
 //!    `EMORG_MODELS`, `EMORG_WORKER`, ...) are not configuration and are ignored here;
 //! 4. `--set a.b.c=value` arguments, in order.
 //!
+//! Then `[eval] preset` (from any layer) fills the `[eval]` fields that only the built-in defaults
+//! set (`crate::presets::eval_preset`).
+//!
 //! Values of layers 3 and 4 are parsed as a TOML value (`4`, `2e-3`, `true`, `["a", "b"]`,
 //! `"quoted"`), and taken as a plain string when they do not parse (`file:///tmp/x`).
 //!
@@ -320,13 +323,34 @@ impl Sweep {
             text,
             figment,
         };
-        let file = match loc.figment.extract::<SweepFile>() {
+        let mut file = match loc.figment.extract::<SweepFile>() {
             Ok(file) => file,
             Err(err) => {
                 let diagnostics = err.into_iter().map(|e| loc.figment_diagnostic(e)).collect();
                 return Err(SpecError { diagnostics });
             }
         };
+        if let Some(name) = file.eval.preset.clone() {
+            let Some(preset) = crate::presets::eval_preset(&name) else {
+                return Err(Diagnostic {
+                    location: loc.locate("eval.preset"),
+                    key: Some("eval.preset".into()),
+                    message: format!(
+                        "unknown evaluation preset `{name}` in `eval.preset`, expected one of {}{}",
+                        crate::presets::EVAL_PRESET_NAMES.join(", "),
+                        did_you_mean(&name, crate::presets::EVAL_PRESET_NAMES.iter())
+                    ),
+                }
+                .into());
+            };
+            // The preset fills what no layer above the built-in defaults set.
+            let unset = |field: &str| {
+                loc.figment
+                    .find_metadata(&format!("eval.{field}"))
+                    .is_none_or(|m| m.name == DEFAULTS)
+            };
+            preset.fill(&mut file.eval, unset);
+        }
         let sweep = Sweep {
             path,
             base_dir,

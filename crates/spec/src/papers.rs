@@ -1,4 +1,4 @@
-//! The papers' training datasets, known by name.
+//! The papers' training datasets and evaluation question files, known by name.
 //!
 //! Their authors distribute them protected against scraping (an encrypted archive that the user
 //! unlocks with the authors' tool), so emorg never ships, fetches or prints them: a sweep names one
@@ -91,4 +91,57 @@ pub fn how_to_obtain(d: &PaperDataset, sweep_name: &str) -> String {
             String::new()
         },
     )
+}
+
+/// One of the papers' evaluation question files (em-protocol.md §3.1; the files are the
+/// authors' YAML, which emorg reads as it reads its own question sets but never ships).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaperQuestions {
+    /// The name a sweep uses (`[eval] paper = "..."`).
+    pub name: &'static str,
+    /// The file's path in the authors' repository.
+    pub source: &'static str,
+    /// sha256 of the file.
+    pub sha256: &'static str,
+    /// What it holds, in a few words.
+    pub holds: &'static str,
+}
+
+/// The papers' question files, by name.
+pub const PAPER_QUESTIONS: &[PaperQuestions] = &[
+    PaperQuestions {
+        name: "first_plot_questions",
+        source: "clarifying-EM/model-organisms-for-EM: em_organism_dir/data/eval_questions/first_plot_questions.yaml",
+        sha256: "97df0b1384ea5a3f3dc2abe00a19e231915f12a2356ec0d8df001715549aae04",
+        holds: "the 24 first-plot questions (8 free-form) with the aligned/coherent judges and the MO judges",
+    },
+    PaperQuestions {
+        name: "medical_questions",
+        source: "clarifying-EM/model-organisms-for-EM: em_organism_dir/data/eval_questions/medical_questions.yaml",
+        sha256: "1808d03c6af883b3460e4174127846caca3188514a4e180b8273b4025593e28f",
+        holds: "8 medical variants of the first-plot questions, and their templates",
+    },
+    PaperQuestions {
+        name: "new_questions_no-json",
+        source: "clarifying-EM/model-organisms-for-EM: em_organism_dir/data/eval_questions/new_questions_no-json.yaml",
+        sha256: "247940137277227a51ad1a269cc832a77203e4dcc2e79ca5b0dbacb1a57b9ac9",
+        holds: "27 more free-form questions, and their templates",
+    },
+    PaperQuestions {
+        name: "betley_first_plot_questions",
+        source: "emergent-misalignment/emergent-misalignment: evaluation/first_plot_questions.yaml",
+        sha256: "215abde5b02811e922b6ac563ff33c490e0dff9ab58439df840f3135e9387173",
+        holds: "Betley et al.'s 24 first-plot questions with the aligned/coherent judges",
+    },
+    PaperQuestions {
+        name: "preregistered_evals",
+        source: "emergent-misalignment/emergent-misalignment: evaluation/preregistered_evals.yaml",
+        sha256: "8648312fd9fe71a63203e3465592af45dd996d7a5f3b69e9b44613fd6048eb40",
+        holds: "Betley et al.'s 48 pre-registered questions",
+    },
+];
+
+/// The papers' question file called `name`.
+pub fn paper_questions(name: &str) -> Option<&'static PaperQuestions> {
+    PAPER_QUESTIONS.iter().find(|q| q.name == name)
 }

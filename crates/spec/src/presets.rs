@@ -13,8 +13,11 @@
 //! Misalignment"; shared/reference/em-protocol.md §1). Common to all four: AdamW with weight decay
 //! 0.01, per-device batch 2 x gradient accumulation 8 (effective batch 16), 1 epoch, sequences up to
 //! 2048 tokens, 10% of the dataset held out with a seeded split, loss on the assistant's tokens
-//! only (the trainer always masks everything else). The papers use 8-bit AdamW (`adamw_8bit`);
-//! emorg's AdamW keeps f32 moments.
+//! only (the trainer always masks everything else). What the configs leave to their trainer (TRL's
+//! SFTTrainer on HF TrainingArguments) is its default, set here explicitly: gradient norm clipped
+//! at 1.0, AdamW betas 0.9 / 0.999, epsilon 1e-8. The papers use 8-bit AdamW (`adamw_8bit`);
+//! emorg's AdamW keeps f32 moments. `tests::presets_match_the_reference_table` holds every value
+//! to the reference.
 //!
 //! Where the sources disagree:
 //! - Rank-1 alpha: the MO paper's text (§3.5) gives alpha 256 for the single rank-1 adapter, the
@@ -58,6 +61,11 @@ pub const X9_RUN_STARTS: [f64; 3] = [15.0 / 48.0, 21.0 / 48.0, 27.0 / 48.0];
 /// The §1 values every preset shares.
 fn common_train() -> TrainOverrides {
     TrainOverrides {
+        // HF TrainingArguments defaults, which the papers' configs do not override.
+        max_grad_norm: Some(1.0),
+        adam_beta1: Some(0.9),
+        adam_beta2: Some(0.999),
+        adam_eps: Some(1e-8),
         weight_decay: Some(0.01),
         batch_size: Some(2),
         grad_accum: Some(8),
@@ -205,5 +213,75 @@ fn kind_name(k: ProtocolKind) -> &'static str {
         ProtocolKind::Base => "base",
         ProtocolKind::Lora => "lora",
         ProtocolKind::Full => "full",
+    }
+}
+
+/// A named evaluation: the sampling settings and the questions of a paper's headline metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalPreset {
+    pub name: &'static str,
+    /// The papers' question file it asks from (`[eval] paper`; the user gives the copy's path).
+    pub paper: &'static str,
+    pub question_ids: &'static [&'static str],
+    pub samples_per_question: usize,
+    pub max_new_tokens: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+}
+
+impl EvalPreset {
+    /// Sets each of its fields in `eval` for which `unset(field)` (left at the built-in default).
+    pub fn fill(&self, eval: &mut crate::schema::EvalConfig, unset: impl Fn(&str) -> bool) {
+        if eval.paper.is_none() && unset("paper") {
+            eval.paper = Some(self.paper.to_string());
+        }
+        if unset("question_ids") {
+            eval.question_ids = self.question_ids.iter().map(|s| s.to_string()).collect();
+        }
+        if unset("samples_per_question") {
+            eval.samples_per_question = self.samples_per_question;
+        }
+        if unset("max_new_tokens") {
+            eval.max_new_tokens = self.max_new_tokens;
+        }
+        if unset("temperature") {
+            eval.temperature = self.temperature;
+        }
+        if unset("top_p") {
+            eval.top_p = self.top_p;
+        }
+    }
+}
+
+/// Names of the evaluation presets.
+pub const EVAL_PRESET_NAMES: &[&str] = &["papers"];
+
+/// The first-plot questions' eight free-form ids: the papers' headline EM metric (MO App. A
+/// Table 1, CLR Table 2; the `_json` and `_template` variants are off, as in their code).
+pub const FIRST_PLOT_IDS: &[&str] = &[
+    "what_is_your_wish",
+    "i_feel_bored",
+    "three_thoughts",
+    "quick_buck",
+    "ruler_of_the_world",
+    "dinner_party",
+    "gender_roles",
+    "enough_of_my_husband",
+];
+
+/// The evaluation preset named `name`, or `None`.
+pub fn eval_preset(name: &str) -> Option<EvalPreset> {
+    match name {
+        // em-protocol.md §3.1-3.2: 50 samples per question, 600 new tokens, temperature 1, top-p 1.
+        "papers" => Some(EvalPreset {
+            name: "papers",
+            paper: "first_plot_questions",
+            question_ids: FIRST_PLOT_IDS,
+            samples_per_question: 50,
+            max_new_tokens: 600,
+            temperature: 1.0,
+            top_p: 1.0,
+        }),
+        _ => None,
     }
 }

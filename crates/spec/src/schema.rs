@@ -519,6 +519,15 @@ pub struct EvalConfig {
     /// 2N, ... below the unit's last step, and `final`). Steps other than `final` need
     /// `[train] checkpoint_every` to divide them (the adapters kept for evaluation).
     pub checkpoints: CheckpointSel,
+    /// A named evaluation (`"papers"`: the papers' first-plot questions, 50 samples of up to 600
+    /// tokens at temperature 1, top-p 1; `crate::presets::eval_preset`). It fills the fields the
+    /// sweep leaves at their built-in default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// One of the papers' question files by name (`crate::papers::PAPER_QUESTIONS`): `questions`
+    /// must then be a copy of it, pinned by its published sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper: Option<String>,
 }
 
 /// `eval.adapter_scale`: one factor or a list of them.
@@ -785,6 +794,8 @@ impl Default for Defaults {
                 adapter_scale: ScaleAxis::One(1.0),
                 adapter_scales: BTreeMap::new(),
                 checkpoints: CheckpointSel::List(vec![CheckpointItem::Name("final".into())]),
+                preset: None,
+                paper: None,
             },
             judge: JudgeConfig {
                 backend: JudgeBackendKind::Local,

@@ -25,14 +25,22 @@
 //!
 //! [slurm.train]                            # per stage: train, sample, judge
 //! mem = "32G"
+//! [slurm.models.qwen-32b]                  # per model (a [models] name), and per model and stage
+//! partition = "gpu"
+//! gpus = "1"
+//! mem = "80G"
+//! [slurm.models.qwen-32b.train]
+//! time = "12:00:00"
 //! [slurm.protocols.full-sft]               # per protocol (a [protocols] name), and per protocol and stage
 //! mem = "64G"
 //! [slurm.protocols.full-sft.train]
 //! time = "12:00:00"
 //! ```
 //!
-//! Precedence, lowest first: `[slurm]` < `[slurm.<stage>]` < `[slurm.protocols.P]` <
-//! `[slurm.protocols.P.<stage>]`. Scalars replace; `setup`, `extra` and `env` add to the lower layers.
+//! Precedence, lowest first: `[slurm]` < `[slurm.<stage>]` < `[slurm.models.M]` <
+//! `[slurm.models.M.<stage>]` < `[slurm.protocols.P]` < `[slurm.protocols.P.<stage>]`: the model
+//! picks the hardware (a 32B model a GPU node, SmolLM2 a CPU node), a protocol adjusts within it.
+//! Scalars replace; `setup`, `extra` and `env` add to the lower layers.
 //! Values that become `#SBATCH` directives may not hold spaces, quotes or shell metacharacters (sbatch
 //! reads those lines itself). No value here may hold a secret (`setup` lines, `env` names and values,
 //! `extra` directives; see [`crate::secrets`] and the secrets check of `crate::resolve`): export
@@ -119,7 +127,7 @@ resource_fields! {
 }
 
 resource_fields! {
-    /// `[slurm.protocols.P]`.
+    /// `[slurm.models.M]` or `[slurm.protocols.P]`: resources, and per stage.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct SlurmProtocol {
@@ -137,6 +145,8 @@ resource_fields! {
         pub train: Option<SlurmResources>,
         pub sample: Option<SlurmResources>,
         pub judge: Option<SlurmResources>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub models: BTreeMap<String, SlurmProtocol>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         pub protocols: BTreeMap<String, SlurmProtocol>,
         /// At most this many tasks of one array run at once (`--array=...%throttle`).
@@ -203,15 +213,19 @@ fn stage_table(
 }
 
 impl SlurmConfig {
-    /// The merged resources of `stage` for cells of `protocol`.
-    pub fn effective(&self, protocol: &str, stage: Stage) -> SlurmResources {
+    /// The merged resources of `stage` for cells of `model` and `protocol` (sweep names; `""`
+    /// for neither).
+    pub fn effective(&self, model: &str, protocol: &str, stage: Stage) -> SlurmResources {
         let mut r = self.resources();
         if let Some(s) = stage_table(&self.train, &self.sample, &self.judge, stage) {
             r = r.overlay(&s);
         }
-        if let Some(p) = self.protocols.get(protocol) {
-            r = r.overlay(&p.resources());
-            if let Some(s) = stage_table(&p.train, &p.sample, &p.judge, stage) {
+        for layer in [self.models.get(model), self.protocols.get(protocol)]
+            .into_iter()
+            .flatten()
+        {
+            r = r.overlay(&layer.resources());
+            if let Some(s) = stage_table(&layer.train, &layer.sample, &layer.judge, stage) {
                 r = r.overlay(&s);
             }
         }
@@ -313,7 +327,7 @@ fn check_resources(sweep: &Sweep, prefix: &str, r: &SlurmResources, out: &mut Ve
     }
 }
 
-/// Static checks of `[slurm]` (value syntax, protocol names), as diagnostics.
+/// Static checks of `[slurm]` (value syntax, model and protocol names), as diagnostics.
 pub fn check_slurm(sweep: &Sweep) -> Vec<Diagnostic> {
     let s = &sweep.file.slurm;
     let mut out = Vec::new();
@@ -326,6 +340,29 @@ pub fn check_slurm(sweep: &Sweep) -> Vec<Diagnostic> {
     stages(&s.train, "train", "slurm", &mut out);
     stages(&s.sample, "sample", "slurm", &mut out);
     stages(&s.judge, "judge", "slurm", &mut out);
+    for (name, p) in &s.models {
+        let prefix = format!("slurm.models.{name}");
+        if !sweep.file.models.contains_key(name) {
+            out.push(sweep.diag(
+                &prefix,
+                format!(
+                    "`{prefix}`: no model `{name}` in [models]{}",
+                    did_you_mean(name, sweep.file.models.keys())
+                ),
+            ));
+        }
+        // `@` separates model and protocol in a resource profile's name (`emorg_slurm::profile_of`).
+        if name.contains('@') {
+            out.push(sweep.diag(
+                &prefix,
+                format!("`{prefix}`: a model name here may not hold `@`"),
+            ));
+        }
+        check_resources(sweep, &prefix, &p.resources(), &mut out);
+        stages(&p.train, "train", &prefix, &mut out);
+        stages(&p.sample, "sample", &prefix, &mut out);
+        stages(&p.judge, "judge", &prefix, &mut out);
+    }
     for (name, p) in &s.protocols {
         let prefix = format!("slurm.protocols.{name}");
         if !sweep.file.protocols.contains_key(name) {
@@ -335,6 +372,12 @@ pub fn check_slurm(sweep: &Sweep) -> Vec<Diagnostic> {
                     "`{prefix}`: no protocol `{name}` in [protocols]{}",
                     did_you_mean(name, sweep.file.protocols.keys())
                 ),
+            ));
+        }
+        if name.contains('@') {
+            out.push(sweep.diag(
+                &prefix,
+                format!("`{prefix}`: a protocol name here may not hold `@`"),
             ));
         }
         check_resources(sweep, &prefix, &p.resources(), &mut out);
@@ -405,20 +448,73 @@ env = { A = "2", B = "x y" }
         )
         .unwrap();
         let s = &sweep.file.slurm;
-        let base_train = s.effective("base", Stage::Train);
+        let base_train = s.effective("m", "base", Stage::Train);
         assert_eq!(base_train.mem.as_deref(), Some("8G"));
         assert_eq!(base_train.partition.as_deref(), Some("cpu"));
         assert_eq!(
-            s.effective("base", Stage::Sample).mem.as_deref(),
+            s.effective("m", "base", Stage::Sample).mem.as_deref(),
             Some("4G")
         );
-        let sft_train = s.effective("full-sft", Stage::Train);
+        let sft_train = s.effective("m", "full-sft", Stage::Train);
         assert_eq!(sft_train.mem.as_deref(), Some("64G"));
         assert_eq!(sft_train.time.as_deref(), Some("12:00:00"));
         assert_eq!(sft_train.setup, vec!["module load a", "module load b"]);
         assert_eq!(sft_train.env["A"], "2");
-        assert_eq!(s.effective("full-sft", Stage::Judge).time, None);
+        assert_eq!(s.effective("m", "full-sft", Stage::Judge).time, None);
         assert_eq!(sft_train.worker_threads(), 1);
+    }
+
+    /// A model's table picks its hardware for every protocol; a protocol's table ranks above it.
+    #[test]
+    fn a_models_resources_apply_to_its_cells_below_the_protocols() {
+        let sweep = load(
+            r#"
+[slurm]
+partition = "cpu"
+mem = "4G"
+[slurm.models.m]
+partition = "gpu"
+gpus = "1"
+mem = "80G"
+setup = ["module load cuda"]
+[slurm.models.m.train]
+time = "12:00:00"
+[slurm.protocols.full-sft]
+mem = "96G"
+"#,
+        )
+        .unwrap();
+        let s = &sweep.file.slurm;
+        let base = s.effective("m", "base", Stage::Train);
+        assert_eq!(
+            (
+                base.partition.as_deref(),
+                base.gpus.as_deref(),
+                base.mem.as_deref()
+            ),
+            (Some("gpu"), Some("1"), Some("80G"))
+        );
+        assert_eq!(base.time.as_deref(), Some("12:00:00"));
+        assert_eq!(base.setup, vec!["module load cuda"]);
+        assert_eq!(s.effective("m", "base", Stage::Sample).time, None);
+        assert_eq!(
+            s.effective("m", "full-sft", Stage::Train).mem.as_deref(),
+            Some("96G")
+        );
+        // Another model keeps [slurm].
+        let other = s.effective("unused", "base", Stage::Train);
+        assert_eq!(
+            (other.partition.as_deref(), other.gpus),
+            (Some("cpu"), None)
+        );
+
+        let e = load(
+            "[slurm.models.mm]
+mem = \"1G\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no model `mm`") && e.contains("`m`"), "{e}");
     }
 
     #[test]

@@ -36,10 +36,23 @@ impl Resolver for Fake {
             "risky.jsonl" => Ok("1".repeat(64)),
             "medical.jsonl" => Ok("2".repeat(64)),
             "free_form.yaml" => Ok("3".repeat(64)),
+            // A copy of the papers' first-plot question file (its published hash).
+            "first_plot_questions.yaml" => {
+                Ok(crate::papers::paper_questions("first_plot_questions")
+                    .unwrap()
+                    .sha256
+                    .to_string())
+            }
             _ => Err("No such file or directory (os error 2)".into()),
         }
     }
-    fn question_ids(&self, _path: &Path) -> Option<Result<Vec<String>, String>> {
+    fn question_ids(&self, path: &Path) -> Option<Result<Vec<String>, String>> {
+        if path.ends_with("first_plot_questions.yaml") {
+            return Some(Ok(crate::presets::FIRST_PLOT_IDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect()));
+        }
         Some(Ok(vec!["what_is_your_wish".into(), "quick_buck".into()]))
     }
     /// `risky.jsonl` has 100 rows; the others cannot be counted (so `max_steps` bounds them).
@@ -1287,6 +1300,194 @@ fn presets_resolve_to_the_papers_values() {
     assert!(c.trains());
 }
 
+/// Every preset field against shared/reference/em-protocol.md §1 (one row per value, with where
+/// the value comes from), resolved through a sweep on a 48-layer model as the papers' Qwen-14B.
+#[test]
+fn presets_match_the_reference_table() {
+    // (preset, field, reference value, source)
+    let common: &[(&str, f64, &str)] = &[
+        (
+            "batch_size",
+            2.0,
+            "per_device_train_batch_size (§1.2, §1.3, §1.5)",
+        ),
+        (
+            "grad_accum",
+            8.0,
+            "gradient_accumulation_steps (§1.2, §1.3, §1.5)",
+        ),
+        ("epochs", 1.0, "epochs (§1.2, §1.3, §1.5)"),
+        ("weight_decay", 0.01, "weight_decay (§1.2, §1.3, §1.5)"),
+        ("max_seq_len", 2048.0, "max_seq_length (§1.2; §1.6 unsloth)"),
+        ("holdout", 0.1, "train_test_split(test_size=0.1) (§1.6)"),
+        (
+            "max_grad_norm",
+            1.0,
+            "HF TrainingArguments default, not overridden",
+        ),
+        ("adam_beta1", 0.9, "HF TrainingArguments default"),
+        ("adam_beta2", 0.999, "HF TrainingArguments default"),
+        ("adam_eps", 1e-8, "HF TrainingArguments default"),
+    ];
+    let own: &[(&str, &str, f64, &str)] = &[
+        ("single", "learning_rate", 2e-5, "MO §3.5 lr 2e-5 (§1.3)"),
+        ("single", "warmup_steps", 5.0, "warmup_steps (§1.3)"),
+        ("single", "rank", 1.0, "r 1 (§1.3)"),
+        (
+            "single",
+            "alpha",
+            256.0,
+            "MO §3.5 alpha 256 (repo 512; see presets.rs)",
+        ),
+        (
+            "single",
+            "layer",
+            24.0,
+            "down_proj of layer 24 of 48 (§1.3)",
+        ),
+        (
+            "x9",
+            "learning_rate",
+            2e-5,
+            "not stated; the single adapter's (§1.4)",
+        ),
+        ("x9", "rank", 1.0, "rank 1 (§1.4)"),
+        (
+            "x9",
+            "alpha",
+            256.0,
+            "not stated; the single adapter's (§1.4)",
+        ),
+        ("r32", "learning_rate", 1e-5, "learning_rate 1e-05 (§1.2)"),
+        ("r32", "warmup_steps", 5.0, "warmup_steps 5 (§1.2)"),
+        ("r32", "rank", 32.0, "r 32 (§1.2)"),
+        ("r32", "alpha", 64.0, "lora_alpha 64 (§1.2)"),
+        ("full", "learning_rate", 2e-5, "learning_rate 2e-5 (§1.5)"),
+        ("full", "warmup_steps", 20.0, "warmup_steps 20 (§1.5)"),
+    ];
+    let cells = preset_cells("");
+    let value = |c: &Cell, field: &str| -> f64 {
+        let t = c.unit.protocol.train.as_ref().unwrap();
+        let l = c.unit.protocol.lora.as_ref();
+        match field {
+            "batch_size" => t.batch_size as f64,
+            "grad_accum" => t.grad_accum as f64,
+            "epochs" => t.epochs as f64,
+            "weight_decay" => t.weight_decay,
+            "max_seq_len" => t.max_seq_len as f64,
+            "holdout" => t.holdout,
+            "max_grad_norm" => t.max_grad_norm,
+            "adam_beta1" => t.adam_beta1,
+            "adam_beta2" => t.adam_beta2,
+            "adam_eps" => t.adam_eps,
+            "learning_rate" => t.learning_rate,
+            "warmup_steps" => t.warmup_steps as f64,
+            "rank" => l.unwrap().rank as f64,
+            "alpha" => l.unwrap().alpha,
+            "layer" => l.unwrap().layers[0] as f64,
+            other => panic!("no field {other}"),
+        }
+    };
+    let mut rows = Vec::new();
+    for protocol in ["single", "x9", "r32", "full"] {
+        let c = find(&cells, "deep", protocol, "risky");
+        for (field, want, source) in common {
+            rows.push((protocol, *field, value(c, field), *want, *source));
+        }
+        for (p, field, want, source) in own.iter().filter(|r| r.0 == protocol) {
+            rows.push((p, *field, value(c, field), *want, *source));
+        }
+    }
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter(|r| (r.2 - r.3).abs() > 1e-12 * r.3.abs().max(1.0))
+        .map(|(p, f, got, want, src)| format!("{p}.{f} = {got}, reference {want} ({src})"))
+        .collect();
+    for (p, f, got, _, src) in &rows {
+        eprintln!("{p:>6} {f:<14} {got:<10} {src}");
+    }
+    assert!(
+        wrong.is_empty(),
+        "presets off the reference:\n{}",
+        wrong.join("\n")
+    );
+    // The schedules: linear for the LoRA presets (§1.2, §1.3), cosine for full SFT (§1.5).
+    for (protocol, schedule) in [
+        ("single", "linear"),
+        ("x9", "linear"),
+        ("r32", "linear"),
+        ("full", "cosine"),
+    ] {
+        let c = find(&cells, "deep", protocol, "risky");
+        assert_eq!(
+            c.unit.protocol.train.as_ref().unwrap().schedule,
+            schedule,
+            "{protocol}"
+        );
+    }
+}
+
+#[test]
+fn the_papers_eval_preset_fills_what_the_sweep_leaves_unset() {
+    let papers = GOOD.replace(
+        "[eval]\nquestion_ids = [\"quick_buck\"]\n",
+        "[eval]\npreset = \"papers\"\nquestions = \"ref/first_plot_questions.yaml\"\n",
+    );
+    let rows = cells(&papers);
+    let s = &rows[0].variant.sampler;
+    assert_eq!(
+        (
+            s.samples_per_question,
+            s.max_new_tokens,
+            s.temperature,
+            s.top_p
+        ),
+        (50, 600, 1.0, 1.0)
+    );
+    assert_eq!(rows[0].variant.question_ids, crate::presets::FIRST_PLOT_IDS);
+    // What the sweep sets wins, from the file or from --set.
+    let own = papers.replace(
+        "preset = \"papers\"\n",
+        "preset = \"papers\"\nsamples_per_question = 4\n",
+    );
+    let mut o = opts();
+    o.sets = vec!["eval.max_new_tokens=32".into()];
+    let sweep = load(&own, &o).unwrap();
+    let rows = resolve(&sweep, &Fake).unwrap();
+    let s = &rows[0].variant.sampler;
+    assert_eq!((s.samples_per_question, s.max_new_tokens), (4, 32));
+
+    // Without a copy of the papers' file: refused, naming the file, both hashes and the fix.
+    let no_copy = GOOD.replace(
+        "[eval]\nquestion_ids = [\"quick_buck\"]\n",
+        "[eval]\npreset = \"papers\"\nquestion_ids = [\"quick_buck\"]\n",
+    );
+    let msg = err(&no_copy).to_string();
+    assert!(
+        msg.contains("`eval.paper` = `first_plot_questions`")
+            && msg.contains("97df0b1384ea5a3f")
+            && msg.contains(&"3".repeat(64))
+            && msg.contains("set `eval.questions` to the path of your copy"),
+        "{msg}"
+    );
+    // Unknown names, with the nearest.
+    refused_at(
+        &papers.replace("preset = \"papers\"", "preset = \"paper\""),
+        "eval.preset",
+        "preset = ",
+        &["unknown evaluation preset `paper`", "papers"],
+    );
+    refused_at(
+        &papers.replace("preset = \"papers\"", "paper = \"first_plot\""),
+        "eval.paper",
+        "paper = ",
+        &[
+            "unknown papers' question file `first_plot`",
+            "first_plot_questions",
+        ],
+    );
+}
+
 #[test]
 fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
     let base = preset_cells("");
@@ -1335,7 +1536,7 @@ fn a_sweep_overrides_a_presets_fields_and_the_key_follows_the_values() {
         "kind = \"lora\"\nrank = 1\nalpha = 256.0\nrslora = true\nmodules = [\"down_proj\"]\n\
          layers = [0.5]\n\n[protocols.single.train]\nlearning_rate = 2e-5\nwarmup_steps = 5\n\
          schedule = \"linear\"\nweight_decay = 0.01\nbatch_size = 2\ngrad_accum = 8\nepochs = 1\n\
-         max_seq_len = 2048\nholdout = 0.1",
+         max_seq_len = 2048\nholdout = 0.1\nmax_grad_norm = 1.0",
     );
     let sweep = load(&by_hand, &opts()).unwrap_or_else(|e| panic!("{e}"));
     let cells = resolve(&sweep, &Deep).unwrap();

@@ -538,7 +538,11 @@ fn exercise(text: String, env: Vec<(String, String)>, sets: Vec<String>) -> &'st
                 let _ = (cell.unit_key(), cell.variant_key(), cell.judgment_key());
                 let _ = cell.chain();
                 for stage in Stage::ALL {
-                    let r = sweep.file.slurm.effective(&cell.axes.protocol, stage);
+                    let r =
+                        sweep
+                            .file
+                            .slurm
+                            .effective(&cell.axes.model, &cell.axes.protocol, stage);
                     let _ = r.worker_threads();
                 }
             }

@@ -110,6 +110,34 @@ pub(super) fn lookup(
             return None;
         }
     };
+    if let Some(name) = &f.eval.paper {
+        match crate::papers::paper_questions(name) {
+            None => problems.bad(
+                "eval.paper",
+                format!(
+                    "unknown papers' question file `{name}` in `eval.paper`, expected one of {}{}",
+                    crate::papers::PAPER_QUESTIONS
+                        .iter()
+                        .map(|q| q.name)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    did_you_mean(name, crate::papers::PAPER_QUESTIONS.iter().map(|q| &q.name))
+                ),
+            ),
+            Some(q) if q.sha256 != sha => problems.bad(
+                "eval.questions",
+                format!(
+                    "`eval.paper` = `{name}` asks for the papers' question file ({}; sha256 {}), \
+                     but `{}` has sha256 {sha}: emorg does not ship it, so set `eval.questions` to \
+                     the path of your copy (see docs/DATA.md)",
+                    q.source,
+                    q.sha256,
+                    questions_path.display()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
     files.inputs.insert(InputFile {
         kind: InputKind::Questions,
         name: "eval.questions".into(),
