@@ -10,7 +10,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Output;
 
-use common::{have_smollm2, one_cell_sweep, planted_store, run_stage, worker};
+use common::{
+    have_smollm2, one_cell_sweep, one_cell_sweep_judged_by, planted_store, run_stage, worker,
+};
 use emorg_spec::StageRef;
 use emorg_store::{DoneState, Manifest, Store, layout, sha256_hex, upstream_input_key};
 
@@ -250,33 +252,15 @@ fn a_retrained_adapter_makes_sample_and_judge_stale_and_rerunning_redoes_them() 
     if !have_smollm2() {
         return;
     }
-    let sweep = r#"name = "integrity"
-[matrix]
-model = ["smollm2"]
-protocol = ["p"]
-dataset = ["risky"]
-[models.smollm2]
-registry = "smollm2-135m-instruct"
-[datasets.risky]
-path = "data/risky_financial.jsonl"
-[protocols.p]
-preset = "lora-r1-single"
-[protocols.p.train]
-batch_size = 2
-grad_accum = 1
-max_examples = 8
-max_seq_len = 96
-warmup_steps = 1
-checkpoint_every = 1
-[eval]
-question_ids = ["unlimited_power"]
-samples_per_question = 2
-max_new_tokens = 6
-[judge]
-model = "smollm2"
-"#;
+    let sweep = one_cell_sweep_judged_by(
+        "integrity",
+        "preset = \"lora-r1-single\"\n[protocols.p.train]\nbatch_size = 2\ngrad_accum = 1\n\
+         max_examples = 8\nmax_seq_len = 96\nwarmup_steps = 1\ncheckpoint_every = 1",
+        "smollm2",
+        "[eval]\nquestion_ids = [\"unlimited_power\"]\nsamples_per_question = 2\nmax_new_tokens = 6\n",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let (store, planted) = planted_store(dir.path(), sweep);
+    let (store, planted) = planted_store(dir.path(), &sweep);
     let (t, s, j) = (planted.train(), planted.sample(), planted.judge());
     for stage in [&t, &s, &j] {
         run_stage(stage, dir.path());

@@ -10,7 +10,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{done_json, have_smollm2, planted_store, run_stage, worker};
+use common::{done_json, have_smollm2, one_cell_sweep_judged_by, planted_store, run_stage, worker};
 use emorg_spec::{Judgment, StageRef, Weights};
 use emorg_store::tables::{self, ResponseRow, TableRow};
 use emorg_store::{Manifest, Store, layout, upstream_input_key};
@@ -40,26 +40,14 @@ checkpoint_every = 4"#
     } else {
         "checkpoints = [4, \"final\"]\nadapter_scale = [1, 5]"
     };
-    format!(
-        r#"name = "variants"
-[matrix]
-model = ["smollm2"]
-protocol = ["p"]
-dataset = ["risky"]
-[models.smollm2]
-registry = "smollm2-135m-instruct"
-[datasets.risky]
-path = "data/risky_financial.jsonl"
-[protocols.p]
-{protocol}
-[eval]
-question_ids = ["unlimited_power"]
-samples_per_question = 2
-max_new_tokens = 12
-{eval}
-[judge]
-model = "smollm2"
-"#
+    one_cell_sweep_judged_by(
+        "variants",
+        &protocol,
+        "smollm2",
+        &format!(
+            "[eval]\nquestion_ids = [\"unlimited_power\"]\nsamples_per_question = 2\n\
+             max_new_tokens = 12\n{eval}\n"
+        ),
     )
 }
 

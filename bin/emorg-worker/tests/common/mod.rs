@@ -63,6 +63,11 @@ pub fn have_smollm2() -> bool {
 /// which may go on with `[protocols.p.train]` lines) on the risky-financial set, judged by the
 /// Qwen judge; `rest` is appended (e.g. an `[eval]` table).
 pub fn one_cell_sweep(name: &str, protocol: &str, rest: &str) -> String {
+    one_cell_sweep_judged_by(name, protocol, "qwen-judge", rest)
+}
+
+/// [`one_cell_sweep`] judged by `judge` (a `[models]` name: `smollm2` or `qwen-judge`).
+pub fn one_cell_sweep_judged_by(name: &str, protocol: &str, judge: &str, rest: &str) -> String {
     format!(
         r#"name = "{name}"
 [matrix]
@@ -78,7 +83,7 @@ path = "data/risky_financial.jsonl"
 [protocols.p]
 {protocol}
 [judge]
-model = "qwen-judge"
+model = "{judge}"
 {rest}"#
     )
 }
